@@ -1,0 +1,171 @@
+"""analyze(): the notebook entry point. Trace, propagate shapes, cost, roll up, report."""
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from . import capture, graph as graph_stage
+from .annotate import annotate
+from .cost import total
+from .ops import META
+from .report import Diagnostic, InputInfo, Report, Totals
+from .shapes import Interpreter
+from .specs import InputSpecError, canonical_dtype, format_shape, parse_input
+from .vocab import Code, Severity, Status
+
+InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
+
+
+class AnalysisError(RuntimeError):
+    """The model could not be analysed; the message is one line meant for the user."""
+
+
+def _meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...]]:
+    if isinstance(value, Tensor):
+        meta = torch.empty_strided(tuple(value.shape), value.stride(), dtype=value.dtype,
+                                   device=META)
+        return meta, str(value.dtype).removeprefix("torch."), tuple(value.shape)
+    if isinstance(value, str):
+        name, shape, dtype = parse_input(value)
+    elif isinstance(value, Sequence) and value and all(isinstance(d, int) for d in value):
+        shape, dtype = tuple(value), "float32"
+        if any(d <= 0 for d in shape):
+            raise InputSpecError(f"{what} shape {shape} must have positive dimensions")
+    else:
+        raise InputSpecError(
+            f"{what} must be a shape string like '1x3x224x224', a tuple of ints or a tensor, "
+            f"not {type(value).__name__}")
+    return torch.empty(shape, dtype=getattr(torch, dtype), device=META), dtype, shape
+
+
+def _split_inputs(inputs: tuple) -> list[InputLike]:
+    """analyze(m, a, b) and analyze(m, [a, b]) both give two inputs; analyze(m, (1, 3)) gives one."""
+    if len(inputs) == 1 and isinstance(inputs[0], list) and inputs[0] and not all(
+            isinstance(d, int) for d in inputs[0]):
+        return list(inputs[0])
+    return list(inputs)
+
+
+def _forward_names(model: nn.Module) -> list[str]:
+    return [p.name for p in capture.forward_parameters(model)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def infer_input(model: nn.Module, graph: fx.Graph) -> tuple[tuple[int, ...], str]:
+    """The input of a model whose first layer says it: Conv2d(C) -> 1xCx224x224, and so on."""
+    first = next((n for n in graph.nodes if n.op == "call_module"), None)
+    layer = model.get_submodule(first.target) if first is not None else None
+    how = ('pass one, e.g. costmodel.analyze(model, "1x3x224x224") or '
+           '`costmodel report SPEC --input 1x3x224x224`')
+    if isinstance(layer, nn.Conv2d):
+        return (1, layer.in_channels, 224, 224), f"its first layer is {first.target} = Conv2d({layer.in_channels}, ...)"
+    if isinstance(layer, nn.Conv3d):
+        return (1, layer.in_channels, 16, 112, 112), f"its first layer is {first.target} = Conv3d({layer.in_channels}, ...)"
+    if isinstance(layer, nn.Linear):
+        return (1, layer.in_features), f"its first layer is {first.target} = Linear({layer.in_features}, ...)"
+    found = f"its first layer is {first.target} ({type(layer).__name__})" if layer is not None else (
+        "it has no layer that fixes its input shape")
+    raise AnalysisError(f"cannot infer the input of {type(model).__name__}: {found}; {how}")
+
+
+def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike] | None = None,
+            mode: str = "eval", dtype: str | None = None) -> Report:
+    """Static cost of `model` on the given input shapes; nothing real runs and the model is untouched.
+
+    inputs: one per positional forward argument: '1x3x224x224[:dtype]', (1, 3, 224, 224), a
+        tensor (only its shape and dtype are used), or a list of these. With no input, costmodel
+        infers one from the first layer when it safely can and says so in the report.
+    kwargs: inputs passed by keyword, e.g. {"attention_mask": "1x128:int64"}.
+    mode: "eval" (inference: dropout is the identity, batch norm uses running statistics).
+    dtype: count `mac_bytes` as if every floating tensor had this dtype ("float16", ...).
+    """
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"analyze() expects an nn.Module, not {type(model).__name__}")
+    if mode != "eval":
+        raise ValueError(f"mode={mode!r} is not supported yet; use mode='eval'")
+    float_dtype = canonical_dtype(dtype) if dtype is not None else None
+    gc_was_enabled = gc.isenabled()
+    gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis
+    try:
+        with torch.no_grad():
+            return _analyze(model, _split_inputs(inputs), dict(kwargs or {}), float_dtype)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
+
+
+def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None) -> Report:
+    names = _forward_names(model)
+    if len(positional) > len(names) and not any(
+            p.kind == p.VAR_POSITIONAL for p in capture.forward_parameters(model)):
+        raise AnalysisError(f"{type(model).__name__}.forward takes {len(names)} positional "
+                            f"inputs, but {len(positional)} were given")
+    free = [n for n in names if n not in named]
+    values: dict[str, Tensor] = {}
+    infos: list[InputInfo] = []
+    for name, value in zip(free, positional):
+        values[name], dt, shape = _meta_input(value, f"input '{name}'")
+        infos.append(InputInfo(name, shape, dt))
+    for name, value in named.items():
+        values[name], dt, shape = _meta_input(value, f"input '{name}'")
+        infos.append(InputInfo(name, shape, dt))
+    diagnostics: list[Diagnostic] = []
+
+    assume = not values
+    provided = set(values) | ({free[0]} if assume and free else set())
+    fx_graph = capture.trace(model, provided)
+    if assume:
+        if not free:
+            raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
+        shape, why = infer_input(model, fx_graph)
+        values[free[0]] = torch.empty(shape, device=META)
+        infos.append(InputInfo(free[0], shape, "float32", assumed=True))
+        diagnostics.append(Diagnostic(
+            Code.INPUT_ASSUMED, Severity.WARNING,
+            f"no input given; assumed {free[0]} = {format_shape(shape)} float32 because {why}. "
+            f"Pass the real one to be sure."))
+
+    paths = graph_stage.module_paths(fx_graph)
+    interp = Interpreter(model, float_dtype=float_dtype)
+    defaults = {p.name: p.default for p in capture.forward_parameters(model)
+                if p.default is not p.empty}
+    records = interp.run(fx_graph, {**defaults, **values}, paths)
+    g = graph_stage.build(fx_graph, model, records, paths)
+    layers, found = annotate(g)
+    diagnostics += found
+
+    read = {key for rec in records.values() for call in rec.calls for key, _ in call.params}
+    all_params = {id(p): (n, p.numel()) for n, p in model.named_parameters()}
+    unused = {key: v for key, v in all_params.items() if key not in read}
+    params_unused = sum(n for _, n in unused.values())
+    if unused:
+        owners = sorted({name.rsplit(".", 1)[0] if "." in name else name
+                         for name, _ in unused.values()})
+        shown = ", ".join(owners[:5]) + (f" and {len(owners) - 5} more" if len(owners) > 5 else "")
+        diagnostics.append(Diagnostic(
+            Code.UNUSED_PARAMS, Severity.INFO,
+            f"{params_unused:,} parameters are never read by this forward pass ({shown}); "
+            f"they are in params but cost nothing here"))
+    hooked = [n for n, m in model.named_modules() if m._forward_hooks or m._forward_pre_hooks]
+    if hooked:
+        diagnostics.append(Diagnostic(
+            Code.HOOKS_SKIPPED, Severity.INFO,
+            f"forward hooks on {', '.join(hooked[:3]) or '(root)'} were not run by the analysis"))
+    if model.training:
+        diagnostics.append(Diagnostic(
+            Code.TRAINING_MODE, Severity.INFO,
+            "the model is in training mode; it was analysed as in eval mode (inference), and its "
+            "own flags were left as they were"))
+
+    sums = total(layer.cost for layer in layers)
+    unsupported = tuple(sorted({d.op for d in diagnostics
+                                if d.code in (Code.UNSUPPORTED_OP, Code.UNRECORDED_OP)}))
+    totals = Totals(sums.madds, sums.flops, sum(n for _, n in all_params.values()), sums.mac,
+                    sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
+                    params_unused, unsupported)
+    return Report(type(model).__name__, tuple(infos), "eval", tuple(layers), totals,
+                  tuple(diagnostics), "torch.fx", g)

@@ -1,0 +1,81 @@
+"""Capture: trace an nn.Module into a torch.fx graph at module granularity.
+
+torch.nn modules are leaves, so graph nodes carry the user's module names (`features.3.conv.1`);
+the user's own modules are traced through. Tracing never runs the user's hooks, and it happens in
+eval mode with every module's `training` flag restored afterwards, exactly as it was.
+"""
+from __future__ import annotations
+
+import contextlib
+import inspect
+import traceback
+from typing import Any, Iterator
+
+import torch
+from torch import fx, nn
+
+
+class CaptureError(RuntimeError):
+    """The model could not be traced. The message names the module and the line of user code."""
+
+
+class ModuleTracer(fx.Tracer):
+    """fx.Tracer that keeps torch.nn modules as leaves and calls `forward` without hooks."""
+
+    def call_module(self, m: nn.Module, forward: Any, args: tuple, kwargs: dict) -> Any:
+        return super().call_module(m, m.forward, args, kwargs)
+
+
+@contextlib.contextmanager
+def training_flags(model: nn.Module, training: bool) -> Iterator[None]:
+    """Set every module's `training` flag, then restore each one exactly (not via .train())."""
+    saved = [(m, m.training) for m in model.modules()]
+    try:
+        for m, _ in saved:
+            m.training = training
+        yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+
+
+def forward_parameters(model: nn.Module) -> list[inspect.Parameter]:
+    try:
+        return list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return []
+
+
+def _user_frame(exc: BaseException) -> str:
+    """'file.py:42 in forward: <code>' for the innermost frame outside torch and costmodel."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(frames):
+        path = frame.filename.replace("\\", "/")
+        if "/torch/" in path or "/costmodel/" in path or path.startswith("<"):
+            continue
+        return f"{frame.filename}:{frame.lineno} in {frame.name}: {(frame.line or '').strip()}"
+    return ""
+
+
+def trace(model: nn.Module, provided: set[str], training: bool = False) -> fx.Graph:
+    """Trace `model`. Forward arguments not in `provided` are fixed to their defaults."""
+    concrete = {}
+    for p in forward_parameters(model):
+        if p.name in provided or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is not p.empty:
+            concrete[p.name] = p.default
+    tracer = ModuleTracer()
+    with training_flags(model, training):
+        try:
+            return tracer.trace(model, concrete_args=concrete or None)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
+            where = next(reversed(tracer.module_stack.values()), ("", None))[0] if getattr(
+                tracer, "module_stack", None) else ""
+            module = f" in module '{where}'" if where else ""
+            line = _user_frame(exc)
+            at = f" at {line}" if line else ""
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise CaptureError(
+                f"torch.fx could not trace {type(model).__name__}{module}{at}: "
+                f"{type(exc).__name__}: {first}") from exc

@@ -1,0 +1,62 @@
+"""Plain-text report: the per-layer table, the module roll-up, totals and diagnostics."""
+from __future__ import annotations
+
+from tabulate import tabulate
+
+from ..report import Report
+from ..specs import format_shape
+from ..vocab import NodeStatus
+from .units import human, percent
+
+HEADERS = ("layer", "module", "op", "output", "MAdds", "FLOPs", "params", "MAC", "MAC bytes")
+
+
+def layer_rows(report: Report, top: int | None = None, sort: str | None = None) -> list[tuple]:
+    layers = list(report.layers)
+    if sort:
+        layers.sort(key=lambda layer: -getattr(layer, sort))
+    if top is not None:
+        layers = layers[:top]
+    rows = []
+    for layer in layers:
+        op = layer.op if layer.status is not NodeStatus.UNSUPPORTED else f"{layer.op} (unsupported)"
+        rows.append((layer.name, layer.module or "-", op,
+                     ", ".join(format_shape(s) for s in layer.outputs[:2]),
+                     human(layer.madds), human(layer.flops), human(layer.params), human(layer.mac),
+                     human(layer.mac_bytes, binary=True)))
+    return rows
+
+
+def totals_block(report: Report) -> str:
+    t = report.totals
+    lines = [
+        f"MAdds     {human(t.madds):>10}   multiply-adds of conv / linear / matmul / attention",
+        f"FLOPs     {human(t.flops):>10}   2 x MAdds + every other arithmetic op",
+        f"params    {human(t.params):>10}   distinct parameter elements"
+        + (f" ({human(t.params_unused)} never read)" if t.params_unused else ""),
+        f"MAC       {human(t.mac):>10}   memory access cost: elements read + written per op",
+        f"MAC bytes {human(t.mac_bytes, binary=True):>10}",
+        f"status    {t.status!s:>10}" + (f"   no formula for: {', '.join(t.unsupported)}"
+                                         if t.unsupported else ""),
+    ]
+    return "\n".join(lines)
+
+
+def render(report: Report, *, depth: int = 1, top: int | None = None,
+           sort: str | None = None) -> str:
+    inputs = ", ".join(f"{i.name}={format_shape(i.shape)}:{i.dtype}" + (" (assumed)" if i.assumed else "")
+                       for i in report.inputs)
+    parts = [f"{report.model}  [{inputs}]  mode={report.mode}  capture={report.capture}", ""]
+    parts.append(tabulate(layer_rows(report, top, sort), headers=HEADERS, tablefmt="simple",
+                          disable_numparse=True))
+    parts += ["", f"by module (depth {depth})"]
+    rows = [(("  " * max(r.depth - 1, 0)) + (r.key or "(model)"), r.count, human(r.madds),
+             human(r.flops), human(r.params), human(r.mac), percent(r.mac, report.totals.mac))
+            for r in report.by_module(depth)]
+    parts.append(tabulate(rows, headers=("module", "layers", "MAdds", "FLOPs", "params", "MAC",
+                                         "MAC share"), tablefmt="simple", disable_numparse=True))
+    parts += ["", totals_block(report)]
+    if report.diagnostics:
+        parts += ["", "diagnostics"]
+        parts += [f"  {d.code} {d.severity}: {d.message}" for d in report.diagnostics]
+    return "\n".join(parts)

@@ -1,0 +1,200 @@
+"""The Report: frozen records of one analysis, with roll-ups and a versioned JSON form.
+
+Pure Python: renderers, the CLI's budget check and their tests use this without importing torch.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cost import METRICS, Cost, total
+from .vocab import Category, Code, NodeStatus, Severity, Status
+
+SCHEMA_VERSION = "1.0"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    """A finding with a stable code: an unsupported op, an assumption, an unused parameter..."""
+
+    code: Code
+    severity: Severity
+    message: str
+    node: str | None = None
+    module: str | None = None
+    op: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "severity": str(self.severity), "message": self.message,
+                "node": self.node, "module": self.module, "op": self.op}
+
+
+@dataclass(frozen=True)
+class CallCost:
+    """One torch-level call inside a layer (a layer such as nn.MultiheadAttention makes several)."""
+
+    op: str
+    target: str
+    category: Category
+    cost: Cost
+    supported: bool = True
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One graph node that computes tensors, with its cost."""
+
+    name: str                                # graph node name
+    module: str                              # qualified module path; "" at the top level
+    target: str                              # "Conv2d", "torch.add", "Tensor.view", ...
+    op: str                                  # formula of the dominant call ("conv", "add", ...)
+    category: Category
+    status: NodeStatus
+    inputs: tuple[tuple[int, ...], ...]
+    outputs: tuple[tuple[int, ...], ...]
+    dtype: str
+    cost: Cost
+    calls: tuple[CallCost, ...] = ()
+    reason: str = ""                         # why an ignored layer costs nothing
+
+    madds = property(lambda self: self.cost.madds)
+    flops = property(lambda self: self.cost.flops)
+    params = property(lambda self: self.cost.params)
+    mac = property(lambda self: self.cost.mac)
+    mac_bytes = property(lambda self: self.cost.mac_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"name": self.name, "module": self.module, "target": self.target, "op": self.op,
+               "category": str(self.category), "status": str(self.status),
+               "inputs": [list(s) for s in self.inputs], "outputs": [list(s) for s in self.outputs],
+               "dtype": self.dtype, **self.cost.as_dict()}
+        if self.reason:
+            out["reason"] = self.reason
+        if len(self.calls) > 1:
+            out["calls"] = [{"op": c.op, "target": c.target, "category": str(c.category),
+                             "supported": c.supported, **c.cost.as_dict()} for c in self.calls]
+        return out
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Model totals. `status` is `partial` when some op has no formula: the totals are then lower
+    bounds and `unsupported` names what is missing. `params` counts every distinct parameter of
+    the model, including `params_unused` ones that the traced forward never reads."""
+
+    madds: int
+    flops: int
+    params: int
+    mac: int
+    mac_bytes: int
+    status: Status = Status.COMPLETE
+    params_unused: int = 0
+    unsupported: tuple[str, ...] = ()
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(self.madds, self.flops, self.params, self.mac, self.mac_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**{m: getattr(self, m) for m in METRICS}, "status": str(self.status),
+                "params_unused": self.params_unused, "unsupported": list(self.unsupported)}
+
+
+@dataclass(frozen=True)
+class InputInfo:
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    assumed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype,
+                "assumed": self.assumed}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of a roll-up: a module (by_module) or a category (by_operator)."""
+
+    key: str
+    depth: int
+    count: int
+    cost: Cost
+
+    madds = property(lambda self: self.cost.madds)
+    flops = property(lambda self: self.cost.flops)
+    params = property(lambda self: self.cost.params)
+    mac = property(lambda self: self.cost.mac)
+    mac_bytes = property(lambda self: self.cost.mac_bytes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"key": self.key, "depth": self.depth, "count": self.count, **self.cost.as_dict()}
+
+
+@dataclass(frozen=True, repr=False)
+class Report:
+    model: str
+    inputs: tuple[InputInfo, ...]
+    mode: str
+    layers: tuple[Layer, ...]
+    totals: Totals
+    diagnostics: tuple[Diagnostic, ...]
+    capture: str = "torch.fx"
+    graph: Any = field(default=None, compare=False, repr=False)   # networkx.DiGraph
+    schema_version: str = SCHEMA_VERSION
+
+    # ---- roll-ups -------------------------------------------------------------------------
+    def by_module(self, depth: int | None = None) -> list[Row]:
+        """Every module prefix down to `depth` (None: all), in graph order, with the cost of every
+        layer under it. Top-level functions (flatten, add in forward) roll up under ''."""
+        groups: dict[str, list[Cost]] = {}
+        for layer in self.layers:
+            parts = layer.module.split(".") if layer.module else []
+            limit = len(parts) if depth is None else min(depth, len(parts))
+            keys = [""] + [".".join(parts[:i]) for i in range(1, limit + 1)]
+            for key in keys:
+                groups.setdefault(key, []).append(layer.cost)
+        rows = [Row(key, key.count(".") + 1 if key else 0, len(costs), total(costs))
+                for key, costs in groups.items()]
+        order = {key: i for i, key in enumerate(groups)}
+        # tree order: a parent right before its children, children in first-use order
+        return sorted(rows, key=lambda r: _tree_key(r.key, order))
+
+    def by_operator(self) -> list[Row]:
+        """One row per op category, most MAC first."""
+        groups: dict[str, list[Cost]] = {}
+        for layer in self.layers:
+            for call in layer.calls or (CallCost(layer.op, layer.target, layer.category, layer.cost),):
+                groups.setdefault(str(call.category), []).append(call.cost)
+        rows = [Row(key, 0, len(costs), total(costs)) for key, costs in groups.items()]
+        return sorted(rows, key=lambda r: -r.cost.mac)
+
+    @property
+    def assumed_input(self) -> bool:
+        return any(i.assumed for i in self.inputs)
+
+    # ---- serialisation --------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema_version": self.schema_version, "model": self.model, "mode": self.mode,
+                "capture": self.capture, "inputs": [i.to_dict() for i in self.inputs],
+                "totals": self.totals.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
+                "diagnostics": [d.to_dict() for d in self.diagnostics]}
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        from .render.text import render
+        return render(self)
+
+    __repr__ = __str__
+
+    def _repr_html_(self) -> str:
+        from .render.html import render
+        return render(self)
+
+
+def _tree_key(key: str, order: dict[str, int]) -> tuple[int, ...]:
+    parts = key.split(".") if key else []
+    return (0,) + tuple(order[".".join(parts[:i])] for i in range(1, len(parts) + 1))

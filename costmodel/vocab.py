@@ -1,0 +1,77 @@
+"""Closed vocabularies: the words costmodel prints and serialises.
+
+They are string enums so that they compare equal to their values, serialise as plain strings in
+JSON, and cannot drift between the engine, the report and the renderers.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class StrEnum(str, Enum):
+    def __str__(self) -> str:  # print the value, not "Category.CONV"
+        return self.value
+
+
+class Category(StrEnum):
+    """What kind of work an op does; `Report.by_operator()` rolls up along this axis."""
+
+    CONV = "conv"
+    DEPTHWISE_CONV = "depthwise conv"
+    GROUP_CONV = "group conv"
+    TRANSPOSED_CONV = "transposed conv"
+    LINEAR = "linear"
+    MATMUL = "matmul"
+    ATTENTION = "attention"
+    NORM = "norm"
+    ACTIVATION = "activation"
+    ELEMENTWISE = "elementwise"
+    REDUCTION = "reduction"
+    SOFTMAX = "softmax"
+    POOL = "pool"
+    RESAMPLE = "resample"
+    EMBEDDING = "embedding"
+    DATA_MOVEMENT = "data movement"
+    CREATION = "creation"
+    DROPOUT = "dropout"
+    UNSUPPORTED = "unsupported"
+
+
+#: Categories whose arithmetic is multiply-adds (they are the only ones with MAdds > 0).
+CONTRACTION = frozenset(
+    {Category.CONV, Category.DEPTHWISE_CONV, Category.GROUP_CONV, Category.TRANSPOSED_CONV,
+     Category.LINEAR, Category.MATMUL, Category.ATTENTION}
+)
+
+
+class Status(StrEnum):
+    """Whether a total covers every op (`complete`) or is a lower bound (`partial`)."""
+
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+
+
+class NodeStatus(StrEnum):
+    """How the engine treated one graph node."""
+
+    COSTED = "costed"
+    IGNORED = "ignored"          # costs nothing, with a written reason (view, metadata, eval dropout)
+    UNSUPPORTED = "unsupported"  # has no formula: its cost is unknown and the totals are partial
+
+
+class Severity(StrEnum):
+    INFO = "info"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+class Code(StrEnum):
+    """Stable diagnostic codes. Never renumber or reuse one; add new codes at the end."""
+
+    UNSUPPORTED_OP = "CM001"     # an op with no formula; totals are partial
+    UNRECORDED_OP = "CM002"      # a node made new tensors through no visible torch op
+    INPUT_ASSUMED = "CM003"      # no input was given; costmodel assumed one
+    UNUSED_PARAMS = "CM004"      # parameters that the traced forward never reads
+    HOOKS_SKIPPED = "CM005"      # the model has forward hooks; analysis does not run them
+    DROPOUT_EVAL = "CM006"       # dropout is the identity at inference and costs nothing
+    TRAINING_MODE = "CM007"      # the model was in training mode; analysed as eval
