@@ -147,6 +147,11 @@ def _binary(b: dict) -> Tensor | None:
     return empty(a.shape, a.dtype, a)
 
 
+def _compare(b: dict) -> Tensor | None:
+    out = _binary(b)
+    return None if out is None else empty(out.shape, torch.bool)
+
+
 def _linear(b: dict) -> Tensor:
     x, w = b["input"], b["weight"]
     shape = tuple(x.shape[:-1]) + ((w.shape[0],) if w.dim() == 2 else ())
@@ -280,6 +285,7 @@ bind("group_norm", "F.group_norm", ("input", "num_groups", "weight", "bias", "ep
 bind("instance_norm", "F.instance_norm", ("input", "running_mean", "running_var", "weight", "bias",
                                           "use_input_stats", "momentum", "eps"), shape=_same)
 bind("rms_norm", "F.rms_norm", ("input", "normalized_shape", "weight", "eps"), shape=_same)
+bind("normalize", "F.normalize", ("input", "p", "dim", "eps", "out"), shape=_same)
 bind("local_response_norm", "F.local_response_norm", ("input", "size", "alpha", "beta", "k"),
      shape=_same)
 
@@ -315,15 +321,18 @@ for _name, _dunder in (("add", "add radd"), ("sub", "sub"), ("rsub", "rsub"), ("
                        ("bitwise_and", "and rand"), ("bitwise_or", "or ror"),
                        ("bitwise_xor", "xor rxor")):
     methods = " ".join(f"Tensor.__{d}__" for d in _dunder.split())
-    bind(_name, f"torch.{_name} Tensor.{_name} {methods}", BINARY, shape=_binary)
+    shape = _compare if _name in ("eq", "ne", "lt", "le", "gt", "ge") else _binary
+    bind(_name, f"torch.{_name} Tensor.{_name} {methods}", BINARY, shape=shape)
     inplace_methods = " ".join(f"Tensor.__i{d}__" for d in _dunder.split() if not d.startswith("r"))
     bind(_name, f"Tensor.{_name}_ {inplace_methods}", BINARY, shape=_first, inplace=True)
 bind("div", "torch.true_divide Tensor.true_divide torch.divide Tensor.divide", BINARY, shape=_binary)
 bind("mul", "torch.multiply Tensor.multiply", BINARY, shape=_binary)
 bind("sub", "torch.subtract Tensor.subtract", BINARY, shape=_binary)
 for _name in ("maximum", "minimum", "fmax", "fmin", "atan2", "hypot", "logaddexp", "xlogy",
-              "copysign", "fmod", "logical_and", "logical_or", "logical_xor", "heaviside"):
+              "copysign", "fmod", "heaviside"):
     bind(_name, f"torch.{_name} Tensor.{_name}", BINARY, shape=_binary)
+for _name in ("logical_and", "logical_or", "logical_xor"):
+    bind(_name, f"torch.{_name} Tensor.{_name}", BINARY, shape=_compare)
 for _name in ("neg", "abs", "reciprocal", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log",
               "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
               "asinh", "acosh", "atanh", "erf", "erfc", "erfinv", "sign", "sgn", "floor", "ceil",

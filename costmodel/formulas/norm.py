@@ -44,3 +44,9 @@ def rms_norm(call: OpCall) -> Cost:
 def local_response_norm(call: OpCall) -> Cost:
     """FLOPs = (size squares-and-adds over neighbouring channels + 3 for k + alpha*s, pow, divide)."""
     return simple_cost(call, flops=call.out.numel * (2 * call.attr("size", 5) + 3))
+
+
+@formula("normalize", category=Category.NORM)
+def normalize(call: OpCall) -> Cost:
+    """F.normalize (x / max(||x||_p, eps)): FLOPs = 3 per element (square, accumulate, divide)."""
+    return simple_cost(call, flops=3 * call.out.numel)
