@@ -1,0 +1,48 @@
+"""One entry point for every output format: table, json, csv, markdown."""
+from __future__ import annotations
+
+import csv
+import io
+
+from tabulate import tabulate
+
+from ..report import Report
+from ..specs import format_shape
+from . import text
+
+CSV_FIELDS = ("name", "module", "target", "op", "category", "status", "inputs", "outputs", "dtype",
+              "madds", "flops", "params", "mac", "mac_bytes")
+
+
+def _records(report: Report, top: int | None, sort: str | None) -> list[dict]:
+    layers = list(report.layers)
+    if sort:
+        layers.sort(key=lambda layer: -getattr(layer, sort))
+    if top is not None:
+        layers = layers[:top]
+    rows = []
+    for layer in layers:
+        row = layer.to_dict()
+        row["inputs"] = ";".join(format_shape(s) for s in layer.inputs)
+        row["outputs"] = ";".join(format_shape(s) for s in layer.outputs)
+        rows.append({k: row[k] for k in CSV_FIELDS})
+    return rows
+
+
+def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | None = None,
+           sort: str | None = None) -> str:
+    if fmt == "table":
+        return text.render(report, depth=depth, top=top, sort=sort)
+    if fmt == "json":
+        return report.to_json()
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(_records(report, top, sort))
+        return buf.getvalue()
+    if fmt == "markdown":
+        body = tabulate(text.layer_rows(report, top, sort), headers=text.HEADERS, tablefmt="github",
+                        disable_numparse=True)
+        return f"{body}\n\n```\n{text.totals_block(report)}\n```"
+    raise ValueError(f"unknown format {fmt!r}")
