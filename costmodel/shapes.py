@@ -230,6 +230,8 @@ class Interpreter:
         outputs = tuple(self.spec(t) for t in _tensors(out))
         name = callable_name(func)
         op = rule.op if rule is not None else name
+        if op == "copy" and attrs.get("is_view"):
+            op = "view"
         return Recorded(OpCall(op, tensors, outputs, attrs), name, rule is not None, tuple(params))
 
     def _param(self, t: Tensor, params: list) -> None:

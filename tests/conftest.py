@@ -1,0 +1,43 @@
+"""Shared helpers: build models without allocating their weights."""
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+
+@contextlib.contextmanager
+def params_on_meta():
+    """Create every nn.Parameter on the meta device, for builders that cannot run entirely on meta
+    (RegNet computes its widths with real tensors). Buffers stay real and small."""
+    original = nn.Module.register_parameter
+
+    def register(self, name, param):
+        if param is not None and param.device.type != "meta":
+            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+        original(self, name, param)
+
+    nn.Module.register_parameter = register
+    try:
+        yield
+    finally:
+        nn.Module.register_parameter = original
+
+
+def build_meta(fn, **kwargs) -> nn.Module:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            with torch.device("meta"):
+                return fn(**kwargs).eval()
+        except Exception:  # noqa: BLE001
+            with params_on_meta():
+                return fn(**kwargs).eval()
+
+
+@pytest.fixture
+def meta_builder():
+    return build_meta

@@ -1,0 +1,94 @@
+"""analyze() never changes the user's model: parameters, buffers, device, dtype, training flags,
+requires_grad and hooks stay exactly as they were, and no hook runs."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import costmodel
+
+
+class Tied(nn.Module):
+    """Embedding and output projection share one weight; a BN in train mode; a mix of flags."""
+
+    def __init__(self):
+        super().__init__()
+        self.embed = nn.Embedding(50, 16)
+        self.conv = nn.Conv1d(16, 16, 3, padding=1)
+        self.bn = nn.BatchNorm1d(16)
+        self.drop = nn.Dropout(0.5)
+        self.head = nn.Linear(16, 50, bias=False)
+        self.head.weight = self.embed.weight
+        self.register_buffer("scale", torch.tensor(2.0))
+
+    def forward(self, ids):
+        x = self.embed(ids).transpose(1, 2)
+        x = self.drop(torch.relu(self.bn(self.conv(x)))) * self.scale
+        return self.head(x.transpose(1, 2))
+
+
+def snapshot(model: nn.Module) -> dict:
+    return {
+        "state": {k: (v.detach().clone(), v.device, v.dtype) for k, v in model.state_dict().items()},
+        "ids": [id(p) for p in model.parameters()] + [id(b) for b in model.buffers()],
+        "grad": {n: p.requires_grad for n, p in model.named_parameters()},
+        "training": {n: m.training for n, m in model.named_modules()},
+        "hooks": {n: (dict(m._forward_hooks), dict(m._forward_pre_hooks))
+                  for n, m in model.named_modules()},
+        "dict_keys": {n: sorted(m.__dict__) for n, m in model.named_modules()},
+    }
+
+
+def assert_same(before: dict, after: dict) -> None:
+    assert before["ids"] == after["ids"]
+    assert before["grad"] == after["grad"]
+    assert before["training"] == after["training"]
+    assert before["hooks"] == after["hooks"]
+    assert before["dict_keys"] == after["dict_keys"]
+    assert before["state"].keys() == after["state"].keys()
+    for key, (value, device, dtype) in before["state"].items():
+        new_value, new_device, new_dtype = after["state"][key]
+        assert (device, dtype) == (new_device, new_dtype), key
+        assert torch.equal(value, new_value), key
+
+
+def test_model_untouched_with_tied_weights_hooks_and_mixed_modes():
+    torch.manual_seed(0)
+    model = Tied().double()
+    model.train()
+    model.head.eval()                       # mixed flags must come back exactly as they were
+    model.conv.weight.requires_grad_(False)
+    calls = []
+    model.conv.register_forward_hook(lambda *a: calls.append("conv"))
+    model.register_forward_pre_hook(lambda *a: calls.append("root"))
+    before = snapshot(model)
+
+    report = costmodel.analyze(model, "2x12:int64")
+
+    assert_same(before, snapshot(model))
+    assert calls == []                      # no user hook ran
+    assert model.bn.num_batches_tracked.item() == 0
+    # the tied weight counts once, in the totals and in the rows
+    assert report.totals.params == sum(p.numel() for p in model.parameters())
+    assert sum(layer.params for layer in report.layers) == report.totals.params
+    assert report.layers[-1].params == 0     # head reads the embedding's weight again
+    assert {d.code for d in report.diagnostics} >= {"CM005", "CM007"}
+
+
+def test_torchvision_model_untouched():
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.resnet18()
+    model.layer2.train(False)
+    before = snapshot(model)
+    costmodel.analyze(model, "1x3x64x64")
+    assert_same(before, snapshot(model))
+
+
+def test_meta_model_is_analysable_and_untouched():
+    torchvision = pytest.importorskip("torchvision")
+    with torch.device("meta"):
+        model = torchvision.models.mobilenet_v2()
+    report = costmodel.analyze(model.eval(), "1x3x224x224")
+    assert report.totals.params == 3504872
+    assert all(p.device.type == "meta" for p in model.parameters())
