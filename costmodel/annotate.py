@@ -30,15 +30,20 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
         calls: list[CallCost] = []
         unsupported: list[str] = []
         for rec in data["calls"]:
+            failed = None
             if rec.supported and rec.call.op in FORMULAS:
-                cost, category = cost_of(rec.call)
+                try:
+                    cost, category = cost_of(rec.call)
+                except Exception as exc:  # noqa: BLE001 - a formula bug must not hide the rest
+                    failed = f"{rec.name} (formula error: {type(exc).__name__}: {exc})"
+            if failed is None and rec.supported and rec.call.op in FORMULAS:
                 repeated = sum(n for key, n in rec.params if key in seen_params)
                 if repeated:
                     cost = cost.replace(params=cost.params - repeated)
                 seen_params.update(key for key, _ in rec.params)
                 calls.append(CallCost(rec.call.op, rec.name, category, cost))
             else:
-                unsupported.append(rec.name)
+                unsupported.append(failed or rec.name)
                 calls.append(CallCost(rec.name, rec.name, Category.UNSUPPORTED, ZERO, False))
         if data["unrecorded"]:
             unsupported.append(data["target"])

@@ -88,6 +88,8 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     if mode != "eval":
         raise ValueError(f"mode={mode!r} is not supported yet; use mode='eval'")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
+    if capture.ModuleTracer().is_leaf_module(model, ""):
+        model = capture.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
     gc_was_enabled = gc.isenabled()
     gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis
     try:
@@ -167,5 +169,6 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
     totals = Totals(sums.madds, sums.flops, sum(n for _, n in all_params.values()), sums.mac,
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
-    return Report(type(model).__name__, tuple(infos), "eval", tuple(layers), totals,
+    name = type(model.root).__name__ if isinstance(model, capture.Root) else type(model).__name__
+    return Report(name, tuple(infos), "eval", tuple(layers), totals,
                   tuple(diagnostics), "torch.fx", g)

@@ -66,6 +66,31 @@ class ModuleTracer(fx.Tracer):
         return super().call_module(m, m.forward, args, kwargs)
 
 
+class Root(nn.Module):
+    """Holds a bare torch.nn layer (MultiheadAttention, LSTM, ...) analysed on its own, so that it
+    is traced as one leaf like everywhere else instead of through its internal control flow.
+    `wrap` gives it a forward with the layer's own signature, which fx needs to make inputs."""
+
+    def __init__(self, root: nn.Module) -> None:
+        super().__init__()
+        self.root = root
+
+    @staticmethod
+    def wrap(root: nn.Module) -> "Root":
+        params = [p for p in forward_parameters(root)
+                  if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        signature, call = [], []
+        for p in params:
+            signature.append(f"{p.name}=_defaults[{p.name!r}]" if p.name in defaults else p.name)
+            call.append(p.name if p.kind is p.POSITIONAL_ONLY else f"{p.name}={p.name}")
+        namespace: dict[str, Any] = {"_defaults": defaults}
+        exec(f"def forward(self, {', '.join(signature)}):\n"  # noqa: S102 - names come from inspect
+             f"    return self.root({', '.join(call)})\n", namespace)
+        cls = type(f"Root_{type(root).__name__}", (Root,), {"forward": namespace["forward"]})
+        return cls(root)
+
+
 @contextlib.contextmanager
 def training_flags(model: nn.Module, training: bool) -> Iterator[None]:
     """Set every module's `training` flag, then restore each one exactly (not via .train())."""

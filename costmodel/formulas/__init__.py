@@ -71,10 +71,11 @@ def formula(*names: str, category: Category | Categorize) -> Callable[[Formula],
         lambda call, _c=category: _c)
 
     def register(fn: Formula) -> Formula:
-        for name in names:
+        for name in names:  # check every name first: a refused registration registers nothing
             if name in FORMULAS:
                 raise KeyError(f"formula {name!r} registered twice "
                                f"({FORMULAS[name].formula.__qualname__} and {fn.__qualname__})")
+        for name in names:
             FORMULAS[name] = Entry(name, fn, categorize)
         return fn
 

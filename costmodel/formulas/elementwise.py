@@ -76,4 +76,6 @@ def dropout(call: OpCall) -> Cost:
     if not call.attr("training", False) or call.attr("p", 0.5) == 0:
         return Cost()
     mac, mac_bytes = io_mac(call)
-    return Cost(0, call.out.numel, params_of(*call.inputs()), mac + call.out.numel, mac_bytes)
+    mask = call.out.numel                  # the mask is written, at the activation's dtype
+    return Cost(0, call.out.numel, params_of(*call.inputs()), mac + mask,
+                mac_bytes + mask * call.out.itemsize)

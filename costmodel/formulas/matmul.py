@@ -107,7 +107,8 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
 
     For each pair, a dim that is in only one operand and nowhere later is summed out first
     (1 FLOP per element of that operand); the pair then costs the product of the sizes of every
-    remaining dim in either operand (a batched matmul).
+    remaining dim in either operand (a batched matmul). A pair that sums nothing (a Hadamard or
+    outer product) is multiplies without adds: FLOPs, not MAdds.
     """
     indices, out = _subscripts(equation, operands)
     sizes: dict[str, int] = {}
@@ -130,8 +131,11 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
         if len(keep_b) < len(set(nxt)):
             other += operands[pos].numel
         union = list(dict.fromkeys(keep_a + keep_b))
-        madds += math.prod(sizes[i] for i in union)
         current = [i for i in union if i in rest]
+        if len(current) < len(union):      # something is summed: a contraction
+            madds += math.prod(sizes[i] for i in union)
+        else:                              # nothing summed (Hadamard, outer): multiplies only
+            other += math.prod(sizes[i] for i in union)
         current_numel = math.prod(sizes[i] for i in current)
     return madds, other
 
@@ -147,6 +151,18 @@ def einsum(call: OpCall) -> Cost:
 
 # ---- attention ------------------------------------------------------------------------------
 
+def _attention_batch(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...]) -> tuple[int, ...]:
+    """Broadcast batch/head dims; where k and v have fewer heads than q (grouped-query attention,
+    enable_gqa=True), each query head still attends, so the query's head count is the one used."""
+    ndim = max(len(q), len(k), len(v))
+    out = []
+    for i in range(-ndim, 0):
+        sizes = [s[i] for s in (q, k, v) if len(s) >= -i]
+        big = {n for n in sizes if n != 1}
+        out.append(q[i] if len(big) > 1 and len(q) >= -i else (big.pop() if big else 1))
+    return tuple(out)
+
+
 def attention_cost(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...],
                    masked: bool) -> tuple[int, int]:
     """(MAdds, FLOPs) of softmax(q k^T * scale + mask) v for q (.., L, E), k (.., S, E), v (.., S, Ev).
@@ -158,7 +174,7 @@ def attention_cost(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...],
     """
     *batch, length, e = q
     s, ev = k[-2], v[-1]
-    scores = math.prod(broadcast(tuple(batch), k[:-2], v[:-2])) * length * s
+    scores = math.prod(_attention_batch(tuple(batch), k[:-2], v[:-2])) * length * s
     madds = scores * e + scores * ev
     return madds, 2 * madds + scores * (1 + int(masked) + SOFTMAX_FLOPS)
 
@@ -206,5 +222,6 @@ def multi_head_attention(call: OpCall) -> Cost:
         act = (lq * e + lq * e) + (lk * k.shape[-1] + lk * e) + (lk * v.shape[-1] + lk * e)
     act += (lq * e + 2 * lk * e) + lq * e                   # attention: read q, k, v; write context
     act += lq * e + lq * e                                  # output projection: read, write
+    act += sum(o.numel for o in call.outputs[1:])           # attention weights, when returned
     mac = act + weight_reads
     return Cost(madds, flops, params_of(*weights), mac, act * isz + weight_bytes)
