@@ -21,22 +21,21 @@ import costmodel
 MODELS = ("resnet50", "mobilenet_v2", "shufflenet_v2_x1_0", "vit_b_16", "densenet121")
 
 
-def best(fn, repeat: int) -> float:
+def timings(fn, repeat: int) -> list[float]:
     times = []
     for _ in range(repeat):
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
-    return min(times)
+    return times
+
+
+def best(fn, repeat: int) -> float:
+    return min(timings(fn, repeat))
 
 
 def median(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(timings(fn, repeat))
 
 
 def main() -> None:

@@ -14,6 +14,17 @@ from .vocab import Category, Code, NodeStatus, Severity, Status
 SCHEMA_VERSION = "1.0"
 
 
+class _CostFields:
+    """`.madds`, `.flops`, `.params`, `.mac`, `.mac_bytes` read from `.cost`."""
+
+    cost: Cost
+    madds = property(lambda self: self.cost.madds)
+    flops = property(lambda self: self.cost.flops)
+    params = property(lambda self: self.cost.params)
+    mac = property(lambda self: self.cost.mac)
+    mac_bytes = property(lambda self: self.cost.mac_bytes)
+
+
 @dataclass(frozen=True)
 class Diagnostic:
     """A finding with a stable code: an unsupported op, an assumption, an unused parameter..."""
@@ -42,7 +53,7 @@ class CallCost:
 
 
 @dataclass(frozen=True)
-class Layer:
+class Layer(_CostFields):
     """One graph node that computes tensors, with its cost."""
 
     name: str                                # graph node name
@@ -57,12 +68,6 @@ class Layer:
     cost: Cost
     calls: tuple[CallCost, ...] = ()
     reason: str = ""                         # why an ignored layer costs nothing
-
-    madds = property(lambda self: self.cost.madds)
-    flops = property(lambda self: self.cost.flops)
-    params = property(lambda self: self.cost.params)
-    mac = property(lambda self: self.cost.mac)
-    mac_bytes = property(lambda self: self.cost.mac_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "module": self.module, "target": self.target, "op": self.op,
@@ -114,19 +119,13 @@ class InputInfo:
 
 
 @dataclass(frozen=True)
-class Row:
+class Row(_CostFields):
     """One row of a roll-up: a module (by_module) or a category (by_operator)."""
 
     key: str
     depth: int
     count: int
     cost: Cost
-
-    madds = property(lambda self: self.cost.madds)
-    flops = property(lambda self: self.cost.flops)
-    params = property(lambda self: self.cost.params)
-    mac = property(lambda self: self.cost.mac)
-    mac_bytes = property(lambda self: self.cost.mac_bytes)
 
     def to_dict(self) -> dict[str, Any]:
         return {"key": self.key, "depth": self.depth, "count": self.count, **self.cost.as_dict()}

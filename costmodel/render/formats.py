@@ -15,13 +15,8 @@ CSV_FIELDS = ("name", "module", "target", "op", "category", "status", "inputs", 
 
 
 def _records(report: Report, top: int | None, sort: str | None) -> list[dict]:
-    layers = list(report.layers)
-    if sort:
-        layers.sort(key=lambda layer: -getattr(layer, sort))
-    if top is not None:
-        layers = layers[:top]
     rows = []
-    for layer in layers:
+    for layer in text.select_layers(report, top, sort):
         row = layer.to_dict()
         row["inputs"] = ";".join(format_shape(s) for s in layer.inputs)
         row["outputs"] = ";".join(format_shape(s) for s in layer.outputs)

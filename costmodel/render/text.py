@@ -11,14 +11,17 @@ from .units import human, percent
 HEADERS = ("layer", "module", "op", "output", "MAdds", "FLOPs", "params", "MAC", "MAC bytes")
 
 
-def layer_rows(report: Report, top: int | None = None, sort: str | None = None) -> list[tuple]:
+def select_layers(report: Report, top: int | None = None, sort: str | None = None) -> list:
+    """The layers to show: sorted by `sort` (largest first, stable), then the first `top`."""
     layers = list(report.layers)
     if sort:
         layers.sort(key=lambda layer: -getattr(layer, sort))
-    if top is not None:
-        layers = layers[:top]
+    return layers if top is None else layers[:top]
+
+
+def layer_rows(report: Report, top: int | None = None, sort: str | None = None) -> list[tuple]:
     rows = []
-    for layer in layers:
+    for layer in select_layers(report, top, sort):
         op = layer.op if layer.status is not NodeStatus.UNSUPPORTED else f"{layer.op} (unsupported)"
         rows.append((layer.name, layer.module or "-", op,
                      ", ".join(format_shape(s) for s in layer.outputs[:2]),
