@@ -31,6 +31,7 @@ class Rule:
     extra: Callable[[dict, Any], dict] | None = None  # bound args, output -> extra attributes
     inplace: bool = False
     create: bool = False                      # a factory: its tensors must be made on meta
+    result: Callable[[dict, Any], Any] | None = None  # what to record as the output, if not `out`
 
     def bind(self, args: tuple, kwargs: dict) -> dict:
         params = self.params
@@ -93,7 +94,7 @@ def lookup(func: Callable) -> Rule | None:
     if rule is None:
         return None
     if inplace and not rule.inplace:
-        rule = Rule(rule.op, rule.params, _first, rule.extra, True, rule.create)
+        rule = Rule(rule.op, rule.params, _first, rule.extra, True, rule.create, rule.result)
     return rule
 
 
@@ -426,3 +427,7 @@ bind("create", "torch.zeros torch.ones torch.full torch.empty torch.arange torch
 bind("create", "torch.zeros_like torch.ones_like torch.full_like torch.empty_like "
      "torch.rand_like torch.randn_like torch.randint_like Tensor.new_zeros Tensor.new_ones "
      "Tensor.new_full Tensor.new_empty Tensor.new_tensor", ("like", "*args"))
+
+# x[index] = value writes into a region of x and returns None: record the region as the output.
+bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
+     result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False})

@@ -95,8 +95,9 @@ class _Recorder(TorchFunctionMode):
         out = rule.shape(bound) if rule.shape is not None else None
         if out is None:
             out = func(*args, **kwargs)
-        if _has_tensor(out):
-            self.calls.append(self.interp.record(rule, func, bound, out))
+        recorded = out if rule.result is None else rule.result(bound, out)
+        if _has_tensor(recorded):
+            self.calls.append(self.interp.record(rule, func, bound, recorded))
         return out
 
 

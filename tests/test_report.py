@@ -131,3 +131,36 @@ def test_mac_bytes_follow_dtype():
 def test_not_a_module():
     with pytest.raises(TypeError):
         costmodel.analyze(lambda x: x, "1x3")
+
+
+def write_region(x, v):
+    x = x.clone()
+    x[:, :2] = v            # torch.fx cannot trace this; wrapped, it runs during the meta pass
+    return x
+
+
+torch.fx.wrap("write_region")
+
+
+def test_setitem_is_a_copy_into_the_region():
+    class Write(nn.Module):
+        def forward(self, x, v):
+            return write_region(x, v)
+
+    report = costmodel.analyze(Write(), "4x8", "4x2")
+    (layer,) = report.layers
+    assert report.totals.status == "complete"
+    clone, setitem = layer.calls
+    assert setitem.target == "Tensor.__setitem__"
+    assert setitem.cost.mac == 4 * 2 + 4 * 2                  # read v, write the 4x2 region
+    assert clone.cost.mac == 4 * 8 + 4 * 8
+
+
+def test_untraceable_setitem_names_the_line():
+    class Write(nn.Module):
+        def forward(self, x, v):
+            x[:, :2] = v
+            return x
+
+    with pytest.raises(RuntimeError, match=r"test_report.py:\d+ in forward: x\[:, :2\] = v"):
+        costmodel.analyze(Write(), "4x8", "4x2")

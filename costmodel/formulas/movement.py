@@ -4,7 +4,8 @@ The rule (README, "Data movement"): an op whose output is a view of its input (v
 contiguous tensor, flatten, permute, transpose, expand, split, chunk, basic indexing) moves
 nothing and costs nothing. An op that writes a new tensor (cat, stack, contiguous or reshape after
 a permute, channel shuffle, pad, repeat, gather) reads what it copies, at most what it writes, and
-writes its output. Index tensors are read in full.
+writes its output. Index tensors are read in full. `x[i] = v` writes the region x[i] and reads v
+(the destination is not read).
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ INDEX_ARGS = ("index", "indices", "mask")
 
 def copy_mac(call: OpCall) -> tuple[int, int]:
     """(elements, bytes) of a copy: min(data read, written) read + index tensors read + written."""
-    data = [s for name, v in call.tensors.items() if name not in INDEX_ARGS
+    data = [s for name, v in call.tensors.items() if name not in INDEX_ARGS + ("dest",)
             for s in (v if isinstance(v, tuple) else (v,)) if s is not None]
     index = [s for name in INDEX_ARGS if (s := call.t(name)) is not None]
     writes = sum(o.numel for o in call.outputs)
