@@ -23,27 +23,27 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
     layers: list[Layer] = []
     diagnostics: list[Diagnostic] = []
     seen_params: set[int] = set()
-    for name, data in sorted(g.nodes(data=True), key=lambda item: item[1]["order"]):
+    for name, data in g.nodes(data=True):   # insertion order is graph (execution) order
         if data["kind"] not in _COMPUTE:
             data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED, reason=data["kind"])
             continue
         calls: list[CallCost] = []
         unsupported: list[str] = []
         for rec in data["calls"]:
-            failed = None
-            if rec.supported and rec.call.op in FORMULAS:
+            failed = None if rec.supported and rec.call.op in FORMULAS else rec.name
+            if failed is None:
                 try:
                     cost, category = cost_of(rec.call)
                 except Exception as exc:  # noqa: BLE001 - a formula bug must not hide the rest
                     failed = f"{rec.name} (formula error: {type(exc).__name__}: {exc})"
-            if failed is None and rec.supported and rec.call.op in FORMULAS:
+            if failed is None:
                 repeated = sum(n for key, n in rec.params if key in seen_params)
                 if repeated:
                     cost = cost.replace(params=cost.params - repeated)
                 seen_params.update(key for key, _ in rec.params)
                 calls.append(CallCost(rec.call.op, rec.name, category, cost))
             else:
-                unsupported.append(failed or rec.name)
+                unsupported.append(failed)
                 calls.append(CallCost(rec.name, rec.name, Category.UNSUPPORTED, ZERO, False))
         if data["unrecorded"]:
             unsupported.append(data["target"])

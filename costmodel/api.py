@@ -11,6 +11,7 @@ from torch import Tensor, fx, nn
 from . import capture, graph as graph_stage
 from .annotate import annotate
 from .cost import total
+from .errors import CostmodelError
 from .ops import META
 from .report import Diagnostic, InputInfo, Report, Totals
 from .shapes import Interpreter
@@ -20,7 +21,7 @@ from .vocab import Code, Severity, Status
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
 
 
-class AnalysisError(RuntimeError):
+class AnalysisError(CostmodelError, RuntimeError):
     """The model could not be analysed; the message is one line meant for the user."""
 
 

@@ -17,23 +17,23 @@ from typing import Any, Iterator
 import torch
 from torch import fx, nn
 
+from .errors import CostmodelError
 
-class CaptureError(RuntimeError):
+
+class CaptureError(CostmodelError, RuntimeError):
     """The model could not be traced. The message names the module and the line of user code."""
 
 
-_UNPACK: dict[Any, dict[int, int]] = {}   # code object -> {instruction offset: unpack count}
+_UNPACK: dict[Any, tuple[list[int], list[tuple[str, Any]]]] = {}  # code -> offsets, (op, arg)
 
 
-def _unpack_counts(code: Any) -> dict[int, int]:
-    counts = _UNPACK.get(code)
-    if counts is None:
-        counts = _UNPACK[code] = {}
+def _instructions(code: Any) -> tuple[list[int], list[tuple[str, Any]]]:
+    cached = _UNPACK.get(code)
+    if cached is None:
         instructions = list(dis.get_instructions(code))
-        offsets = [inst.offset for inst in instructions]
-        counts["offsets"] = offsets  # type: ignore[assignment]
-        counts["ops"] = [(i.opname, i.argval) for i in instructions]  # type: ignore[assignment]
-    return counts
+        cached = _UNPACK[code] = ([i.offset for i in instructions],
+                                  [(i.opname, i.argval) for i in instructions])
+    return cached
 
 
 class _Proxy(fx.Proxy):
@@ -45,12 +45,12 @@ class _Proxy(fx.Proxy):
 
     def __iter__(self):
         frame = inspect.currentframe().f_back
-        info = _unpack_counts(frame.f_code)
+        offsets, ops = _instructions(frame.f_code)
         if sys.version_info >= (3, 11):
-            index = bisect_left(info["offsets"], frame.f_lasti)
+            index = bisect_left(offsets, frame.f_lasti)
         else:  # pragma: no cover
             index = frame.f_lasti // 2
-        opname, argval = info["ops"][index]
+        opname, argval = ops[index]
         if opname == "UNPACK_SEQUENCE":
             return (self[i] for i in range(argval))
         return self.tracer.iter(self)

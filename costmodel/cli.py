@@ -10,6 +10,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from .errors import CostmodelError
 
 EXAMPLES = """examples:
   costmodel report examples/shufflenet_v2.py --input 1x3x224x224
@@ -22,8 +23,8 @@ FORMATS = ("table", "json", "csv", "markdown")
 SORT_KEYS = ("madds", "flops", "params", "mac", "mac_bytes")
 
 
-class UsageError(ValueError):
-    pass
+class UsageError(CostmodelError, ValueError):
+    """A bad combination of options."""
 
 
 def _parse_arg(text: str) -> tuple[str, object]:
@@ -110,12 +111,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("costmodel: interrupted", file=sys.stderr)
         return 130
-    except Exception as exc:  # noqa: BLE001 - every user-caused failure is one line, exit 2
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        known = ("SpecError", "InputSpecError", "UsageError", "AnalysisError", "CaptureError",
-                 "ShapeError")
-        prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
-        print(f"costmodel: error: {prefix}{message}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - every failure is one line and exit 2, no traceback
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if not isinstance(exc, CostmodelError):  # unexpected: say what kind of error it was
+            message = f"{type(exc).__name__}: {message}".rstrip(": ")
+        print(f"costmodel: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -8,8 +8,10 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import CostmodelError
 
-class SpecError(ValueError):
+
+class SpecError(CostmodelError, ValueError):
     """A SPEC that cannot be loaded; the message is one line meant for the user."""
 
 
@@ -44,7 +46,7 @@ def _import_file(path: str) -> Any:
 
 def resolve(spec: str) -> tuple[Any, str, Any]:
     """(module, callable name, callable) for a SPEC."""
-    target, sep, attr = spec.rpartition(":") if ":" in spec.replace(":\\", "") else (spec, "", "")
+    target, sep, attr = spec.rpartition(":")
     if not sep:
         target, attr = spec, "build"
     if not target:
@@ -86,8 +88,6 @@ def load(spec: str, kwargs: dict[str, Any] | None = None, *, meta: bool = True) 
     if model is None:
         try:
             model = fn(**kwargs)
-        except TypeError as exc:
-            raise SpecError(f"calling {spec} raised TypeError: {exc}") from exc
         except Exception as exc:  # noqa: BLE001
             raise SpecError(f"calling {spec} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(model, nn.Module):

@@ -51,7 +51,7 @@ RULES_BY_NAME: dict[str, Rule] = {}
 NAMES: dict[Callable, str] = {}   # the name costmodel prints for each callable, e.g. "F.conv2d"
 
 
-def _targets(names: str) -> list[tuple[str, Callable]]:
+def _targets(names: str) -> list[tuple[str, str, Callable]]:
     """'torch.add F.relu Tensor.add' -> the callables that exist in this torch version."""
     found = []
     for dotted in names.split():
@@ -73,23 +73,31 @@ def bind(op: str, names: str, params: tuple[str, ...], **options: Any) -> None:
         RULES[fn] = rule
         NAMES.setdefault(fn, dotted)
         RULES_BY_NAME.setdefault(attr.strip("_"), rule)
-        if isinstance(fn, property) or hasattr(fn, "__get__") and attr in ("T", "mT", "H", "mH"):
-            getter = getattr(getattr(Tensor, attr), "__get__", None)
-            if getter is not None:
-                RULES[getter] = rule
-                NAMES.setdefault(getter, dotted)
+        if attr in ("T", "mT"):  # properties reach __torch_function__ as their __get__
+            RULES[fn.__get__] = rule
+            NAMES.setdefault(fn.__get__, dotted)
+
+
+_LOOKUPS: dict[Callable, Rule | None] = {}
 
 
 def lookup(func: Callable) -> Rule | None:
-    """The rule for `func`; unknown in-place and reflected variants fall back to their base op."""
-    rule = RULES.get(func)
-    if rule is not None:
+    """The rule for `func`, cached (this runs for every torch call the analysed model makes)."""
+    try:
+        return _LOOKUPS[func]
+    except KeyError:
+        rule = _LOOKUPS[func] = RULES.get(func) or _by_name(func)
         return rule
+    except TypeError:  # an unhashable callable
+        return _by_name(func)
+
+
+def _by_name(func: Callable) -> Rule | None:
+    """Unbound in-place (`sigmoid_`) and reflected (`__rmul__`) variants of a known op."""
     name = getattr(func, "__name__", "")
-    inplace = name.endswith("_") and not name.endswith("__") or name.startswith("__i")
-    base = name.strip("_")
-    if name.startswith(("__i", "__r")) and name.endswith("__"):
-        base = name[3:-2]
+    dunder = name.startswith("__") and name.endswith("__")
+    inplace = dunder and name.startswith("__i") or not dunder and name.endswith("_")
+    base = name[3:-2] if dunder and name.startswith(("__i", "__r")) else name.strip("_")
     rule = RULES_BY_NAME.get(base)
     if rule is None:
         return None

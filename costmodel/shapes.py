@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, fx, nn
 from torch.overrides import TorchFunctionMode
 
+from .errors import CostmodelError
 from .formulas import OpCall
 from .ops import META, NAMES, Rule, lookup
 from .specs import ITEMSIZE, TensorSpec
@@ -27,7 +28,7 @@ _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_back
                "_forward_pre_hooks_with_kwargs")
 
 
-class ShapeError(RuntimeError):
+class ShapeError(CostmodelError, RuntimeError):
     """Shape propagation failed; the message names the graph node, its module and input shapes."""
 
 

@@ -5,6 +5,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from .errors import CostmodelError
+
 #: bytes per element, by the short dtype name costmodel prints.
 ITEMSIZE = {
     "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
@@ -16,7 +18,7 @@ _ALIASES = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "f
             "bf16": "bfloat16", "double": "float64", "long": "int64", "int": "int32"}
 
 
-class InputSpecError(ValueError):
+class InputSpecError(CostmodelError, ValueError):
     """A malformed input-shape string; the message is one line meant for the user."""
 
 
@@ -51,9 +53,6 @@ class TensorSpec:
     @property
     def is_param(self) -> bool:
         return self.role == "param"
-
-    def short(self) -> str:
-        return "x".join(map(str, self.shape)) or "scalar"
 
 
 def spec(*shape: int, dtype: str = "float32", role: str = "activation") -> TensorSpec:

@@ -18,9 +18,6 @@ from ..cost import Cost
 from ..specs import TensorSpec
 from ..vocab import Category
 
-TensorArg = "TensorSpec | tuple[TensorSpec, ...] | None"
-
-
 @dataclass(frozen=True)
 class OpCall:
     """One call of an op: its tensors by argument name, its outputs, and its other arguments."""
@@ -67,8 +64,7 @@ FORMULAS: dict[str, Entry] = {}
 
 def formula(*names: str, category: Category | Categorize) -> Callable[[Formula], Formula]:
     """Register `fn` as the formula of each op in `names`. Duplicate names are a bug: refuse them."""
-    categorize = category if callable(category) and not isinstance(category, Category) else (
-        lambda call, _c=category: _c)
+    categorize = category if callable(category) else (lambda call, _c=category: _c)
 
     def register(fn: Formula) -> Formula:
         for name in names:  # check every name first: a refused registration registers nothing

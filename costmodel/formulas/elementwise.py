@@ -42,7 +42,7 @@ REDUCTIONS = ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "ar
 
 def _per_element(k: int):
     def per_element(call: OpCall) -> Cost:
-        return simple_cost(call, flops=k * sum(o.numel for o in call.outputs[:1]))
+        return simple_cost(call, flops=k * call.out.numel)
     per_element.__doc__ = f"FLOPs = {k} per output element; MAC = inputs read + output written."
     return per_element
 

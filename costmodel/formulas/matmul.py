@@ -202,14 +202,14 @@ def multi_head_attention(call: OpCall) -> Cost:
     lq, lk = q.numel // e, k.numel // k.shape[-1]          # L*N and S*N
     n = q.shape[1] if q.ndim == 3 else 1
     heads = call.attr("num_heads", 1)
-    has_bias = call.t("in_proj_bias") is not None or call.t("q_proj_bias") is not None
+    has_bias = call.t("in_proj_bias") is not None
     proj = lq * e * e + lk * k.shape[-1] * e + lk * v.shape[-1] * e
     attn_madds, attn_flops = attention_cost(
         (n, heads, lq // n, e // heads), (n, heads, lk // n, e // heads),
         (n, heads, lk // n, e // heads), call.t("attn_mask") is not None or bool(call.attr("is_causal")))
     out_proj = lq * e * e
     madds = proj + attn_madds + out_proj
-    bias_flops = (lq * e + 2 * lk * e if has_bias else 0) + (lq * e if call.t("out_proj_bias") else 0)
+    bias_flops = (lq * e + 2 * lk * e if has_bias else 0) + (lq * e if call.t("out_proj_bias") is not None else 0)
     flops = 2 * (proj + out_proj) + attn_flops + bias_flops
 
     weights = [s for s in call.inputs() if s.role != "activation"]
