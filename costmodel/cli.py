@@ -1,13 +1,15 @@
-"""The command line: `costmodel report SPEC --input 1x3x224x224`.
+"""The command line: `costmodel report`, `costmodel check` (the budget gate) and `costmodel diff`.
 
-Every failure the user can cause ends in one line on stderr and exit status 2, never a traceback.
+Every failure the user can cause ends in one line on stderr and exit status 2, never a traceback
+(`--verbose` adds it). `check` exits 1, not 2, when a model is over its budget.
 """
 from __future__ import annotations
 
 import argparse
-import ast
+import os
 import sys
-from typing import Sequence
+import traceback
+from typing import NoReturn, Sequence
 
 from . import __version__
 from .errors import CostmodelError
@@ -17,6 +19,10 @@ EXAMPLES = """examples:
   costmodel report examples/mobilenet_v1.py:build --arg width_mult=0.5 --depth 2
   costmodel report torchvision.models:resnet50 --input 1x3x224x224 --format json -o r.json
   costmodel report model.py:build --input input_ids=1x128:int64 --input attention_mask=1x128:int64
+  costmodel check examples/shufflenet_v2.py --max-mac 160M --max-params 2.5M
+  costmodel check                      # every model in [tool.costmodel] / setup.cfg [costmodel]
+  costmodel check model.py --baseline base.json --max-increase mac=2%
+  costmodel diff examples/mobilenet_v1.py examples/mobilenet_v2.py
 """
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -27,33 +33,37 @@ class UsageError(CostmodelError, ValueError):
     """A bad combination of options."""
 
 
-def _parse_arg(text: str) -> tuple[str, object]:
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip().isidentifier():
-        raise UsageError(f"bad --arg {text!r}; expected key=value, e.g. --arg width_mult=0.5")
-    try:
-        value = ast.literal_eval(raw)
-    except (ValueError, SyntaxError):
-        value = raw  # a bare word is a string: --arg mode=fast
-    return key.strip(), value
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"costmodel: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _model_options(parser: argparse.ArgumentParser, suffix: str = "", what: str = "") -> None:
+    parser.add_argument(f"--input{suffix}", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+                        help=f"input shape{what}, e.g. 1x3x224x224 or attention_mask=1x128:int64; "
+                             "repeat for several inputs (default: the file's INPUT, else inferred)")
+    parser.add_argument(f"--arg{suffix}", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"keyword argument for the callable{what}, parsed as a Python literal")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="on error, show the full traceback")
+    parser = _Parser(
         prog="costmodel", description="Static MAdds, FLOPs, params and memory access cost (MAC) "
         "of PyTorch models.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"costmodel {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    spec_help = ("path/to/file.py[:callable] (default callable: build) or package.module:callable")
+
     report = sub.add_parser("report", help="per-layer cost table, module roll-up and totals",
-                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
-    report.add_argument("spec", metavar="SPEC",
-                        help="path/to/file.py[:callable] (default callable: build) or "
-                             "package.module:callable")
-    report.add_argument("--input", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
-                        help="input shape, e.g. 1x3x224x224 or attention_mask=1x128:int64; repeat "
-                             "for several inputs (default: the file's INPUT, else inferred)")
-    report.add_argument("--arg", action="append", default=[], metavar="KEY=VALUE",
-                        help="keyword argument for the callable, parsed as a Python literal")
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            parents=[common])
+    report.add_argument("spec", metavar="SPEC", help=spec_help)
+    _model_options(report)
     report.add_argument("--dtype", help="count MAC bytes at this dtype (float16, bfloat16, "
                                         "float32, int8)")
     report.add_argument("--format", choices=FORMATS, default="table")
@@ -61,61 +71,158 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sort", choices=SORT_KEYS, help="sort layers by this column")
     report.add_argument("--top", type=int, help="show only the first K layers")
     report.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
+
+    check = sub.add_parser(
+        "check", help="budget gate: exit 1 when a model exceeds its budget (for CI / pre-commit)",
+        description="Exit 0 when every budget holds, 1 when any is exceeded (one line each), 2 "
+                    "when a model cannot be checked. With no SPEC, check every model configured "
+                    "in pyproject.toml [tool.costmodel] or setup.cfg [costmodel].",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    check.add_argument("spec", metavar="SPEC", nargs="?", help=spec_help)
+    _model_options(check)
+    check.add_argument("--dtype", help="count MAC bytes at this dtype")
+    for metric in SORT_KEYS:
+        flag = metric.replace("_", "-")
+        example = "200MiB" if metric == "mac_bytes" else "1.2G, 600M, 5e6"
+        check.add_argument(f"--max-{flag}", metavar="N", dest=f"max_{metric}",
+                           help=f"budget for {metric.replace('_', ' ')} (e.g. {example})")
+    check.add_argument("--baseline", metavar="REPORT.json",
+                       help="compare with a saved `costmodel report --format json`")
+    check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
+                       help="allowed growth over the baseline, e.g. mac=2%% (default with "
+                            "--baseline: 0%% for every metric); a bare 2%% means every metric")
+    check.add_argument("--strict", action="store_true",
+                       help="fail when the analysis is partial (an op has no formula)")
+    check.add_argument("--config", metavar="FILE",
+                       help="pyproject.toml or setup.cfg to read budgets from (default: the "
+                            "nearest one with a costmodel section, from the current folder up)")
+    check.add_argument("-q", "--quiet", action="store_true", help="print only violations")
+
+    diff = sub.add_parser("diff", help="per-layer, per-module and total cost deltas of two models "
+                                       "or two saved JSON reports",
+                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          parents=[common])
+    diff.add_argument("a", metavar="A", help="SPEC or saved report.json")
+    diff.add_argument("b", metavar="B", help="SPEC or saved report.json")
+    _model_options(diff, "", " (both sides)")
+    _model_options(diff, "-a", " (side A only)")
+    _model_options(diff, "-b", " (side B only)")
+    diff.add_argument("--dtype", help="count MAC bytes at this dtype")
+    diff.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    diff.add_argument("-o", "--output", help="write to this file instead of stdout")
+    diff.add_argument("--top", type=int, default=20,
+                      help="show the K layers with the largest MAC change (default 20)")
+    diff.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
     return parser
 
 
-def _inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
-    from .specs import parse_input
+def _args(texts: list[str]) -> dict[str, object]:
+    from .config import parse_arg
 
-    positional, named = [], {}
-    for text in texts:
-        name, _, _ = parse_input(text)     # validates; raises InputSpecError
-        if name:
-            named[name] = text.split("=", 1)[1]
-        else:
-            positional.append(text)
-    return positional, named
+    return dict(parse_arg(t) for t in texts)
+
+
+def _write(text: str, output: str | None) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .loader import load
+    from .check import analyze_spec
     from .render import formats
-    from .specs import canonical_dtype
 
-    if args.dtype:
-        canonical_dtype(args.dtype)
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
-    positional, named = _inputs(args.input)
-    kwargs = dict(_parse_arg(a) for a in args.arg)
-    loaded = load(args.spec, kwargs)
-    if not positional and not named and loaded.default_input:
-        positional = [loaded.default_input]
-
-    import costmodel
-    report = costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=args.dtype)
-    text = formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort)
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(text + ("\n" if not text.endswith("\n") else ""))
-    else:
-        sys.stdout.write(text + ("\n" if not text.endswith("\n") else ""))
+    report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype)
+    _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort),
+           args.output)
     return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from . import check, config
+    from .budget import parse_increase, parse_quantity
+    from .check import split_inputs
+    from .specs import canonical_dtype
+
+    limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
+              if getattr(args, f"max_{m}") is not None}
+    increases: dict[str, float] = {}
+    for text in args.max_increase:
+        increases.update(parse_increase(text))
+    if increases and not args.baseline:
+        raise UsageError("--max-increase needs --baseline REPORT.json")
+    split_inputs(args.input)      # validate before anything is built
+    kwargs = _args(args.arg)
+    if args.dtype:
+        canonical_dtype(args.dtype)
+    if args.spec:
+        if not limits and not args.baseline:
+            raise UsageError("nothing to check: give a budget (--max-mac 1.2G, --max-params 5M, "
+                             "...) or --baseline REPORT.json")
+        targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
+                                 increases, args.baseline, args.strict, name=args.spec)]
+    else:
+        if args.input or args.arg:
+            raise UsageError("--input and --arg need a SPEC; configured models take theirs from "
+                             "the config file")
+        path = args.config or config.find()
+        if path is None:
+            raise UsageError("no SPEC given and no [tool.costmodel] in pyproject.toml or "
+                             "[costmodel] in setup.cfg here or in a parent folder")
+        targets = config.load(path)
+        for target in targets:   # options on the command line tighten every configured model
+            target.limits.update(limits)
+            target.increases.update(increases)
+            target.strict = target.strict or args.strict
+            if args.baseline:
+                target.baseline = os.path.abspath(args.baseline)
+            if args.dtype:
+                target.dtype = args.dtype
+    return check.run(targets, verbose=args.verbose, quiet=args.quiet)
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from .check import analyze_spec, read_report
+    from .diff import compare, render
+
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+
+    def side(spec: str, inputs: list[str], arg: list[str]):
+        if spec.endswith(".json"):
+            if inputs or arg:
+                raise UsageError(f"--input/--arg cannot apply to the saved report {spec}")
+            return read_report(spec)
+        return analyze_spec(spec, inputs, _args(arg), args.dtype)
+
+    a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
+    b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
+    _write(render(compare(a, b, args.depth), args.format, args.top, (args.a, args.b)), args.output)
+    return 0
+
+
+COMMANDS = {"report": run_report, "check": run_check, "diff": run_diff}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return {"report": run_report}[args.command](args)
+        return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("costmodel: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - every failure is one line and exit 2, no traceback
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if not isinstance(exc, CostmodelError):  # unexpected: say what kind of error it was
-            message = f"{type(exc).__name__}: {message}".rstrip(": ")
-        print(f"costmodel: error: {message}", file=sys.stderr)
+        from .check import one_line
+
+        if args.verbose:
+            traceback.print_exc()
+        print(f"costmodel: error: {one_line(exc)}", file=sys.stderr)
         return 2
 
 

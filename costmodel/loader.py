@@ -44,22 +44,39 @@ def _import_file(path: str) -> Any:
     return module
 
 
-def resolve(spec: str) -> tuple[Any, str, Any]:
-    """(module, callable name, callable) for a SPEC."""
-    target, sep, attr = spec.rpartition(":")
+def split(spec: str) -> tuple[str, str]:
+    """'file.py:build' -> ('file.py', 'build'); 'file.py' -> ('file.py', 'build')."""
+    target, sep, attr = spec.strip().rpartition(":")
     if not sep:
-        target, attr = spec, "build"
-    if not target:
-        raise SpecError(f"bad SPEC {spec!r}; expected path/to/file.py:callable or package.module:callable")
-    if target.endswith(".py") or os.sep in target or "/" in target:
-        module = _import_file(target)
+        target, attr = spec.strip(), "build"
+    if not target or not attr:
+        raise SpecError(f"bad SPEC {spec!r}; expected path/to/file.py:callable or "
+                        f"package.module:callable")
+    return target, attr
+
+
+def is_file_spec(target: str) -> bool:
+    return target.endswith(".py") or os.sep in target or "/" in target
+
+
+def resolve(spec: str, root: str | None = None) -> tuple[Any, str, Any]:
+    """(module, callable name, callable) for a SPEC. Relative files and top-level packages are
+    looked up from `root` (default: the current folder), as `python -m` would."""
+    target, attr = split(spec)
+    root = os.path.abspath(root or os.getcwd())
+    if is_file_spec(target):
+        module = _import_file(os.path.join(root, target) if not os.path.isabs(target) else target)
     else:
+        sys.path.insert(0, root)
         try:
             module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise SpecError(f"no such module or file: {target} ({exc})") from exc
         except Exception as exc:  # noqa: BLE001
             raise SpecError(f"importing {target} raised {type(exc).__name__}: {exc}") from exc
+        finally:
+            if sys.path and sys.path[0] == root:
+                sys.path.pop(0)
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
@@ -70,12 +87,13 @@ def resolve(spec: str) -> tuple[Any, str, Any]:
     return module, attr, fn
 
 
-def load(spec: str, kwargs: dict[str, Any] | None = None, *, meta: bool = True) -> Loaded:
+def load(spec: str, kwargs: dict[str, Any] | None = None, *, meta: bool = True,
+         root: str | None = None) -> Loaded:
     """Build the model. On the meta device first (instant, no memory), normally if that fails."""
     import torch
     from torch import nn
 
-    module, attr, fn = resolve(spec)
+    module, attr, fn = resolve(spec, root)
     kwargs = kwargs or {}
     model, on_meta = None, False
     if meta:

@@ -183,6 +183,38 @@ class Report:
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Report:
+        """A report read back from `to_dict()` / `--format json` (without its graph). Accepts
+        any schema of the same major version; fields it does not know are ignored."""
+        version = str(data.get("schema_version", ""))
+        if version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+            raise ValueError(f"report schema {version or '(none)'} is not readable by costmodel "
+                             f"(schema {SCHEMA_VERSION})")
+        t = data["totals"]
+        totals = Totals(*(int(t[m]) for m in METRICS), status=_enum(Status, t.get("status")),
+                        params_unused=int(t.get("params_unused", 0)),
+                        unsupported=tuple(t.get("unsupported", ())))
+        layers = tuple(Layer(
+            name=d["name"], module=d.get("module", ""), target=d.get("target", ""),
+            op=d.get("op", ""), category=_enum(Category, d.get("category")),
+            status=_enum(NodeStatus, d.get("status")),
+            inputs=tuple(tuple(s) for s in d.get("inputs", ())),
+            outputs=tuple(tuple(s) for s in d.get("outputs", ())), dtype=d.get("dtype", ""),
+            cost=Cost(*(int(d.get(m, 0)) for m in METRICS)), reason=d.get("reason", ""))
+            for d in data.get("layers", ()))
+        diagnostics = tuple(Diagnostic(
+            _enum(Code, d.get("code")), _enum(Severity, d.get("severity")), d.get("message", ""),
+            d.get("node"), d.get("module"), d.get("op")) for d in data.get("diagnostics", ()))
+        inputs = tuple(InputInfo(i["name"], tuple(i["shape"]), i.get("dtype", "float32"),
+                                 bool(i.get("assumed", False))) for i in data.get("inputs", ()))
+        return cls(data.get("model", "?"), inputs, data.get("mode", "eval"), layers, totals,
+                   diagnostics, data.get("capture", "torch.fx"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        return cls.from_dict(json.loads(text))
+
     def __str__(self) -> str:
         from .render.text import render
         return render(self)
@@ -192,6 +224,14 @@ class Report:
     def _repr_html_(self) -> str:
         from .render.html import render
         return render(self)
+
+
+def _enum(kind: type, value: Any) -> Any:
+    """The enum member for `value`, or the plain string when a newer costmodel wrote it."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
 
 
 def _tree_key(key: str, order: dict[str, int]) -> tuple[int, ...]:
