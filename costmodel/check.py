@@ -125,9 +125,9 @@ def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,
             outcome = judge(target)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
             outcome = Outcome(target, ERROR, [])
-            write(f"costmodel: error: {target.label}: {one_line(exc)}", err)
             if verbose:
                 write(traceback.format_exc().rstrip(), err)
+            write(f"costmodel: error: {target.label}: {one_line(exc)}", err)
         for line in outcome.lines:
             if outcome.status != OK or not quiet:
                 write(line, out)

@@ -1,7 +1,7 @@
 """`costmodel diff A B`: what changed between two models or two saved reports.
 
 Totals with signed percentages, then per-module and per-layer deltas of every metric. Layers are
-aligned by (module, op type) with difflib, so an inserted block shows as added layers instead of
+aligned with difflib (see `align`), so an inserted block shows as added layers instead of
 shifting every row after it. Pure Python: works on Report objects, with or without torch.
 """
 from __future__ import annotations
@@ -77,18 +77,30 @@ def compare(a: Report, b: Report, depth: int = 1) -> Diff:
 
 
 def align(a: tuple[Layer, ...], b: tuple[Layer, ...]) -> list[Change]:
-    """Pair up the layers of A and B in graph order; unmatched ones are added or removed."""
-    key = lambda layer: (layer.module, layer.target)  # noqa: E731
-    matcher = difflib.SequenceMatcher(a=[key(x) for x in a], b=[key(x) for x in b],
+    """Pair up the layers of A and B in graph order; the unmatched ones are added or removed.
+
+    First by (module, op type), so that a layer pairs with the same layer of the other model;
+    then, inside the stretches that did not match, by op type alone, so that layers renamed by an
+    insertion before them (a Sequential's index 3 -> 5) still pair up.
+    """
+    return _align(list(a), list(b), (lambda x: (x.module, x.target), lambda x: x.target))
+
+
+def _align(a: list[Layer], b: list[Layer], keys: tuple) -> list[Change]:
+    if not keys:
+        return ([Change(x.name, x.cost, None, x.op, x.module) for x in a]
+                + [Change(y.name, None, y.cost, y.op, y.module) for y in b])
+    key, rest = keys[0], keys[1:]
+    matcher = difflib.SequenceMatcher(a=[key(x) for x in a], b=[key(y) for y in b],
                                       autojunk=False)
     out: list[Change] = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            out += [Change(x.name, x.cost, y.cost, x.op, x.module)
+            out += [Change(y.name, x.cost, y.cost, x.op,
+                           x.module if x.module == y.module else f"{x.module} -> {y.module}")
                     for x, y in zip(a[i1:i2], b[j1:j2])]
-            continue
-        out += [Change(x.name, x.cost, None, x.op, x.module) for x in a[i1:i2]]
-        out += [Change(y.name, None, y.cost, y.op, y.module) for y in b[j1:j2]]
+        else:
+            out += _align(a[i1:i2], b[j1:j2], rest)
     return out
 
 

@@ -22,22 +22,23 @@ class Loaded:
     on_meta: bool
 
 
-def _import_file(path: str) -> Any:
+def _import_file(path: str, shown: str | None = None) -> Any:
+    shown = shown or path
     if not os.path.isfile(path):
-        raise SpecError(f"no such file: {path}")
+        raise SpecError(f"no such file: {shown}")
     name = "_costmodel_user_" + os.path.splitext(os.path.basename(path))[0].replace("-", "_")
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise SpecError(f"cannot import {path}: not a Python file")
+        raise SpecError(f"cannot import {shown}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise SpecError(f"cannot import {path}: SyntaxError at line {exc.lineno}: {exc.msg}") from exc
+        raise SpecError(f"cannot import {shown}: SyntaxError at line {exc.lineno}: {exc.msg}") from exc
     except Exception as exc:  # noqa: BLE001
-        raise SpecError(f"importing {path} raised {type(exc).__name__}: {exc}") from exc
+        raise SpecError(f"importing {shown} raised {type(exc).__name__}: {exc}") from exc
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
@@ -65,7 +66,7 @@ def resolve(spec: str, root: str | None = None) -> tuple[Any, str, Any]:
     target, attr = split(spec)
     root = os.path.abspath(root or os.getcwd())
     if is_file_spec(target):
-        module = _import_file(os.path.join(root, target) if not os.path.isabs(target) else target)
+        module = _import_file(os.path.join(root, target), target)
     else:
         sys.path.insert(0, root)
         try:
