@@ -161,14 +161,61 @@ def _compare(b: dict) -> Tensor | None:
     return None if out is None else empty(out.shape, torch.bool)
 
 
-def _linear(b: dict) -> Tensor:
+def _linear(b: dict) -> Tensor | None:
     x, w = b["input"], b["weight"]
+    if x.dim() == 0 or w.dim() not in (1, 2) or x.shape[-1] != w.shape[-1] or x.dtype != w.dtype:
+        return None   # let torch raise its own error
     shape = tuple(x.shape[:-1]) + ((w.shape[0],) if w.dim() == 2 else ())
     return empty(shape, x.dtype)
 
 
-def _sdpa(b: dict) -> Tensor:
-    q, v = b["query"], b["value"]
+def _conv(b: dict) -> Tensor | None:
+    """Output of conv1d/2d/3d: (N, Cout, *[(size + 2p - d(k - 1) - 1) // s + 1]). Anything
+    unusual (string padding, a shape torch would refuse) goes to torch's own meta kernel, which
+    raises the real error; this rule only saves the common case its overhead."""
+    x, w = b["input"], b["weight"]
+    groups = b.get("groups", 1)
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor) or x.dtype != w.dtype:
+        return None
+    k = w.dim() - 2
+    if k < 1 or x.dim() not in (k + 1, k + 2) or not isinstance(groups, int) or groups < 1:
+        return None
+    batched = x.dim() == k + 2
+    channels, spatial = x.shape[-k - 1], tuple(x.shape[-k:])
+    if channels != w.shape[1] * groups or w.shape[0] % groups:
+        return None
+    out = []
+    for i, size in enumerate(spatial):
+        s, p, d = (_nth(b.get(name, default), i) for name, default in
+                   (("stride", 1), ("padding", 0), ("dilation", 1)))
+        if s is None or p is None or d is None or s < 1 or d < 1:
+            return None
+        n = (size + 2 * p - d * (w.shape[2 + i] - 1) - 1) // s + 1
+        if n < 1:
+            return None
+        out.append(n)
+    shape = ((x.shape[0],) if batched else ()) + (w.shape[0],) + tuple(out)
+    if x.dim() == 4 and batched and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.empty(shape, dtype=x.dtype, device=META).contiguous(
+            memory_format=torch.channels_last)
+    return empty(shape, x.dtype)
+
+
+def _nth(value, i: int) -> int | None:
+    """stride=2 or stride=(2, 2): the i-th spatial value, or None for 'same' and the like."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value):
+        return value[i] if len(value) > i else value[0] if len(value) == 1 else None
+    return None
+
+
+def _sdpa(b: dict) -> Tensor | None:
+    q, k, v = b["query"], b["key"], b["value"]
+    if q.dim() < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        return None
     return empty(tuple(q.shape[:-1]) + (v.shape[-1],), q.dtype)
 
 
@@ -264,7 +311,7 @@ def _always_view(b: dict, out: Any) -> dict:
 # ---- the table ------------------------------------------------------------------------------
 
 CONV = ("input", "weight", "bias", "stride", "padding", "dilation", "groups")
-bind("conv", "torch.conv1d torch.conv2d torch.conv3d", CONV)
+bind("conv", "torch.conv1d torch.conv2d torch.conv3d", CONV, shape=_conv)
 bind("conv_transpose", "torch.conv_transpose1d torch.conv_transpose2d torch.conv_transpose3d",
      ("input", "weight", "bias", "stride", "padding", "output_padding", "groups", "dilation"))
 

@@ -1,0 +1,58 @@
+"""costmodel's fast output-shape rules agree with torch's own meta kernels, and hand anything
+unusual back to torch, so a shape torch would refuse is still refused with torch's message."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from costmodel.ops import _conv, _linear
+
+META = "meta"
+
+
+@pytest.mark.parametrize("k", (1, 2, 3))
+def test_conv_rule_matches_meta_kernel(k):
+    checked = 0
+    for (c, g), s, p, d, size, batched in itertools.product(
+            ((4, 1), (4, 2), (4, 4), (3, 2)), (1, 2, (2, 1)), (0, 1, (2, 0)), (1, 2), (3, 8),
+            (True, False)):
+        stride, padding = (s if isinstance(s, int) else s[:1] * k), (
+            p if isinstance(p, int) else p[:1] * k)
+        x = torch.empty(((2,) if batched else ()) + (c,) + (size,) * k, device=META)
+        w = torch.empty((8, max(c // g, 1)) + (3,) * k, device=META)
+        conv = getattr(torch, f"conv{k}d")
+        try:
+            expected = conv(x, w, None, stride, padding, d, g).shape
+        except RuntimeError:
+            expected = None
+        got = _conv({"input": x, "weight": w, "stride": stride, "padding": padding,
+                     "dilation": d, "groups": g})
+        if expected is None:
+            assert got is None
+        else:
+            assert got is not None and got.shape == expected
+            checked += 1
+    assert checked > 50
+
+
+def test_string_padding_goes_to_torch():
+    x, w = torch.empty(1, 4, 9, 9, device=META), torch.empty(8, 4, 3, 3, device=META)
+    assert _conv({"input": x, "weight": w, "padding": "same"}) is None
+
+
+def test_linear_rule_refuses_a_mismatch():
+    w = torch.empty(8, 8, device=META)
+    assert _linear({"input": torch.empty(2, 9, device=META), "weight": w}) is None
+    assert _linear({"input": torch.empty(2, 8, device=META), "weight": w}).shape == (2, 8)
+
+
+def test_linear_mismatch_is_reported_with_the_layer():
+    import costmodel
+    from costmodel.api import AnalysisError  # noqa: F401 - the documented error family
+    from costmodel.errors import CostmodelError
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8))
+    with pytest.raises(CostmodelError, match=r"'0'.*2x9"):
+        costmodel.analyze(model, "2x9")
