@@ -5,6 +5,7 @@ come from costmodel itself.
 """
 from __future__ import annotations
 
+import io
 import json
 import pathlib
 import textwrap
@@ -231,3 +232,20 @@ def test_diff_shows_added_and_removed_layers(project, capsys):
     assert [c["op"] for c in added] == ["conv", "relu"]
     assert added[0]["madds"]["delta"] == 16 * 16 * 32 * 32     # 1x1 conv: Cout*Cin*H*W
     assert data["totals"]["madds"]["delta"] == 16 * 16 * 32 * 32
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_only_on_a_terminal(project):
+    from costmodel import check
+    from costmodel.config import Target
+
+    targets = [Target("net.py", limits={"mac": 10 ** 9}, name=f"net{i}") for i in range(3)]
+    out, log, tty = io.StringIO(), io.StringIO(), _Terminal()
+    assert check.run(targets, out=out, err=log) == 0
+    assert log.getvalue() == ""                      # CI logs: no bar, no control characters
+    assert check.run(targets, out=io.StringIO(), err=tty) == 0
+    assert "2/3" in tty.getvalue() and "net2" in tty.getvalue()   # the bar, then cleared
