@@ -8,13 +8,13 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from . import capture, graph as graph_stage
+from . import capture, eager, graph as graph_stage
 from .annotate import annotate
 from .cost import total
 from .errors import CostmodelError
 from .ops import META
 from .report import Diagnostic, InputInfo, Report, Totals
-from .shapes import Interpreter
+from .shapes import Interpreter, ShapeError
 from .specs import InputSpecError, canonical_dtype, format_shape, parse_input
 from .vocab import Code, Severity, Status
 
@@ -56,19 +56,27 @@ def _forward_names(model: nn.Module) -> list[str]:
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
-def infer_input(model: nn.Module, graph: fx.Graph) -> tuple[tuple[int, ...], str]:
+def first_layer(model: nn.Module, graph: fx.Graph | None) -> tuple[str, nn.Module | None]:
+    """The first torch.nn layer the forward calls (fx graph order), or else the first declared."""
+    if graph is not None:
+        first = next((n for n in graph.nodes if n.op == "call_module"), None)
+        return (first.target, model.get_submodule(first.target)) if first is not None else ("", None)
+    is_leaf = capture.ModuleTracer().is_leaf_module
+    return next(((n, m) for n, m in model.named_modules() if n and is_leaf(m, n)), ("", None))
+
+
+def infer_input(model: nn.Module, graph: fx.Graph | None) -> tuple[tuple[int, ...], str]:
     """The input of a model whose first layer says it: Conv2d(C) -> 1xCx224x224, and so on."""
-    first = next((n for n in graph.nodes if n.op == "call_module"), None)
-    layer = model.get_submodule(first.target) if first is not None else None
+    target, layer = first_layer(model, graph)
     how = ('pass one, e.g. costmodel.analyze(model, "1x3x224x224") or '
            '`costmodel report SPEC --input 1x3x224x224`')
     if isinstance(layer, nn.Conv2d):
-        return (1, layer.in_channels, 224, 224), f"its first layer is {first.target} = Conv2d({layer.in_channels}, ...)"
+        return (1, layer.in_channels, 224, 224), f"its first layer is {target} = Conv2d({layer.in_channels}, ...)"
     if isinstance(layer, nn.Conv3d):
-        return (1, layer.in_channels, 16, 112, 112), f"its first layer is {first.target} = Conv3d({layer.in_channels}, ...)"
+        return (1, layer.in_channels, 16, 112, 112), f"its first layer is {target} = Conv3d({layer.in_channels}, ...)"
     if isinstance(layer, nn.Linear):
-        return (1, layer.in_features), f"its first layer is {first.target} = Linear({layer.in_features}, ...)"
-    found = f"its first layer is {first.target} ({type(layer).__name__})" if layer is not None else (
+        return (1, layer.in_features), f"its first layer is {target} = Linear({layer.in_features}, ...)"
+    found = f"its first layer is {target} ({type(layer).__name__})" if layer is not None else (
         "it has no layer that fixes its input shape")
     raise AnalysisError(f"cannot infer the input of {type(model).__name__}: {found}; {how}")
 
@@ -81,13 +89,15 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
         tensor (only its shape and dtype are used), or a list of these. With no input, costmodel
         infers one from the first layer when it safely can and says so in the report.
     kwargs: inputs passed by keyword, e.g. {"attention_mask": "1x128:int64"}.
-    mode: "eval" (inference: dropout is the identity, batch norm uses running statistics).
+    mode: "eval" (inference: dropout is the identity, batch norm uses running statistics), or
+        "train": forward with training semantics (dropout active, batch statistics) plus the
+        backward pass, op by op, and the activation memory kept for it (`report.train`).
     dtype: count `mac_bytes` as if every floating tensor had this dtype ("float16", ...).
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"analyze() expects an nn.Module, not {type(model).__name__}")
-    if mode != "eval":
-        raise ValueError(f"mode={mode!r} is not supported yet; use mode='eval'")
+    if mode not in ("eval", "train"):
+        raise ValueError(f"mode={mode!r} is not supported; use mode='eval' or mode='train'")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
     if capture.ModuleTracer().is_leaf_module(model, ""):
         model = capture.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
@@ -95,13 +105,20 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis
     try:
         with torch.no_grad():
-            return _analyze(model, _split_inputs(inputs), dict(kwargs or {}), float_dtype)
+            report = _analyze(model, _split_inputs(inputs), dict(kwargs or {}), float_dtype,
+                              training=mode == "train")
+            if mode == "train":
+                from .train import with_backward
+                report = with_backward(report, {id(p) for p in model.parameters() if p.requires_grad},
+                                       sum(p.numel() for p in model.parameters() if p.requires_grad))
+            return report
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None) -> Report:
+def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
+             training: bool = False) -> Report:
     names = _forward_names(model)
     if len(positional) > len(names) and not any(
             p.kind == p.VAR_POSITIONAL for p in capture.forward_parameters(model)):
@@ -120,7 +137,11 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
     assume = not values
     provided = set(values) | ({free[0]} if assume and free else set())
-    fx_graph = capture.trace(model, provided)
+    fx_graph, fx_error = None, None
+    try:
+        fx_graph = capture.trace(model, provided, training)
+    except capture.CaptureError as exc:
+        fx_error = exc
     if assume:
         if not free:
             raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
@@ -132,16 +153,29 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
             f"no input given; assumed {free[0]} = {format_shape(shape)} float32 because {why}. "
             f"Pass the real one to be sure."))
 
-    paths = graph_stage.module_paths(fx_graph)
-    interp = Interpreter(model, float_dtype=float_dtype)
-    defaults = {p.name: p.default for p in capture.forward_parameters(model)
-                if p.default is not p.empty}
-    records = interp.run(fx_graph, {**defaults, **values}, paths)
-    g = graph_stage.build(fx_graph, model, records, paths)
+    g, used = None, "torch.fx"
+    if fx_graph is not None:
+        paths = graph_stage.module_paths(fx_graph)
+        interp = Interpreter(model, training=training, float_dtype=float_dtype)
+        defaults = {p.name: p.default for p in capture.forward_parameters(model)
+                    if p.default is not p.empty}
+        try:
+            records = interp.run(fx_graph, {**defaults, **values}, paths)
+            g = graph_stage.build(fx_graph, model, records, paths)
+        except ShapeError as exc:
+            fx_error = exc
+    if g is None:
+        g, replaced = _fallback(model, values, float_dtype, fx_error, training)
+        used = eager.NAME
+        diagnostics.append(Diagnostic(
+            Code.FX_FALLBACK, Severity.INFO,
+            f"{_first_line(fx_error)}; analysed with the {eager.NAME} capture instead, which "
+            f"follows the forward's real Python control flow"))
+        diagnostics += eager.diagnostics(g, replaced)
     layers, found = annotate(g)
     diagnostics += found
 
-    read = {key for rec in records.values() for call in rec.calls for key, _ in call.params}
+    read = {key for _, calls in g.nodes(data="calls") for call in calls for key, _ in call.params}
     all_params = {id(p): (n, p.numel()) for n, p in model.named_parameters()}
     unused = {key: v for key, v in all_params.items() if key not in read}
     params_unused = sum(n for _, n in unused.values())
@@ -158,7 +192,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
         diagnostics.append(Diagnostic(
             Code.HOOKS_SKIPPED, Severity.INFO,
             f"forward hooks on {', '.join(hooked[:3]) or '(root)'} were not run by the analysis"))
-    if model.training:
+    if model.training and not training:
         diagnostics.append(Diagnostic(
             Code.TRAINING_MODE, Severity.INFO,
             "the model is in training mode; it was analysed as in eval mode (inference), and its "
@@ -171,5 +205,22 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, capture.Root) else type(model).__name__
-    return Report(name, tuple(infos), "eval", tuple(layers), totals,
-                  tuple(diagnostics), "torch.fx", g)
+    return Report(name, tuple(infos), "train" if training else "eval", tuple(layers), totals,
+                  tuple(diagnostics), used, g)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _fallback(model: nn.Module, values: dict[str, Tensor], float_dtype: str | None,
+              fx_error: Exception, training: bool = False):
+    """The eager capture, after torch.fx failed. If it fails too, say why both did."""
+    try:
+        return eager.capture(model, Interpreter(model, training=training, float_dtype=float_dtype),
+                             values)
+    except eager.EagerError as exc:
+        if isinstance(fx_error, ShapeError):   # the traced graph ran and failed: its message
+            raise fx_error from exc            # names the node, module and input shapes
+        raise AnalysisError(f"{_first_line(exc)} (and {_first_line(fx_error)})") from exc

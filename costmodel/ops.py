@@ -48,6 +48,7 @@ class Rule:
 
 RULES: dict[Callable, Rule] = {}
 RULES_BY_NAME: dict[str, Rule] = {}
+RULES_BY_OP: dict[str, Rule] = {}   # custom operators by qualified name: "torchvision::nms"
 NAMES: dict[Callable, str] = {}   # the name costmodel prints for each callable, e.g. "F.conv2d"
 
 
@@ -78,6 +79,19 @@ def bind(op: str, names: str, params: tuple[str, ...], **options: Any) -> None:
             NAMES.setdefault(fn.__get__, dotted)
 
 
+def bind_op(op: str, qualnames: str, params: tuple[str, ...], **options: Any) -> None:
+    """Register `op`'s rule for custom operators (`torch.ops.ns.name`) by qualified name, so that
+    costmodel needs no import of the library that defines them."""
+    for qualname in qualnames.split():
+        RULES_BY_OP[qualname] = Rule(op, params, **options)
+
+
+def _by_op(func: Callable) -> Rule | None:
+    qualname = getattr(func, "_qualified_op_name", None) or getattr(
+        getattr(func, "_schema", None), "name", None)
+    return RULES_BY_OP.get(qualname) if isinstance(qualname, str) else None
+
+
 _LOOKUPS: dict[Callable, Rule | None] = {}
 
 
@@ -86,7 +100,7 @@ def lookup(func: Callable) -> Rule | None:
     try:
         return _LOOKUPS[func]
     except KeyError:
-        rule = _LOOKUPS[func] = RULES.get(func) or _by_name(func)
+        rule = _LOOKUPS[func] = RULES.get(func) or _by_op(func) or _by_name(func)
         return rule
     except TypeError:  # an unhashable callable
         return _by_name(func)
@@ -465,8 +479,10 @@ bind("copy", "Tensor.view Tensor.view_as Tensor.reshape Tensor.reshape_as torch.
      "F.unfold F.fold torch.masked_select Tensor.masked_select torch.take Tensor.take "
      "Tensor.copy_ Tensor.fill_ Tensor.zero_ Tensor.index_put_ Tensor.index_put",
      MOVE, extra=_view_extra)
-bind("copy", "torch.cat torch.concat torch.concatenate torch.stack torch.hstack torch.vstack "
-     "torch.dstack", ("tensors", "dim"), shape=_cat, extra=_view_extra)
+bind("copy", "torch.cat torch.concat torch.concatenate", ("tensors", "dim"), shape=_cat,
+     extra=_view_extra)
+bind("copy", "torch.stack torch.hstack torch.vstack torch.dstack", ("tensors", "dim"),
+     extra=_view_extra)
 bind("copy", "torch.gather Tensor.gather torch.take_along_dim Tensor.take_along_dim",
      ("input", "dim", "index"), extra=_view_extra)
 bind("copy", "torch.index_select Tensor.index_select", ("input", "dim", "index"),
@@ -486,3 +502,12 @@ bind("create", "torch.zeros_like torch.ones_like torch.full_like torch.empty_lik
 # x[index] = value writes into a region of x and returns None: record the region as the output.
 bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
      result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False})
+
+# Detection operators (torchvision registers them as torch.ops.torchvision.*).
+bind_op("nms", "torchvision::nms", ("boxes", "scores", "iou_threshold"),
+        # data-dependent: how many boxes survive depends on the scores; the static upper bound
+        # is every box, which the eager capture assumes and reports (CM009)
+        shape=lambda b: torch.empty((b["boxes"].shape[0],), dtype=torch.int64, device=META))
+bind_op("roi_align", "torchvision::roi_align",
+        ("input", "rois", "spatial_scale", "pooled_height", "pooled_width", "sampling_ratio",
+         "aligned"))

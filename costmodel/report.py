@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from .cost import METRICS, Cost, total
 from .vocab import Category, Code, NodeStatus, Severity, Status
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"   # 1.1: mode="train" adds "train", layer "backward"
 
 
 class _CostFields:
@@ -50,6 +51,7 @@ class CallCost:
     category: Category
     cost: Cost
     supported: bool = True
+    backward: Cost | None = None             # mode="train": the part of `cost` that is backward
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,15 @@ class Layer(_CostFields):
     cost: Cost
     calls: tuple[CallCost, ...] = ()
     reason: str = ""                         # why an ignored layer costs nothing
+    backward: Cost | None = None             # mode="train": the part of `cost` that is backward
+    activation_bytes: int = 0                # mode="train": tensors first kept for backward here
+
+    @property
+    def forward(self) -> Cost:
+        """The forward part of `cost` (all of it outside mode="train")."""
+        if self.backward is None:
+            return self.cost
+        return Cost(*(getattr(self.cost, m) - getattr(self.backward, m) for m in METRICS))
 
     def to_dict(self) -> dict[str, Any]:
         out = {"name": self.name, "module": self.module, "target": self.target, "op": self.op,
@@ -78,7 +89,12 @@ class Layer(_CostFields):
             out["reason"] = self.reason
         if len(self.calls) > 1:
             out["calls"] = [{"op": c.op, "target": c.target, "category": str(c.category),
-                             "supported": c.supported, **c.cost.as_dict()} for c in self.calls]
+                             "supported": c.supported, **c.cost.as_dict(),
+                             **({"backward": c.backward.as_dict()} if c.backward else {})}
+                            for c in self.calls]
+        if self.backward is not None:
+            out["backward"] = self.backward.as_dict()
+            out["activation_bytes"] = self.activation_bytes
         return out
 
 
@@ -104,6 +120,29 @@ class Totals:
     def to_dict(self) -> dict[str, Any]:
         return {**{m: getattr(self, m) for m in METRICS}, "status": str(self.status),
                 "params_unused": self.params_unused, "unsupported": list(self.unsupported)}
+
+
+@dataclass(frozen=True)
+class TrainTotals:
+    """mode="train": forward and backward apart (`Report.totals` is their sum), and the activation
+    memory autograd keeps for the backward pass (bytes; README, "Training cost")."""
+
+    forward: Cost
+    backward: Cost
+    activation_bytes: int
+    trainable_params: int                    # parameter elements with requires_grad=True
+    status: Status = Status.COMPLETE
+    missing: tuple[str, ...] = ()            # ops whose backward has no formula
+
+    @property
+    def total(self) -> Cost:
+        return self.forward + self.backward
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"forward": self.forward.as_dict(), "backward": self.backward.as_dict(),
+                "total": self.total.as_dict(), "activation_bytes": self.activation_bytes,
+                "trainable_params": self.trainable_params, "status": str(self.status),
+                "missing": list(self.missing)}
 
 
 @dataclass(frozen=True)
@@ -142,6 +181,7 @@ class Report:
     capture: str = "torch.fx"
     graph: Any = field(default=None, compare=False, repr=False)   # networkx.DiGraph
     schema_version: str = SCHEMA_VERSION
+    train: TrainTotals | None = None        # mode="train" only
 
     # ---- roll-ups -------------------------------------------------------------------------
     def by_module(self, depth: int | None = None) -> list[Row]:
@@ -173,12 +213,20 @@ class Report:
     def assumed_input(self) -> bool:
         return any(i.assumed for i in self.inputs)
 
+    @cached_property
+    def guidelines(self) -> tuple[Diagnostic, ...]:
+        """ShuffleNet V2 guideline findings (G1-G4), computed from the graph on first use with the
+        default thresholds and device profile; costmodel.guidelines.check() takes others."""
+        from .guidelines import check
+        return tuple(check(self.graph)) if self.graph is not None else ()
+
     # ---- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "model": self.model, "mode": self.mode,
                 "capture": self.capture, "inputs": [i.to_dict() for i in self.inputs],
                 "totals": self.totals.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
-                "diagnostics": [d.to_dict() for d in self.diagnostics]}
+                "diagnostics": [d.to_dict() for d in self.diagnostics],
+                **({"train": self.train.to_dict()} if self.train is not None else {})}
 
     def to_json(self, indent: int | None = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -201,15 +249,21 @@ class Report:
             status=_enum(NodeStatus, d.get("status")),
             inputs=tuple(tuple(s) for s in d.get("inputs", ())),
             outputs=tuple(tuple(s) for s in d.get("outputs", ())), dtype=d.get("dtype", ""),
-            cost=Cost(*(int(d.get(m, 0)) for m in METRICS)), reason=d.get("reason", ""))
+            cost=Cost(*(int(d.get(m, 0)) for m in METRICS)), reason=d.get("reason", ""),
+            backward=_cost(d.get("backward")), activation_bytes=int(d.get("activation_bytes", 0)))
             for d in data.get("layers", ()))
         diagnostics = tuple(Diagnostic(
             _enum(Code, d.get("code")), _enum(Severity, d.get("severity")), d.get("message", ""),
             d.get("node"), d.get("module"), d.get("op")) for d in data.get("diagnostics", ()))
         inputs = tuple(InputInfo(i["name"], tuple(i["shape"]), i.get("dtype", "float32"),
                                  bool(i.get("assumed", False))) for i in data.get("inputs", ()))
+        tr = data.get("train")
+        train = None if tr is None else TrainTotals(
+            _cost(tr["forward"]), _cost(tr["backward"]), int(tr.get("activation_bytes", 0)),
+            int(tr.get("trainable_params", 0)), _enum(Status, tr.get("status", "complete")),
+            tuple(tr.get("missing", ())))
         return cls(data.get("model", "?"), inputs, data.get("mode", "eval"), layers, totals,
-                   diagnostics, data.get("capture", "torch.fx"))
+                   diagnostics, data.get("capture", "torch.fx"), train=train)
 
     @classmethod
     def from_json(cls, text: str) -> Report:
@@ -224,6 +278,10 @@ class Report:
     def _repr_html_(self) -> str:
         from .render.html import render
         return render(self)
+
+
+def _cost(d: dict[str, Any] | None) -> Cost | None:
+    return None if d is None else Cost(*(int(d.get(m, 0)) for m in METRICS))
 
 
 def _enum(kind: type, value: Any) -> Any:

@@ -75,3 +75,13 @@ class Code(StrEnum):
     HOOKS_SKIPPED = "CM005"      # the model has forward hooks; analysis does not run them
     DROPOUT_EVAL = "CM006"       # dropout is the identity at inference and costs nothing
     TRAINING_MODE = "CM007"      # the model was in training mode; analysed as eval
+    FX_FALLBACK = "CM008"        # torch.fx could not capture the model; the eager capture did
+    DATA_DEPENDENT = "CM009"     # a size depends on tensor values; its upper bound was assumed
+    NO_BACKWARD = "CM010"        # mode="train": an op has no backward formula; totals are partial
+    # ShuffleNet V2 guidelines (costmodel.guidelines): G<guideline><number>
+    G1_CHANNEL_RATIO = "G101"    # a conv's MAC exceeds the G1 bound (unequal in/out feature maps)
+    G2_GROUP_CONV = "G201"       # a group conv's MAC overhead over a dense conv of equal MAdds
+    G3_FRAGMENTED_BLOCK = "G301"  # a block with many fragments or parallel branches
+    G3_PARALLEL_BRANCHES = "G302"  # the model's average parallelism (branchy, fragmented)
+    G4_ELEMENTWISE_SHARE = "G401"  # element-wise ops' share of MAC / time far above their FLOPs
+    G4_RESIDUAL_ADDS = "G402"    # element-wise residual adds take a material share of MAC

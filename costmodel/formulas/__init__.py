@@ -110,4 +110,4 @@ def simple_cost(call: OpCall, *, madds: int = 0, flops: int = 0) -> Cost:
 
 
 # Import the formula files so that their decorators fill FORMULAS.
-from . import conv, elementwise, matmul, movement, norm, pool  # noqa: E402,F401
+from . import conv, detection, elementwise, matmul, movement, norm, pool  # noqa: E402,F401

@@ -33,9 +33,10 @@ def copy_mac(call: OpCall) -> tuple[int, int]:
 
 @formula("view", "copy", category=Category.DATA_MOVEMENT)
 def data_movement(call: OpCall) -> Cost:
-    """0 FLOPs. A view costs nothing; a copy reads at most what it writes and writes its output."""
+    """0 FLOPs. A view costs nothing; a copy reads at most what it writes and writes its output.
+    A parameter read through a view (ViT's `class_token.expand(...)`) still counts as read here."""
     if call.attr("is_view", False):
-        return Cost()
+        return Cost(params=params_of(*call.inputs()))
     mac, mac_bytes = copy_mac(call)
     return Cost(0, 0, params_of(*call.inputs()), mac, mac_bytes)
 

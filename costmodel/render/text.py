@@ -42,6 +42,15 @@ def totals_block(report: Report) -> str:
         f"status    {t.status!s:>10}" + (f"   no formula for: {', '.join(t.unsupported)}"
                                          if t.unsupported else ""),
     ]
+    train = report.train
+    if train is not None:   # mode="train": the totals above are forward + backward
+        f, b = train.forward, train.backward
+        lines += [
+            f"forward   {human(f.madds):>10} MAdds {human(f.flops):>10} FLOPs {human(f.mac):>10} MAC",
+            f"backward  {human(b.madds):>10} MAdds {human(b.flops):>10} FLOPs {human(b.mac):>10} MAC",
+            f"saved     {human(train.activation_bytes, binary=True):>10}   activations kept for "
+            f"backward; {human(train.trainable_params)} trainable params",
+        ]
     return "\n".join(lines)
 
 
@@ -62,4 +71,7 @@ def render(report: Report, *, depth: int = 1, top: int | None = None,
     if report.diagnostics:
         parts += ["", "diagnostics"]
         parts += [f"  {d.code} {d.severity}: {d.message}" for d in report.diagnostics]
+    if report.graph is not None:   # structure, latency estimate and G1-G4 need the graph
+        from .guidelines import render_section
+        parts += ["", render_section(report)]
     return "\n".join(parts)

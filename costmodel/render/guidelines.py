@@ -1,0 +1,96 @@
+"""Text section: structure (kernels, critical path, fragments), latency estimate and G1-G4.
+
+`render_section(report)` is what the text renderer appends after the totals when the report has
+its analysis graph. No torch import.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from typing import Any
+
+from tabulate import tabulate
+
+from .. import guidelines as gl
+from .. import latency, structure
+from ..report import Report
+
+#: how many findings of one code to show before summarising the rest.
+SHOW_PER_CODE = 3
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-4 else f"{seconds * 1e6:.3g} us"
+
+
+def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = None,
+                 top: int | None = None) -> list[tuple]:
+    """(layer, module, category, estimated time, FLOPs per byte, bound) per kernel-launching
+    layer, slowest first: the per-layer columns for `--device`."""
+    est = latency.estimate(report, profile)
+    ops = sorted(est.ops, key=lambda op: -op.seconds)
+    return [(op.name, op.module or "-", op.category, _ms(op.seconds), f"{op.intensity:.3g}",
+             op.bound) for op in (ops if top is None else ops[:top])]
+
+
+def render_section(report: Report, profile: latency.DeviceProfile | str | None = None,
+                   thresholds: gl.Thresholds | None = None, depth: int | None = None,
+                   top: int = 5) -> str:
+    """Structure, latency estimate on `profile` (default latency.DEFAULT_PROFILE) and the G1-G4
+    findings, as plain text."""
+    g = report.graph
+    profile = latency.load_profile(profile)
+    model = structure.model_structure(g)
+    blocks = structure.blocks(g, depth)
+    est = latency.estimate(g, profile)
+    lines = ["structure (ShuffleNet V2, G3)",
+             f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
+             f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
+    if blocks:
+        frags = Counter(b.fragments for b in blocks)
+        lines.append(f"  {len(blocks)} blocks; fragments per block: "
+                     + ", ".join(f"{k} x{v}" for k, v in sorted(frags.items()))
+                     + f"; most branches {max(b.branches for b in blocks)}")
+    total = est.total_s
+    overhead = sum(op.kernels for op in est.ops) * profile.overhead_s
+    lines += ["", f"latency estimate on {profile.name} (roofline + {_ms(profile.overhead_s)} per "
+              f"kernel; costmodel calibrate measures this machine)",
+              f"  total {_ms(total)} (kernels one after another), critical path "
+              f"{_ms(est.critical_path_s)}, fixed per-kernel cost {_pct(overhead, total)}"]
+    shares = ", ".join(f"{cat} {_pct(sec, total)}"
+                       for cat, sec in list(est.by_category().items())[:5])
+    lines.append(f"  by category: {shares}")
+    lines.append(tabulate(latency_rows(report, profile, top),
+                          headers=("slowest layers", "module", "category", "time", "FLOPs/byte",
+                                   "bound"), tablefmt="simple", disable_numparse=True))
+    findings = gl.check(g, thresholds, profile, depth)
+    lines += ["", "guidelines (ShuffleNet V2 G1-G4)"]
+    if not findings:
+        lines.append("  no finding above the thresholds")
+    shown: Counter = Counter()
+    counts = Counter(d.code for d in findings)
+    for d in findings:
+        shown[d.code] += 1
+        if shown[d.code] <= SHOW_PER_CODE:
+            lines.append(f"  {d.code} {d.severity}: {d.message}")
+        elif shown[d.code] == SHOW_PER_CODE + 1:
+            lines.append(f"  {d.code} ... and {counts[d.code] - SHOW_PER_CODE} more like it "
+                         f"(report.guidelines lists them all)")
+    return "\n".join(lines)
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.0f}%" if whole else "-"
+
+
+def summary(report: Report, profile: Any = None) -> dict[str, Any]:
+    """The section's numbers as plain data (for JSON output)."""
+    g = report.graph
+    model = structure.model_structure(g)
+    est = latency.estimate(g, profile)
+    return {"kernels": model.kernels, "critical_path_kernels": model.critical_path_kernels,
+            "parallelism": model.parallelism, "width_profile": list(model.width_profile),
+            "estimate": {"profile": est.profile.name, "total_s": est.total_s,
+                         "critical_path_s": est.critical_path_s},
+            "blocks": [asdict(b) for b in structure.blocks(g)],
+            "guidelines": [d.to_dict() for d in gl.check(g, None, est.profile)]}

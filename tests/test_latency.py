@@ -1,0 +1,155 @@
+"""Latency estimate: the roofline arithmetic, profiles (JSON, save/load), and calibration."""
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+from torch import nn
+
+import costmodel
+from costmodel import calibrate, latency, structure
+from costmodel.latency import DeviceProfile
+
+TOY = DeviceProfile("toy", peak_flops=1e9, bandwidth_bytes_per_s=1e8, overhead_s=1e-5,
+                    source="test", rates={"depthwise conv": 1e8, "max_pool": 1e7},
+                    cache_bytes=1000, cache_bandwidth_bytes_per_s=1e9)
+
+
+def test_op_seconds_is_roofline_plus_overhead():
+    # compute-bound: 2e9 FLOPs / 1e9 = 2 s > 1e6 bytes / 1e8 = 0.01 s
+    assert latency.op_seconds(2_000_000_000, 1_000_000, 1, "conv", TOY) == (2 + 1e-5, "compute")
+    # memory-bound past the cache: 1e6 bytes / 1e8 B/s
+    assert latency.op_seconds(10, 1_000_000, 2, "activation", TOY) == (1e-2 + 2e-5, "memory")
+    # fits the 1000-byte cache: 800 bytes / 1e9 B/s, smaller than the overhead
+    assert latency.op_seconds(10, 800, 1, "activation", TOY)[0] == pytest.approx(8e-7 + 1e-5)
+    assert latency.op_seconds(10, 800, 1, "activation", TOY)[1] == "overhead"
+
+
+def test_rates_and_overheads_by_kind():
+    assert latency.op_seconds(1e8, 0, 0, ("depthwise conv",), TOY)[0] == 1e8 / 1e8
+    assert latency.op_seconds(1e8, 0, 0, ("max_pool", "pool"), TOY)[0] == 1e8 / 1e7
+    assert latency.op_seconds(1e8, 0, 0, ("avg_pool", "pool"), TOY)[0] == 1e8 / 1e9
+    slow = dataclasses.replace(TOY, overheads={"depthwise conv": 4e-5})
+    assert latency.op_seconds(0, 0, 2, ("depthwise conv",), slow)[0] == 2 * 4e-5
+    assert latency.op_seconds(0, 0, 2, ("conv",), slow)[0] == 2 * TOY.overhead_s
+
+
+def test_weights_stream_from_memory_activations_from_cache():
+    # 600 activation bytes fit the 1000-byte cache (1e9 B/s); 400 weight bytes do not count
+    # against it and move at the streaming 1e8 B/s
+    seconds, bound = latency.op_seconds(0, 1000, 0, (), TOY, weight_bytes=400)
+    assert seconds == pytest.approx(400 / 1e8 + 600 / 1e9) and bound == "memory"
+
+
+@pytest.mark.parametrize("layer, kinds", [
+    (nn.Conv2d(8, 8, 3, padding=1), ("spatial conv", "conv")),
+    (nn.Conv2d(8, 8, 1), ("conv",)),
+    (nn.Conv2d(8, 8, 3, padding=1, groups=8), ("depthwise conv",)),
+    (nn.Conv2d(8, 8, 1, groups=2), ("group conv",)),
+    (nn.MaxPool2d(2), ("max_pool", "pool")),
+    (nn.BatchNorm2d(8), ("batch_norm", "norm")),
+])
+def test_op_kinds(layer, kinds):
+    g = costmodel.analyze(layer, "1x8x8x8").graph
+    (data,) = [d for _, d in g.nodes(data=True) if structure.kernel_count(d)]
+    assert latency.op_kinds(data) == kinds
+    params = sum(p.numel() for p in layer.parameters())
+    assert latency.weight_bytes(data) == 4 * params
+
+
+def test_estimate_sums_kernels_and_reads_the_graph():
+    model = nn.Sequential(nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(16 * 64, 10))
+    report = costmodel.analyze(model, "1x8x8x8")
+    est = latency.estimate(report, TOY)
+    g = report.graph
+    assert [op.name for op in est.ops] == list(structure.kernels(g))   # flatten is a view
+    for op in est.ops:
+        cost = g.nodes[op.name]["cost"]
+        weights = 4 * sum(s.numel for rec in g.nodes[op.name]["calls"]
+                          for s in rec.call.inputs() if s.role == "param")
+        acts = cost.mac_bytes - weights
+        expected = max(cost.flops / TOY.peak_flops,
+                       weights / TOY.bandwidth_bytes_per_s
+                       + acts / (TOY.cache_bandwidth_bytes_per_s if acts <= TOY.cache_bytes
+                                 else TOY.bandwidth_bytes_per_s)) + TOY.overhead_s
+        assert op.seconds == pytest.approx(expected)
+        assert op.intensity == cost.flops / cost.mac_bytes
+    assert est.total_s == pytest.approx(sum(op.seconds for op in est.ops))
+    assert est.critical_path_s == pytest.approx(est.total_s)            # a chain
+    assert sum(est.by_category().values()) == pytest.approx(est.total_s)
+    assert est.to_dict()["ops"][0]["name"] == est.ops[0].name
+
+
+def test_critical_path_is_shorter_than_total_for_parallel_branches():
+    class Branches(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Conv2d(8, 8, 1), nn.Conv2d(8, 8, 1)
+
+        def forward(self, x):
+            return self.a(x) + self.b(x)
+
+    est = latency.estimate(costmodel.analyze(Branches(), "1x8x8x8"), TOY)
+    conv = est.by_name()["a"].seconds
+    assert est.critical_path_s == pytest.approx(est.total_s - conv)
+
+
+def test_profile_json_round_trip_and_validation():
+    assert DeviceProfile.from_json(TOY.to_json()) == TOY
+    data = json.loads(TOY.to_json())
+    assert data["rates"] == {"depthwise conv": 1e8, "max_pool": 1e7}
+    with pytest.raises(ValueError, match="lacks overhead_s"):
+        DeviceProfile.from_dict({"name": "x", "peak_flops": 1, "bandwidth_bytes_per_s": 1})
+    with pytest.raises(ValueError, match="peak_flops must be positive"):
+        DeviceProfile.from_dict({**data, "peak_flops": 0})
+    assert DeviceProfile.from_dict({**data, "unknown_field": 1}) == TOY   # newer files load
+
+
+def test_shipped_profiles_say_where_they_come_from():
+    assert {"laptop-cpu", "server-cpu", "phone-cpu", "a100", "h100"} <= set(latency.PROFILES)
+    for p in latency.PROFILES.values():
+        assert p.source and p.peak_flops > 0 and p.bandwidth_bytes_per_s > 0
+    assert latency.load_profile(None).name == latency.DEFAULT_PROFILE
+
+
+def test_save_and_load_profiles(tmp_path, monkeypatch):
+    monkeypatch.setenv("COSTMODEL_PROFILE_DIR", str(tmp_path))
+    path = latency.save_profile(TOY)
+    assert path == tmp_path / "toy.json"
+    assert latency.load_profile("toy") == TOY
+    assert latency.load_profile(str(path)) == TOY
+    assert "toy" in latency.available()
+    mine = DeviceProfile("h100", 1.0, 1.0, 0.0, "calibrated")   # a saved profile wins by name
+    latency.save_profile(mine)
+    assert latency.load_profile("h100") == mine
+    with pytest.raises(ValueError, match="unknown device profile 'nope'.*laptop-cpu"):
+        latency.load_profile("nope")
+    with pytest.raises(ValueError, match="does not exist"):
+        latency.load_profile(str(tmp_path / "missing.json"))
+
+
+def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COSTMODEL_PROFILE_DIR", str(tmp_path))
+    profile, path = calibrate.calibrate_and_save("here", seconds=0.2, threads=1)
+    assert path == tmp_path / "here.json" and latency.load_profile("here") == profile
+    assert profile.peak_flops > 1e8 and profile.bandwidth_bytes_per_s > 1e8
+    assert 0 < profile.overhead_s < 1e-2
+    kinds = {"conv", "spatial conv", "depthwise conv", "group conv", "norm", "activation",
+             "max_pool"}
+    assert set(profile.rates) == kinds
+    assert all(r > 0 for r in profile.rates.values())
+    assert set(profile.overheads) == kinds | {"elementwise", "linear"}
+    assert profile.overheads["depthwise conv"] > 0
+    assert calibrate.run(["--name", "cli", "--seconds", "0.2", "--threads", "1"]) == 0
+    assert "cli.json" in capsys.readouterr().out and (tmp_path / "cli.json").is_file()
+
+
+def test_analyses_do_not_import_torch():
+    import subprocess
+    import sys
+    code = ("import sys, costmodel.structure, costmodel.guidelines, costmodel.latency, "
+            "costmodel.calibrate, costmodel.render.guidelines; print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
