@@ -41,7 +41,7 @@ def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str | None = None,
-                 root: str | None = None):
+                 root: str | None = None, mode: str = "eval"):
     """Build the model a SPEC names (on meta when it can) and analyse it."""
     from .loader import load
     from .specs import canonical_dtype
@@ -53,7 +53,7 @@ def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str 
     if not positional and not named and loaded.default_input:
         positional = [loaded.default_input]
     import costmodel
-    return costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=dtype)
+    return costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=dtype, mode=mode)
 
 
 def read_report(path: str):
@@ -72,7 +72,8 @@ def read_report(path: str):
 
 def judge(target: Target) -> Outcome:
     """Analyse one target and compare it with its budgets. Raises on errors the user caused."""
-    report = analyze_spec(target.spec, target.inputs, target.args, target.dtype, target.root)
+    report = analyze_spec(target.spec, target.inputs, target.args, target.dtype, target.root,
+                          target.mode)
     gate = Gate(dict(target.limits), dict(target.increases), strict=target.strict)
     notes: list[str] = []
     if target.baseline:

@@ -23,6 +23,8 @@ EXAMPLES = """examples:
   costmodel check                      # every model in [tool.costmodel] / setup.cfg [costmodel]
   costmodel check model.py --baseline base.json --max-increase mac=2%
   costmodel diff examples/mobilenet_v1.py examples/mobilenet_v2.py
+  costmodel report examples/mobilenet_v2.py --mode train      # forward + backward
+  costmodel calibrate && costmodel report examples/mobilenet_v2.py --device "$(hostname)"
 """
 
 FORMATS = ("table", "json", "csv", "markdown")
@@ -38,6 +40,12 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"costmodel: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _mode_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("eval", "train"), default="eval",
+                        help="eval: inference (default); train: forward + backward with real "
+                             "per-op backward formulas and the activation memory they keep")
 
 
 def _model_options(parser: argparse.ArgumentParser, suffix: str = "", what: str = "") -> None:
@@ -71,6 +79,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--sort", choices=SORT_KEYS, help="sort layers by this column")
     report.add_argument("--top", type=int, help="show only the first K layers")
     report.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
+    _mode_option(report)
+    report.add_argument("--device", metavar="PROFILE",
+                        help="device profile of the latency estimate: a shipped name, one saved "
+                             "by `costmodel calibrate`, or a profile JSON path")
 
     check = sub.add_parser(
         "check", help="budget gate: exit 1 when a model exceeds its budget (for CI / pre-commit)",
@@ -97,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="pyproject.toml or setup.cfg to read budgets from (default: the "
                             "nearest one with a costmodel section, from the current folder up)")
     check.add_argument("-q", "--quiet", action="store_true", help="print only violations")
+    _mode_option(check)
 
     diff = sub.add_parser("diff", help="per-layer, per-module and total cost deltas of two models "
                                        "or two saved JSON reports",
@@ -113,6 +126,19 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("--top", type=int, default=20,
                       help="show the K layers with the largest MAC change (default 20)")
     diff.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
+    _mode_option(diff)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure this machine's device profile for the latency estimate",
+        description="Short micro-benchmarks on synthetic tensors (GEMM peak, streaming bandwidth, "
+                    "fixed cost per op, per-kind throughput); the only command that runs real "
+                    "kernels. Saves NAME.json where --device finds it.", parents=[common])
+    calibrate.add_argument("--name", help="profile name (default: the host name)")
+    calibrate.add_argument("-o", "--output", help="JSON path (default: $COSTMODEL_PROFILE_DIR or "
+                                                  "~/.cache/costmodel/profiles, NAME.json)")
+    calibrate.add_argument("--seconds", type=float, default=4.0,
+                           help="time budget in seconds (default 4)")
+    calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser
 
 
@@ -137,9 +163,32 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
-    report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype)
-    _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort),
-           args.output)
+    profile = _profile(args.device)
+    report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
+    _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
+                          profile=profile), args.output)
+    return 0
+
+
+def _profile(name: str | None):
+    if name is None:
+        return None
+    from . import latency
+
+    try:
+        return latency.load_profile(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate_and_save, describe
+
+    if args.seconds <= 0:
+        raise UsageError("--seconds must be positive")
+    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
+    print(describe(profile))
+    print(f"saved     {path}   (use it with --device {profile.name if args.output is None else path})")
     return 0
 
 
@@ -165,7 +214,8 @@ def run_check(args: argparse.Namespace) -> int:
             raise UsageError("nothing to check: give a budget (--max-mac 1.2G, --max-params 5M, "
                              "...) or --baseline REPORT.json")
         targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
-                                 increases, args.baseline, args.strict, name=args.spec)]
+                                 increases, args.baseline, args.strict, mode=args.mode,
+                                 name=args.spec)]
     else:
         if args.input or args.arg:
             raise UsageError("--input and --arg need a SPEC; configured models take theirs from "
@@ -183,6 +233,8 @@ def run_check(args: argparse.Namespace) -> int:
                 target.baseline = os.path.abspath(args.baseline)
             if args.dtype:
                 target.dtype = args.dtype
+            if args.mode != "eval":
+                target.mode = args.mode
     return check.run(targets, verbose=args.verbose, quiet=args.quiet)
 
 
@@ -198,7 +250,7 @@ def run_diff(args: argparse.Namespace) -> int:
             if inputs or arg:
                 raise UsageError(f"--input/--arg cannot apply to the saved report {spec}")
             return read_report(spec)
-        return analyze_spec(spec, inputs, _args(arg), args.dtype)
+        return analyze_spec(spec, inputs, _args(arg), args.dtype, mode=args.mode)
 
     a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
     b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
@@ -206,7 +258,8 @@ def run_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"report": run_report, "check": run_check, "diff": run_diff}
+COMMANDS = {"report": run_report, "check": run_check, "diff": run_diff,
+            "calibrate": run_calibrate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,9 +49,10 @@ class ConfigError(CostmodelError, ValueError):
 
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
-MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "baseline", "max-increase", "strict",
-                        *LIMIT_KEYS})
-GLOBAL_KEYS = frozenset({"strict", "dtype", "models"})
+MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",
+                        "strict", *LIMIT_KEYS})
+GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models"})
+MODES = ("eval", "train")
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Target:
     increases: dict[str, float] = field(default_factory=dict)
     baseline: str | None = None
     strict: bool = False
+    mode: str = "eval"      # "train": forward + backward, the cost of a training step
     name: str = ""          # what the output lines call it: the SPEC as the user wrote it
     origin: str = ""        # "pyproject.toml [tool.costmodel.models.x]", for error messages
     root: str = "."         # folder that relative paths and module SPECs are resolved from
@@ -263,6 +265,10 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
         target.args = dict(args)
         dtype = merged.get("dtype")
         target.dtype = str(dtype) if dtype is not None else None
+        mode = merged.get("mode", "eval")
+        if mode not in MODES:
+            raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, not {mode!r}")
+        target.mode = mode
         strict = merged.get("strict", False)
         if not isinstance(strict, bool):
             raise ConfigError(f"{where}: strict must be true or false, not {strict!r}")

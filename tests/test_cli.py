@@ -84,3 +84,29 @@ def test_unknown_option_exits_2():
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "unrecognized arguments: --frobnicate" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_train_mode_and_device_profile(capsys, tmp_path):
+    spec = str(ROOT / "examples/mobilenet_v1.py")
+    code, out, err = run(["report", spec, "--mode", "train", "--format", "json"], capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["mode"] == "train"
+    # the first conv's input needs no gradient: backward MAdds < 2 x forward MAdds
+    forward, backward = data["train"]["forward"]["madds"], data["train"]["backward"]["madds"]
+    assert forward < backward < 2 * forward
+    code, out, err = run(["report", spec, "--device", "h100", "--top", "1"], capsys)
+    assert code == 0 and "latency estimate on h100" in out, err
+    code, _, err = run(["report", spec, "--device", "nope"], capsys)
+    assert code == 2 and "unknown device profile 'nope'" in err and err.count("\n") == 1
+
+
+def test_calibrate_writes_a_profile_the_report_can_use(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COSTMODEL_PROFILE_DIR", str(tmp_path))
+    code, out, err = run(["calibrate", "--name", "here", "--seconds", "0.5", "--threads", "1"],
+                         capsys)
+    assert code == 0, err
+    assert (tmp_path / "here.json").is_file() and "--device here" in out
+    code, out, err = run(["report", str(ROOT / "examples/squeezenet.py"), "--device", "here",
+                          "--top", "1"], capsys)
+    assert code == 0 and "latency estimate on here" in out, err

@@ -25,9 +25,9 @@ def _records(report: Report, top: int | None, sort: str | None) -> list[dict]:
 
 
 def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | None = None,
-           sort: str | None = None) -> str:
+           sort: str | None = None, profile=None) -> str:
     if fmt == "table":
-        return text.render(report, depth=depth, top=top, sort=sort)
+        return text.render(report, depth=depth, top=top, sort=sort, profile=profile)
     if fmt == "json":
         return report.to_json()
     if fmt == "csv":

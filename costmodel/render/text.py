@@ -55,7 +55,8 @@ def totals_block(report: Report) -> str:
 
 
 def render(report: Report, *, depth: int = 1, top: int | None = None,
-           sort: str | None = None) -> str:
+           sort: str | None = None, profile=None) -> str:
+    """The whole text report; `profile` is the device profile of the latency estimate."""
     inputs = ", ".join(f"{i.name}={format_shape(i.shape)}:{i.dtype}" + (" (assumed)" if i.assumed else "")
                        for i in report.inputs)
     parts = [f"{report.model}  [{inputs}]  mode={report.mode}  capture={report.capture}", ""]
@@ -73,5 +74,5 @@ def render(report: Report, *, depth: int = 1, top: int | None = None,
         parts += [f"  {d.code} {d.severity}: {d.message}" for d in report.diagnostics]
     if report.graph is not None:   # structure, latency estimate and G1-G4 need the graph
         from .guidelines import render_section
-        parts += ["", render_section(report)]
+        parts += ["", render_section(report, profile)]
     return "\n".join(parts)
