@@ -18,6 +18,8 @@ from .shapes import Interpreter, ShapeError
 from .specs import InputSpecError, canonical_dtype, format_shape, parse_input
 from .vocab import Code, Severity, Status
 
+_fx = capture   # analyze()'s `capture` argument shadows the module's name there
+
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
 
 
@@ -82,7 +84,7 @@ def infer_input(model: nn.Module, graph: fx.Graph | None) -> tuple[tuple[int, ..
 
 
 def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike] | None = None,
-            mode: str = "eval", dtype: str | None = None) -> Report:
+            mode: str = "eval", dtype: str | None = None, capture: str = "auto") -> Report:
     """Static cost of `model` on the given input shapes; nothing real runs and the model is untouched.
 
     inputs: one per positional forward argument: '1x3x224x224[:dtype]', (1, 3, 224, 224), a
@@ -93,20 +95,25 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
         "train": forward with training semantics (dropout active, batch statistics) plus the
         backward pass, op by op, and the activation memory kept for it (`report.train`).
     dtype: count `mac_bytes` as if every floating tensor had this dtype ("float16", ...).
+    capture: "auto" (torch.fx, and the eager capture when fx cannot trace the model), "fx" (fx
+        only: fail rather than fall back) or "eager" (the eager capture only). Both give the
+        same costs; `report.capture` says which ran.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"analyze() expects an nn.Module, not {type(model).__name__}")
     if mode not in ("eval", "train"):
         raise ValueError(f"mode={mode!r} is not supported; use mode='eval' or mode='train'")
+    if capture not in CAPTURES:
+        raise ValueError(f"capture={capture!r} is not one of {', '.join(CAPTURES)}")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
-    if capture.ModuleTracer().is_leaf_module(model, ""):
-        model = capture.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
+    if _fx.ModuleTracer().is_leaf_module(model, ""):
+        model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
     gc_was_enabled = gc.isenabled()
     gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis
     try:
         with torch.no_grad():
             report = _analyze(model, _split_inputs(inputs), dict(kwargs or {}), float_dtype,
-                              training=mode == "train")
+                              training=mode == "train", how=capture)
             if mode == "train":
                 from .train import with_backward
                 report = with_backward(report, {id(p) for p in model.parameters() if p.requires_grad},
@@ -118,7 +125,7 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
 
 
 def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
-             training: bool = False) -> Report:
+             training: bool = False, how: str = "auto") -> Report:
     names = _forward_names(model)
     if len(positional) > len(names) and not any(
             p.kind == p.VAR_POSITIONAL for p in capture.forward_parameters(model)):
@@ -138,10 +145,13 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
     assume = not values
     provided = set(values) | ({free[0]} if assume and free else set())
     fx_graph, fx_error = None, None
-    try:
-        fx_graph = capture.trace(model, provided, training)
-    except capture.CaptureError as exc:
-        fx_error = exc
+    if how != "eager":
+        try:
+            fx_graph = capture.trace(model, provided, training)
+        except capture.CaptureError as exc:
+            if how == "fx":
+                raise
+            fx_error = exc
     if assume:
         if not free:
             raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
@@ -163,8 +173,14 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
             records = interp.run(fx_graph, {**defaults, **values}, paths)
             g = graph_stage.build(fx_graph, model, records, paths)
         except ShapeError as exc:
+            if how == "fx":
+                raise
             fx_error = exc
-    if g is None:
+    if g is None and how == "eager":
+        g, replaced = _fallback(model, values, float_dtype, None, training)
+        used = eager.NAME
+        diagnostics += eager.diagnostics(g, replaced)
+    elif g is None:
         g, replaced = _fallback(model, values, float_dtype, fx_error, training)
         used = eager.NAME
         diagnostics.append(Diagnostic(
@@ -209,18 +225,23 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                   tuple(diagnostics), used, g)
 
 
+CAPTURES = ("auto", "fx", "eager")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fallback(model: nn.Module, values: dict[str, Tensor], float_dtype: str | None,
-              fx_error: Exception, training: bool = False):
+              fx_error: Exception | None, training: bool = False):
     """The eager capture, after torch.fx failed. If it fails too, say why both did."""
     try:
         return eager.capture(model, Interpreter(model, training=training, float_dtype=float_dtype),
                              values)
     except eager.EagerError as exc:
+        if fx_error is None:
+            raise AnalysisError(_first_line(exc)) from exc
         if isinstance(fx_error, ShapeError):   # the traced graph ran and failed: its message
             raise fx_error from exc            # names the node, module and input shapes
         raise AnalysisError(f"{_first_line(exc)} (and {_first_line(fx_error)})") from exc

@@ -1,0 +1,50 @@
+"""analyze(capture=...): both captures give the same costs; "fx" refuses to fall back."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import costmodel
+from costmodel.errors import CostmodelError
+
+from conftest import build_meta
+
+
+class Branchy(nn.Module):
+    """Loops over a size: torch.fx cannot trace it, the eager capture follows it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+
+    def forward(self, x):
+        for _ in range(x.shape[0]):
+            x = x[:1]
+        y = self.conv(x)
+        if y.shape[-1] > 10:
+            y = torch.relu(y)
+        return y
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_b_16"])
+def test_same_costs_from_both_captures(name):
+    model = build_meta(getattr(torchvision.models, name))
+    fx = costmodel.analyze(model, "1x3x224x224", capture="fx")
+    eager = costmodel.analyze(model, "1x3x224x224", capture="eager")
+    assert fx.capture == "torch.fx" and eager.capture != "torch.fx"
+    assert fx.totals == eager.totals
+    assert [(r.key, r.cost) for r in fx.by_module(3)] == [(r.key, r.cost) for r in eager.by_module(3)]
+
+
+def test_fx_only_refuses_and_auto_falls_back():
+    model = Branchy()
+    with pytest.raises(CostmodelError):
+        costmodel.analyze(model, "2x3x16x16", capture="fx")
+    auto = costmodel.analyze(model, "2x3x16x16")
+    assert auto.capture != "torch.fx" and any(d.code == "CM008" for d in auto.diagnostics)
+    # conv 3->8, 3x3 on 1x3x16x16 (the loop keeps one sample): 8*14*14 * 3*3*3
+    assert auto.totals.madds == 8 * 14 * 14 * 3 * 3 * 3
+    with pytest.raises(ValueError, match="capture='torchscript'"):
+        costmodel.analyze(model, "2x3x16x16", capture="torchscript")
