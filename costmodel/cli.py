@@ -27,7 +27,7 @@ EXAMPLES = """examples:
   costmodel calibrate && costmodel report examples/mobilenet_v2.py --device "$(hostname)"
 """
 
-FORMATS = ("table", "json", "csv", "markdown")
+FORMATS = ("table", "json", "csv", "markdown", "html", "dot", "svg")
 SORT_KEYS = ("madds", "flops", "params", "mac", "mac_bytes")
 
 

@@ -279,6 +279,30 @@ class Report:
         from .render.html import render
         return render(self)
 
+    # ---- notebooks (optional extras: plotly, pandas) ----------------------------------------
+    def plot(self, kind: str = "layers", *, metric: str = "mac", profile: Any = None) -> Any:
+        """A plotly Figure to keep editing: "layers" (MAdds and MAC per layer), "modules"
+        (treemap of `metric`), "operators", "roofline" or "graph" (the last two on `profile`).
+        Needs plotly: pip install "costmodel[html]"."""
+        from .render.figures import plot
+        return plot(self, kind, metric=metric, profile=profile)
+
+    def to_dataframe(self) -> Any:
+        """One pandas row per layer: name, module, target, op, category, status, inputs,
+        outputs, dtype and the five metrics. Needs pandas: pip install "costmodel[pandas]"."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("report.to_dataframe() needs pandas: "
+                              "pip install \"costmodel[pandas]\"") from None
+        columns = ("name", "module", "target", "op", "category", "status", "inputs", "outputs",
+                   "dtype", *METRICS)
+        return pd.DataFrame(
+            [(layer.name, layer.module, layer.target, layer.op, str(layer.category),
+              str(layer.status), layer.inputs, layer.outputs, layer.dtype,
+              *(getattr(layer, m) for m in METRICS)) for layer in self.layers],
+            columns=list(columns))
+
 
 def _cost(d: dict[str, Any] | None) -> Cost | None:
     return None if d is None else Cost(*(int(d.get(m, 0)) for m in METRICS))

@@ -1,4 +1,6 @@
-"""One entry point for every output format: table, json, csv, markdown."""
+"""One entry point for every output format: table, json, csv, markdown, html, dot, svg.
+
+html (page.py, needs plotly) and svg (Graphviz `dot`) are imported only when asked for."""
 from __future__ import annotations
 
 import csv
@@ -40,4 +42,10 @@ def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | Non
         body = tabulate(text.layer_rows(report, top, sort), headers=text.HEADERS, tablefmt="github",
                         disable_numparse=True)
         return f"{body}\n\n```\n{text.totals_block(report)}\n```"
+    if fmt == "html":
+        from . import page
+        return page.render(report, profile)
+    if fmt in ("dot", "svg"):
+        from . import dot
+        return dot.render(report) if fmt == "dot" else dot.to_svg(report)
     raise ValueError(f"unknown format {fmt!r}")
