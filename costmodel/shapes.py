@@ -141,6 +141,7 @@ class Interpreter:
         self._clones: dict[str, nn.Module] = {}
         self._recorder = _Recorder(self)
         self._dtype_cache: dict[torch.dtype, tuple[str, int]] = {}
+        self.constants: dict[str, Any] = {}          # tensor constants fx stowed while tracing
 
     # ---- meta twins of the user's tensors and modules ---------------------------------------
     def twin(self, t: Tensor, name: str, role: str) -> Tensor:
@@ -179,6 +180,8 @@ class Interpreter:
         return clone
 
     def attr(self, target: str) -> Any:
+        if target in self.constants:   # a tensor constant torch.fx stowed while tracing
+            return self.twin(self.constants[target], target, "const")
         owner: Any = self.model
         *path, last = target.split(".")
         for part in path:
@@ -247,6 +250,7 @@ class Interpreter:
         env: dict[fx.Node, Any] = {}
         records: dict[fx.Node, NodeRecord] = {}
         recorder = self._recorder
+        self.constants = getattr(graph, "constants", {})
         for node in graph.nodes:
             op = node.op
             if op == "placeholder":

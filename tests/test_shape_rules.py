@@ -56,3 +56,23 @@ def test_linear_mismatch_is_reported_with_the_layer():
     model = torch.nn.Sequential(torch.nn.Linear(8, 8))
     with pytest.raises(CostmodelError, match=r"'0'.*2x9"):
         costmodel.analyze(model, "2x9")
+
+
+@pytest.mark.parametrize("name", ["shufflenet_v2_x1_0", "swin_t", "maxvit_t", "inception_v3"])
+def test_tracer_fast_path_builds_the_graph_fx_builds(name):
+    """ModuleTracer.create_arg skips fx's checks for plain types; the graph must not change."""
+    import re
+
+    import torchvision
+    from torch import fx
+
+    from costmodel.capture import ModuleTracer
+
+    class Plain(ModuleTracer):
+        create_arg = fx.Tracer.create_arg
+
+    with torch.device(META):
+        model = torchvision.models.get_model(name).eval()
+    code = [re.sub(r"_tensor_constant\d+", "c", fx.GraphModule(model, t().trace(model)).code)
+            for t in (ModuleTracer, Plain)]
+    assert code[0] == code[1]

@@ -124,3 +124,19 @@ def test_model_untouched_by_the_fallback_capture():
     assert all("forward" not in m.__dict__ for m in model.modules())
     assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert sum(layer.params for layer in report.layers) == report.totals.params
+
+
+def test_no_attribute_is_left_on_the_model():
+    """torch.fx stows tensor constants (`x[:, torch.tensor([0, 2])]`) as new attributes of the
+    root module it traces; costmodel takes them back off the user's model."""
+    import costmodel
+
+    class Picks(torch.nn.Module):
+        def forward(self, x):
+            return x[:, torch.tensor([0, 2])] * 2
+
+    model = Picks()
+    before = dict(vars(model))
+    report = costmodel.analyze(model, "2x4")
+    assert report.capture == "torch.fx" and report.totals.status == "complete"
+    assert vars(model).keys() == before.keys()
