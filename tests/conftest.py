@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import pathlib
 import warnings
 
 import pytest
@@ -41,3 +43,14 @@ def build_meta(fn, **kwargs) -> nn.Module:
 @pytest.fixture
 def meta_builder():
     return build_meta
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
+
+
+def example(name: str):
+    """Import examples/<name>.py as a module."""
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,21 +2,12 @@
 architecture is the same (then the numbers must be identical)."""
 from __future__ import annotations
 
-import importlib.util
-import pathlib
 
 import pytest
 
 import costmodel
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import example
 
 
 def analyze_example(name: str, **kwargs):

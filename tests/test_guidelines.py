@@ -3,10 +3,8 @@ V2 (clean), ShuffleNet V1 (G2) and MobileNet V2 (G1 bottlenecks, G4 element-wise
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import json
 import math
-import pathlib
 
 import pytest
 import torch
@@ -16,14 +14,7 @@ import costmodel
 from costmodel import guidelines as gl
 from costmodel.vocab import Code, Severity
 
-EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
-
-
-def example(name: str):
-    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import example
 
 
 @pytest.fixture(scope="module")

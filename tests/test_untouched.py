@@ -53,9 +53,22 @@ def assert_same(before: dict, after: dict) -> None:
         assert torch.equal(value, new_value), key
 
 
-def test_model_untouched_with_tied_weights_hooks_and_mixed_modes():
+class Untraceable(Tied):
+    """The same model with a shape branch, so that the eager fallback capture analyses it."""
+
+    def forward(self, ids):
+        if ids.shape[1] > 4:
+            ids = ids[:, :4]
+        return super().forward(ids)
+
+
+@pytest.mark.parametrize("kind, capture", [("Tied", "torch.fx"),
+                                            ("Untraceable", "eager (meta tensors)")])
+def test_model_untouched_with_tied_weights_hooks_and_mixed_modes(kind, capture):
+    """Both captures (fx, and the eager fallback for a forward fx cannot trace)."""
+    cls = {"Tied": Tied, "Untraceable": Untraceable}[kind]
     torch.manual_seed(0)
-    model = Tied().double()
+    model = cls().double()
     model.train()
     model.head.eval()                       # mixed flags must come back exactly as they were
     model.conv.weight.requires_grad_(False)
@@ -66,9 +79,12 @@ def test_model_untouched_with_tied_weights_hooks_and_mixed_modes():
 
     report = costmodel.analyze(model, "2x12:int64")
 
+    assert report.capture == capture
     assert_same(before, snapshot(model))
     assert calls == []                      # no user hook ran
     assert model.bn.num_batches_tracked.item() == 0
+    assert model.forward.__func__ is cls.forward      # no wrapper left on the user's model
+    assert all("forward" not in m.__dict__ for m in model.modules())
     # the tied weight counts once, in the totals and in the rows
     assert report.totals.params == sum(p.numel() for p in model.parameters())
     assert sum(layer.params for layer in report.layers) == report.totals.params
@@ -92,38 +108,6 @@ def test_meta_model_is_analysable_and_untouched():
     report = costmodel.analyze(model.eval(), "1x3x224x224")
     assert report.totals.params == 3504872
     assert all(p.device.type == "meta" for p in model.parameters())
-
-
-class Untraceable(Tied):
-    """The same model with a shape branch, so that the eager fallback capture analyses it."""
-
-    def forward(self, ids):
-        if ids.shape[1] > 4:
-            ids = ids[:, :4]
-        return super().forward(ids)
-
-
-def test_model_untouched_by_the_fallback_capture():
-    torch.manual_seed(0)
-    model = Untraceable().double()
-    model.train()
-    model.head.eval()
-    model.conv.weight.requires_grad_(False)
-    calls = []
-    model.conv.register_forward_hook(lambda *a: calls.append("conv"))
-    model.register_forward_pre_hook(lambda *a: calls.append("root"))
-    before = snapshot(model)
-
-    report = costmodel.analyze(model, "2x12:int64")
-
-    assert report.capture == "eager (meta tensors)"
-    assert_same(before, snapshot(model))
-    assert calls == []
-    assert model.bn.num_batches_tracked.item() == 0
-    assert model.forward.__func__ is Untraceable.forward      # no wrapper left on the user's model
-    assert all("forward" not in m.__dict__ for m in model.modules())
-    assert report.totals.params == sum(p.numel() for p in model.parameters())
-    assert sum(layer.params for layer in report.layers) == report.totals.params
 
 
 def test_no_attribute_is_left_on_the_model():

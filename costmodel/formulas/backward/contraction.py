@@ -13,11 +13,7 @@ from . import Backward, GradCall, Kernels, backward, grad_out
 def _weighted(grad: GradCall, madds: int, x: str, w: str, b: str | None) -> Backward:
     """grad-input and grad-weight are each one contraction of `madds`; bias sums gy."""
     call, gy = grad.call, grad_out(grad.call)
-    k = Kernels()
-    if grad.wants(x):
-        k.add(madds, 2 * madds, reads=(gy, call.t(w)), writes=(call.t(x),))
-    if grad.wants(w):
-        k.add(madds, 2 * madds, reads=(call.t(x), gy), writes=(call.t(w),))
+    k = _pair(grad, x, w, madds)
     if b is not None and grad.wants(b):
         k.add(flops=gy.numel, reads=(gy,), writes=(call.t(b),))
     saved = ((x,) if grad.wants(w) else ()) + ((w,) if grad.wants(x) else ())
