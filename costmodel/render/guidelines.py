@@ -43,7 +43,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     model = structure.model_structure(g)
     blocks = structure.blocks(g, depth)
     est = latency.estimate(g, profile)
-    lines = ["structure (ShuffleNet V2, G3)",
+    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == "train"
+                                                else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
              f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
     if blocks:
@@ -53,8 +54,9 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                      + f"; most branches {max(b.branches for b in blocks)}")
     total = est.total_s
     overhead = sum(op.kernels for op in est.ops) * profile.overhead_s
-    lines += ["", f"latency estimate on {profile.name} (roofline + {_ms(profile.overhead_s)} per "
-              f"kernel; costmodel calibrate measures this machine)",
+    scope = " of the forward pass" if report.mode == "train" else ""
+    lines += ["", f"latency estimate{scope} on {profile.name} (roofline + "
+              f"{_ms(profile.overhead_s)} per kernel; costmodel calibrate measures this machine)",
               f"  total {_ms(total)} (kernels one after another), critical path "
               f"{_ms(est.critical_path_s)}, fixed per-kernel cost {_pct(overhead, total)}"]
     shares = ", ".join(f"{cat} {_pct(sec, total)}"
