@@ -3,6 +3,7 @@ unusual back to torch, so a shape torch would refuse is still refused with torch
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -71,7 +72,8 @@ def test_tracer_fast_path_builds_the_graph_fx_builds(name):
     class Plain(ModuleTracer):
         create_arg = fx.Tracer.create_arg
 
-    with torch.device(META):
+    with torch.device(META), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)   # inception_v3's init-weights notice
         model = torchvision.models.get_model(name).eval()
     code = [re.sub(r"_tensor_constant\d+", "c", fx.GraphModule(model, t().trace(model)).code)
             for t in (ModuleTracer, Plain)]
