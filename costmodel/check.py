@@ -116,7 +116,8 @@ def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,
     out = out or sys.stdout
     err = err or sys.stderr
     progress = _progress(len(targets), err)
-    write: Callable[[str, TextIO], None] = progress.write if progress else _print
+    write: Callable[[str, TextIO], None] = (
+        (lambda line, stream: progress.write(line, file=stream)) if progress else _print)
     worst = OK
     counts = {OK: 0, OVER: 0, ERROR: 0}
     for target in targets:
@@ -154,16 +155,7 @@ def _progress(n: int, stream: TextIO):
         return None
     from tqdm import tqdm
 
-    bar = tqdm(total=n, file=stream, unit="model", leave=False, dynamic_ncols=True)
-
-    class _Bar:
-        def write(self, line: str, target: TextIO) -> None:
-            bar.write(line, file=target)
-
-        def __getattr__(self, name: str):
-            return getattr(bar, name)
-
-    return _Bar()
+    return tqdm(total=n, file=stream, unit="model", leave=False, dynamic_ncols=True)
 
 
 def one_line(exc: BaseException) -> str:

@@ -1,6 +1,7 @@
 """Load a model from a SPEC: 'path/to/file.py:callable', 'package.module:callable' or 'file.py'."""
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -22,6 +23,17 @@ class Loaded:
     on_meta: bool
 
 
+@contextlib.contextmanager
+def _on_path(folder: str):
+    """`folder` first on sys.path while user code is imported, as `python file.py` would."""
+    sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+
+
 def _import_file(path: str, shown: str | None = None) -> Any:
     shown = shown or path
     if not os.path.isfile(path):
@@ -31,17 +43,13 @@ def _import_file(path: str, shown: str | None = None) -> Any:
     if spec is None or spec.loader is None:
         raise SpecError(f"cannot import {shown}: not a Python file")
     module = importlib.util.module_from_spec(spec)
-    folder = os.path.dirname(os.path.abspath(path))
-    sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
+        with _on_path(os.path.dirname(os.path.abspath(path))):
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise SpecError(f"cannot import {shown}: SyntaxError at line {exc.lineno}: {exc.msg}") from exc
     except Exception as exc:  # noqa: BLE001
         raise SpecError(f"importing {shown} raised {type(exc).__name__}: {exc}") from exc
-    finally:
-        if sys.path and sys.path[0] == folder:
-            sys.path.pop(0)
     return module
 
 
@@ -68,16 +76,13 @@ def resolve(spec: str, root: str | None = None) -> tuple[Any, str, Any]:
     if is_file_spec(target):
         module = _import_file(os.path.join(root, target), target)
     else:
-        sys.path.insert(0, root)
         try:
-            module = importlib.import_module(target)
+            with _on_path(root):
+                module = importlib.import_module(target)
         except ModuleNotFoundError as exc:
             raise SpecError(f"no such module or file: {target} ({exc})") from exc
         except Exception as exc:  # noqa: BLE001
             raise SpecError(f"importing {target} raised {type(exc).__name__}: {exc}") from exc
-        finally:
-            if sys.path and sys.path[0] == root:
-                sys.path.pop(0)
     fn = getattr(module, attr, None)
     if fn is None or not callable(fn):
         names = sorted(n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
