@@ -23,6 +23,7 @@ from .ops import META, NAMES, Rule, lookup
 from .specs import ITEMSIZE, TensorSpec
 
 _DTYPES = {getattr(torch, name): name for name in ITEMSIZE if hasattr(torch, name)}
+_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
                "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_forward_pre_hooks_with_kwargs")
@@ -84,6 +85,8 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if args and mutates(func):
+            self.interp.forget(args[0])
         rule = lookup(func)
         if rule is None:
             out = func(*args, **kwargs)
@@ -102,6 +105,23 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
+_MUTATES: dict[Any, bool] = {}
+
+
+def mutates(func: Any) -> bool:
+    """Whether `func` may change its first argument's metadata in place: `unsqueeze_`, `resize_`,
+    `set_`, an attribute setter (`x.data = y`). Cached per callable, like `ops.lookup`."""
+    try:
+        return _MUTATES[func]
+    except KeyError:
+        name = getattr(func, "__name__", "") or ""
+        found = _MUTATES[func] = name == "__set__" or (
+            name.endswith("_") and not name.endswith("__"))
+        return found
+    except TypeError:  # an unhashable callable
+        return True
+
+
 def _has_tensor(value: Any) -> bool:
     if isinstance(value, Tensor):
         return True
@@ -111,20 +131,29 @@ def _has_tensor(value: Any) -> bool:
 
 
 def _tensors(value: Any) -> list[Tensor]:
+    """Every tensor in `value` (nested lists, tuples and dict values), in order."""
     if isinstance(value, Tensor):
         return [value]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
     if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    return []
+        value = value.values()
+    elif not isinstance(value, (list, tuple)):
+        return []
+    found = []
+    for v in value:
+        if isinstance(v, Tensor):
+            found.append(v)
+        elif isinstance(v, (list, tuple, dict)):
+            found += _tensors(v)
+    return found
 
 
 def _new_tensors(out: Any, args: tuple, kwargs: dict) -> bool:
     outs = _tensors(out)
     if not outs:
         return False
-    known = {id(t) for t in _tensors(args)} | {id(t) for t in _tensors(kwargs)}
+    known = {id(t) for t in _tensors(args)}
+    if kwargs:
+        known.update(id(t) for t in _tensors(kwargs))
     return any(id(t) not in known for t in outs)
 
 
@@ -141,6 +170,7 @@ class Interpreter:
         self._clones: dict[str, nn.Module] = {}
         self._recorder = _Recorder(self)
         self._dtype_cache: dict[torch.dtype, tuple[str, int]] = {}
+        self._specs: dict[int, tuple[Tensor, TensorSpec]] = {}   # id -> (tensor, its spec)
         self.constants: dict[str, Any] = {}          # tensor constants fx stowed while tracing
 
     # ---- meta twins of the user's tensors and modules ---------------------------------------
@@ -197,14 +227,22 @@ class Interpreter:
 
     # ---- specs and records ------------------------------------------------------------------
     def spec(self, t: Tensor) -> TensorSpec:
-        info = self._dtype_cache.get(t.dtype)
-        if info is None:
-            name = _DTYPES.get(t.dtype, str(t.dtype).removeprefix("torch."))
-            if self.float_dtype is not None and t.dtype.is_floating_point:
-                name = self.float_dtype
-            info = self._dtype_cache[t.dtype] = (name, ITEMSIZE.get(name, t.element_size()))
-        shape = tuple(t.shape)
-        stride = t.stride()
+        """The TensorSpec of `t`, cached per tensor: a spec is read once when the tensor is made
+        and again by every op that reads it. The cache holds the tensor, so ids stay unique;
+        `forget` drops a tensor whose metadata an in-place op (`unsqueeze_`, `resize_`) changes."""
+        entry = self._specs.get(id(t))
+        if entry is not None:
+            return entry[1]
+        with _NO_TORCH_FUNCTION():   # metadata reads would else go through the recorder
+            dtype = t.dtype
+            info = self._dtype_cache.get(dtype)
+            if info is None:
+                name = _DTYPES.get(dtype, str(dtype).removeprefix("torch."))
+                if self.float_dtype is not None and dtype.is_floating_point:
+                    name = self.float_dtype
+                info = self._dtype_cache[dtype] = (name, ITEMSIZE.get(name, t.element_size()))
+            shape = tuple(t.shape)
+            stride = t.stride()
         stored = -1
         if 0 in stride:
             stored = 1
@@ -213,7 +251,12 @@ class Interpreter:
                     stored *= size
         weight = self.weights.get(id(t))
         role = weight.role if weight is not None else "activation"
-        return TensorSpec(shape, info[0], info[1], stored, role)
+        result = TensorSpec(shape, info[0], info[1], stored, role)
+        self._specs[id(t)] = (t, result)
+        return result
+
+    def forget(self, t: Any) -> None:
+        self._specs.pop(id(t), None)
 
     def record(self, rule: Rule | None, func: Any, bound: dict, out: Any) -> Recorded:
         tensors: dict[str, Any] = {}
