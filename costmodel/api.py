@@ -95,9 +95,9 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
         "train": forward with training semantics (dropout active, batch statistics) plus the
         backward pass, op by op, and the activation memory kept for it (`report.train`).
     dtype: count `mac_bytes` as if every floating tensor had this dtype ("float16", ...).
-    capture: "auto" (torch.fx, and the eager capture when fx cannot trace the model), "fx" (fx
-        only: fail rather than fall back) or "eager" (the eager capture only). Both give the
-        same costs; `report.capture` says which ran.
+    capture: "auto" (the eager capture: the model's own forward, run once on meta tensors, and
+        torch.fx when that fails), "eager" (eager only) or "fx" (torch.fx's symbolic trace only).
+        Both give the same costs; `report.capture` says which ran.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"analyze() expects an nn.Module, not {type(model).__name__}")
@@ -144,17 +144,14 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
     assume = not values
     provided = set(values) | ({free[0]} if assume and free else set())
-    fx_graph, fx_error = None, None
-    if how != "eager":
-        try:
-            fx_graph = capture.trace(model, provided, training)
-        except capture.CaptureError as exc:
-            if how == "fx":
-                raise
-            fx_error = exc
-    if assume:
+    fx_graph = None
+    if assume:   # the first layer the forward calls fixes the input: fx finds it without one
         if not free:
             raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
+        try:
+            fx_graph = capture.trace(model, provided, training)
+        except capture.CaptureError:
+            pass
         shape, why = infer_input(model, fx_graph)
         values[free[0]] = torch.empty(shape, device=META)
         infos.append(InputInfo(free[0], shape, "float32", assumed=True))
@@ -163,31 +160,33 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
             f"no input given; assumed {free[0]} = {format_shape(shape)} float32 because {why}. "
             f"Pass the real one to be sure."))
 
-    g, used = None, "torch.fx"
-    if fx_graph is not None:
-        paths = graph_stage.module_paths(fx_graph)
-        interp = Interpreter(model, training=training, float_dtype=float_dtype)
-        defaults = {p.name: p.default for p in capture.forward_parameters(model)
-                    if p.default is not p.empty}
+    g = None
+    eager_error: Exception | None = None
+    if how != "fx":   # the default: run the model's own forward once, on meta tensors
         try:
-            records = interp.run(fx_graph, {**defaults, **values}, paths)
-            g = graph_stage.build(fx_graph, model, records, paths)
-        except ShapeError as exc:
-            if how == "fx":
+            g, replaced = eager.capture(
+                model, Interpreter(model, training=training, float_dtype=float_dtype), values)
+            used = eager.NAME
+            diagnostics += eager.diagnostics(g, replaced)
+        except eager.EagerError as exc:
+            if how == "eager":
+                raise AnalysisError(_first_line(exc)) from exc
+            eager_error = exc
+    if g is None:
+        try:
+            g = _fx_graph(model, fx_graph, provided, values, float_dtype, training)
+        except (capture.CaptureError, ShapeError) as exc:
+            if eager_error is None:
                 raise
-            fx_error = exc
-    if g is None and how == "eager":
-        g, replaced = _fallback(model, values, float_dtype, None, training)
-        used = eager.NAME
-        diagnostics += eager.diagnostics(g, replaced)
-    elif g is None:
-        g, replaced = _fallback(model, values, float_dtype, fx_error, training)
-        used = eager.NAME
-        diagnostics.append(Diagnostic(
-            Code.FX_FALLBACK, Severity.INFO,
-            f"{_first_line(fx_error)}; analysed with the {eager.NAME} capture instead, which "
-            f"follows the forward's real Python control flow"))
-        diagnostics += eager.diagnostics(g, replaced)
+            if isinstance(exc, ShapeError):   # the traced graph ran and failed: its message
+                raise exc from eager_error    # names the node, module and input shapes
+            raise AnalysisError(f"{_first_line(eager_error)} (and {_first_line(exc)})") from exc
+        used = "torch.fx"
+        if eager_error is not None:
+            diagnostics.append(Diagnostic(
+                Code.CAPTURE_FALLBACK, Severity.INFO,
+                f"{_first_line(eager_error)}; analysed with torch.fx instead, which traces the "
+                f"forward symbolically"))
     layers, found = annotate(g)
     diagnostics += found
 
@@ -233,15 +232,14 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _fallback(model: nn.Module, values: dict[str, Tensor], float_dtype: str | None,
-              fx_error: Exception | None, training: bool = False):
-    """The eager capture, after torch.fx failed. If it fails too, say why both did."""
-    try:
-        return eager.capture(model, Interpreter(model, training=training, float_dtype=float_dtype),
-                             values)
-    except eager.EagerError as exc:
-        if fx_error is None:
-            raise AnalysisError(_first_line(exc)) from exc
-        if isinstance(fx_error, ShapeError):   # the traced graph ran and failed: its message
-            raise fx_error from exc            # names the node, module and input shapes
-        raise AnalysisError(f"{_first_line(exc)} (and {_first_line(fx_error)})") from exc
+def _fx_graph(model: nn.Module, traced: fx.Graph | None, provided: set[str],
+              values: dict[str, Tensor], float_dtype: str | None, training: bool):
+    """The torch.fx capture: trace symbolically (unless `traced` is given), then run the graph
+    on meta tensors. Raises CaptureError or ShapeError."""
+    graph = traced if traced is not None else capture.trace(model, provided, training)
+    paths = graph_stage.module_paths(graph)
+    interp = Interpreter(model, training=training, float_dtype=float_dtype)
+    defaults = {p.name: p.default for p in capture.forward_parameters(model)
+                if p.default is not p.empty}
+    records = interp.run(graph, {**defaults, **values}, paths)
+    return graph_stage.build(graph, model, records, paths)

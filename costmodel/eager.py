@@ -148,7 +148,8 @@ class EagerCapture:
         self.model = model
         self.interp = interp
         self.g = nx.DiGraph()
-        self.producer: dict[int, str] = {}     # id(tensor) -> node that made or last wrote it
+        self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
+                                                          # wrote it, index among its outputs)
         self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
         self.stack: list[str] = [""]           # qualified names of the running user modules
         self.leaf: str | None = None           # the torch.nn layer running now, if any
@@ -168,24 +169,31 @@ class EagerCapture:
 
     def _add(self, name: str, kind: str, target: str, module: str, read: Any, outputs: tuple,
              calls: tuple, unrecorded: bool = False) -> None:
-        inputs, preds, seen = [], [], set()
+        inputs, sources, preds, seen = [], [], [], set()
         weights = self.interp.weights
+        spec = self.interp.spec
+        producer = self.producer
         for t in _tensors(read):
-            if id(t) in seen or id(t) in weights:
+            key = id(t)
+            if key in seen or key in weights:
                 continue
-            seen.add(id(t))
-            inputs.append(self.interp.spec(t))
-            source = self.producer.get(id(t))
-            if source is not None and source not in preds:
-                preds.append(source)
+            seen.add(key)
+            inputs.append(spec(t))
+            source = producer.get(key)
+            sources.append(source)
+            if source is not None and source[0] not in preds:
+                preds.append(source[0])
+        # `sources`: exactly which output of which node each input is (graph.build's nodes read
+        # whole predecessors, so the training tracker matches their values by spec instead)
         self.g.add_node(name, order=len(self.g), kind=kind, target=target, module=module,
-                        inputs=tuple(inputs), outputs=outputs, calls=calls, unrecorded=unrecorded)
+                        inputs=tuple(inputs), outputs=outputs, calls=calls, unrecorded=unrecorded,
+                        sources=tuple(sources))
         for source in preds:
             self.g.add_edge(source, name)
 
     def _made(self, name: str, tensors: list[Tensor]) -> None:
-        for t in tensors:
-            self.producer[id(t)] = name
+        for index, t in enumerate(tensors):
+            self.producer[id(t)] = (name, index)
         self.alive.append(tensors)
 
     def add_call(self, func: Any, args: tuple, kwargs: dict, out: Any, calls: list[Recorded],

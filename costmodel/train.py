@@ -92,10 +92,12 @@ def _flat(tensors) -> Iterator[tuple[str, TensorSpec]]:
                     yield f"{name}.{i}", v
 
 
-def _take(pool: list[tuple[TensorSpec, int]], spec: TensorSpec, used: set[int]) -> int | None:
-    """The most recent value in `pool` with this spec, preferring one not yet used here."""
+def _take(pool: list[tuple[TensorSpec, int]], spec: TensorSpec, used: set[int],
+          in_order: bool = False) -> int | None:
+    """The most recent value in `pool` with this spec (the first, when `pool` is in argument
+    order), preferring one not yet used here."""
     fallback = None
-    for s, sid in reversed(pool):
+    for s, sid in (pool if in_order else reversed(pool)):
         if s == spec:
             if sid not in used:
                 return sid
@@ -119,6 +121,7 @@ class _Tracker:
         self.seeds: list[int] = []
         self.orphans: dict[str, list[int]] = {}   # node -> its outputs that matched no call
         self.has_output = False
+        self.exact = False     # the current node's pool is its exact inputs, in argument order
 
     def new(self, spec: TensorSpec, grad: bool, producer, root: int | None = None) -> int:
         sid = len(self.slots)
@@ -128,8 +131,15 @@ class _Tracker:
 
     def forward(self) -> None:
         for name, data in self.g.nodes(data=True):
-            pool = [(s, sid) for p in self.g.predecessors(name)
-                    for s, sid in zip(self.g.nodes[p]["outputs"], self.node_out.get(p, ()))]
+            sources = data.get("sources")
+            if sources is not None:   # the eager capture knows which value each input is
+                pool = [(s, self.node_out[src[0]][src[1]])
+                        for s, src in zip(data["inputs"], sources)
+                        if src is not None and src[1] < len(self.node_out.get(src[0], ()))]
+            else:
+                pool = [(s, sid) for p in self.g.predecessors(name)
+                        for s, sid in zip(self.g.nodes[p]["outputs"], self.node_out.get(p, ()))]
+            self.exact = sources is not None
             kind = data["kind"]
             if kind == "placeholder":
                 self.node_out[name] = [self.new(s, False, None) for s in data["outputs"]]
@@ -155,7 +165,7 @@ class _Tracker:
                 else:
                     sid = _take(local, spec, used)
                     if sid is None:
-                        sid = _take(pool, spec, used)
+                        sid = _take(pool, spec, used, self.exact)
                     if sid is None:        # made outside any recorded call: assume the worst
                         sid = self.new(spec, upstream, (name, -1))
                     used.add(sid)

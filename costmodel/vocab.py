@@ -75,7 +75,7 @@ class Code(StrEnum):
     HOOKS_SKIPPED = "CM005"      # the model has forward hooks; analysis does not run them
     DROPOUT_EVAL = "CM006"       # dropout is the identity at inference and costs nothing
     TRAINING_MODE = "CM007"      # the model was in training mode; analysed as eval
-    FX_FALLBACK = "CM008"        # torch.fx could not capture the model; the eager capture did
+    CAPTURE_FALLBACK = "CM008"   # the eager capture failed on the model; torch.fx captured it
     DATA_DEPENDENT = "CM009"     # a size depends on tensor values; its upper bound was assumed
     NO_BACKWARD = "CM010"        # mode="train": an op has no backward formula; totals are partial
     # ShuffleNet V2 guidelines (costmodel.guidelines): G<guideline><number>

@@ -1,4 +1,5 @@
-"""analyze(capture=...): both captures give the same costs; "fx" refuses to fall back."""
+"""analyze(capture=...): both captures give the same costs; "auto" runs the eager capture and
+falls back to torch.fx when that fails; "fx" and "eager" refuse to fall back."""
 from __future__ import annotations
 
 import pytest
@@ -38,13 +39,37 @@ def test_same_costs_from_both_captures(name):
     assert [(r.key, r.cost) for r in fx.by_module(3)] == [(r.key, r.cost) for r in eager.by_module(3)]
 
 
-def test_fx_only_refuses_and_auto_falls_back():
+class ValueCheck(nn.Module):
+    """Checks its input's values unless torch.fx is tracing (as library code guards logging and
+    asserts): the eager capture cannot read a meta tensor's value, torch.fx skips the check."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if not torch.fx._symbolic_trace.is_fx_tracing():
+            assert x.abs().max() < 1e4
+        return self.fc(x)
+
+
+def test_fx_only_refuses_and_auto_runs_eagerly():
     model = Branchy()
     with pytest.raises(CostmodelError):
         costmodel.analyze(model, "2x3x16x16", capture="fx")
     auto = costmodel.analyze(model, "2x3x16x16")
-    assert auto.capture != "torch.fx" and any(d.code == "CM008" for d in auto.diagnostics)
+    assert auto.capture != "torch.fx" and not any(d.code == "CM008" for d in auto.diagnostics)
     # conv 3->8, 3x3 on 1x3x16x16 (the loop keeps one sample): 8*14*14 * 3*3*3
     assert auto.totals.madds == 8 * 14 * 14 * 3 * 3 * 3
     with pytest.raises(ValueError, match="capture='torchscript'"):
         costmodel.analyze(model, "2x3x16x16", capture="torchscript")
+
+
+def test_auto_falls_back_to_fx_when_the_eager_capture_stops():
+    with pytest.raises(costmodel.AnalysisError, match="reads a tensor's value"):
+        costmodel.analyze(ValueCheck(), "3x4", capture="eager")
+    auto = costmodel.analyze(ValueCheck(), "3x4")
+    assert auto.capture == "torch.fx"
+    (why,) = [d for d in auto.diagnostics if d.code == "CM008"]
+    assert "test_capture_choice.py" in why.message and "x.abs().max()" in why.message
+    assert auto.totals.madds == 3 * 4 * 2

@@ -12,6 +12,7 @@ from torch import nn
 import costmodel
 from costmodel import capture
 from costmodel.api import AnalysisError
+from costmodel.errors import CostmodelError
 
 EAGER = "eager (meta tensors)"
 
@@ -36,11 +37,13 @@ class ShapeFlow(nn.Module):
         return {"out": y, "rows": x.size(0)}
 
 
-def test_shape_control_flow_falls_back_and_counts_the_path_taken():
+def test_shape_control_flow_is_followed_and_counts_the_path_taken():
+    with pytest.raises(CostmodelError) as refused:          # torch.fx cannot, and names the line
+        costmodel.analyze(ShapeFlow(), "3x16", capture="fx")
+    assert re.search(r"test_fallback.py:\d+ in forward: if x.shape\[-1\] > 10", str(refused.value))
     report = costmodel.analyze(ShapeFlow(), "3x16")
     assert report.capture == EAGER
-    (why,) = [d for d in report.diagnostics if d.code == "CM008"]
-    assert re.search(r"test_fallback.py:\d+ in forward: if x.shape\[-1\] > 10", why.message)
+    assert not [d for d in report.diagnostics if d.code == "CM008"]
     # wide: 3 rows x 16 x 32; the block runs x.size(0) = 3 times: 3 x (3 x 32 x 32)
     assert report.totals.madds == 3 * 16 * 32 + 3 * (3 * 32 * 32)
     # FLOPs: 2 per MAdd + bias adds (3x32 per linear) + 3 ReLU + 3 adds of 3x32 each
@@ -74,15 +77,8 @@ class Plain(nn.Module):
         return self.fc(x.mean((2, 3)))
 
 
-def force_eager(monkeypatch):
-    def untraceable(model, provided, training=False):
-        raise capture.CaptureError("torch.fx could not trace it (forced by the test)")
-    monkeypatch.setattr(capture, "trace", untraceable)
-
-
-def test_graph_has_the_same_node_attributes_as_the_fx_graph(monkeypatch):
-    fx = costmodel.analyze(Plain(), "1x3x8x8")
-    force_eager(monkeypatch)
+def test_graph_has_the_same_node_attributes_as_the_fx_graph():
+    fx = costmodel.analyze(Plain(), "1x3x8x8", capture="fx")
     eager = costmodel.analyze(Plain(), "1x3x8x8")
     assert eager.capture == EAGER and fx.capture == "torch.fx"
     fx_keys = {key for _, data in fx.graph.nodes(data=True) for key in data}
@@ -97,14 +93,13 @@ def test_graph_has_the_same_node_attributes_as_the_fx_graph(monkeypatch):
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_b_16", "swin_t",
                                   "inception_v3", "shufflenet_v2_x1_0"])
-def test_eager_capture_equals_fx_on_torchvision(name, monkeypatch, meta_builder):
+def test_eager_capture_equals_fx_on_torchvision(name, meta_builder):
     torchvision = pytest.importorskip("torchvision")
     model = meta_builder(torchvision.models.get_model, name=name)
     size = 299 if name == "inception_v3" else 224
-    fx = costmodel.analyze(model, f"1x3x{size}x{size}")
-    force_eager(monkeypatch)
+    fx = costmodel.analyze(model, f"1x3x{size}x{size}", capture="fx")
     eager = costmodel.analyze(model, f"1x3x{size}x{size}")
-    assert eager.capture == EAGER
+    assert eager.capture == EAGER and fx.capture == "torch.fx"
     assert eager.totals == fx.totals
     assert {r.key: r.cost for r in eager.by_module(depth=2)} == {
         r.key: r.cost for r in fx.by_module(depth=2)}

@@ -11,6 +11,7 @@ from torch import nn
 
 import costmodel
 from costmodel.cost import METRICS
+from costmodel.errors import CostmodelError
 
 torchvision = pytest.importorskip("torchvision")
 
@@ -148,7 +149,7 @@ def test_setitem_is_a_copy_into_the_region():
         def forward(self, x, v):
             return write_region(x, v)
 
-    report = costmodel.analyze(Write(), "4x8", "4x2")
+    report = costmodel.analyze(Write(), "4x8", "4x2", capture="fx")
     (layer,) = report.layers
     assert report.totals.status == "complete"
     clone, setitem = layer.calls
@@ -157,16 +158,18 @@ def test_setitem_is_a_copy_into_the_region():
     assert clone.cost.mac == 4 * 8 + 4 * 8
 
 
-def test_untraceable_setitem_falls_back_and_names_the_line():
+def test_untraceable_setitem_is_captured_eagerly_and_fx_names_the_line():
     class Write(nn.Module):
         def forward(self, x, v):
             x[:, :2] = v
             return x
 
+    with pytest.raises(CostmodelError) as refused:
+        costmodel.analyze(Write(), "4x8", "4x2", capture="fx")
+    assert re.search(r"test_report.py:\d+ in forward: x\[:, :2\] = v", str(refused.value))
     report = costmodel.analyze(Write(), "4x8", "4x2")
     assert report.capture == "eager (meta tensors)"
-    (fallback,) = [d for d in report.diagnostics if d.code == "CM008"]
-    assert re.search(r"test_report.py:\d+ in forward: x\[:, :2\] = v", fallback.message)
+    assert not [d for d in report.diagnostics if d.code == "CM008"]
     (layer,) = report.layers
     assert layer.target == "Tensor.__setitem__"
     assert layer.mac == 4 * 2 + 4 * 2                         # read v, write the 4x2 region

@@ -62,10 +62,11 @@ class Untraceable(Tied):
         return super().forward(ids)
 
 
-@pytest.mark.parametrize("kind, capture", [("Tied", "torch.fx"),
-                                            ("Untraceable", "eager (meta tensors)")])
-def test_model_untouched_with_tied_weights_hooks_and_mixed_modes(kind, capture):
-    """Both captures (fx, and the eager fallback for a forward fx cannot trace)."""
+@pytest.mark.parametrize("kind, how, capture", [("Tied", "fx", "torch.fx"),
+                                                 ("Tied", "auto", "eager (meta tensors)"),
+                                                 ("Untraceable", "auto", "eager (meta tensors)")])
+def test_model_untouched_with_tied_weights_hooks_and_mixed_modes(kind, how, capture):
+    """Both captures (fx, and the default eager capture, also on a forward fx cannot trace)."""
     cls = {"Tied": Tied, "Untraceable": Untraceable}[kind]
     torch.manual_seed(0)
     model = cls().double()
@@ -77,7 +78,7 @@ def test_model_untouched_with_tied_weights_hooks_and_mixed_modes(kind, capture):
     model.register_forward_pre_hook(lambda *a: calls.append("root"))
     before = snapshot(model)
 
-    report = costmodel.analyze(model, "2x12:int64")
+    report = costmodel.analyze(model, "2x12:int64", capture=how)
 
     assert report.capture == capture
     assert_same(before, snapshot(model))
@@ -121,6 +122,6 @@ def test_no_attribute_is_left_on_the_model():
 
     model = Picks()
     before = dict(vars(model))
-    report = costmodel.analyze(model, "2x4")
+    report = costmodel.analyze(model, "2x4", capture="fx")
     assert report.capture == "torch.fx" and report.totals.status == "complete"
     assert vars(model).keys() == before.keys()
