@@ -8,7 +8,7 @@ from __future__ import annotations
 import networkx as nx
 
 from .cost import ZERO, Cost, total
-from .formulas import FORMULAS, cost_of
+from .formulas import FORMULAS
 from .report import CallCost, Diagnostic, Layer
 from .vocab import Category, Code, NodeStatus, Severity
 
@@ -23,6 +23,7 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
     layers: list[Layer] = []
     diagnostics: list[Diagnostic] = []
     seen_params: set[int] = set()
+    formulas = FORMULAS
     for name, data in g.nodes(data=True):   # insertion order is graph (execution) order
         if data["kind"] not in _COMPUTE:
             data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED, reason=data["kind"])
@@ -30,28 +31,37 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
         calls: list[CallCost] = []
         unsupported: list[str] = []
         for rec in data["calls"]:
-            failed = None if rec.supported and rec.call.op in FORMULAS else rec.name
-            if failed is None:
+            call = rec.call
+            entry = formulas.get(call.op) if rec.supported else None
+            failed = None if entry is not None else rec.name
+            if entry is not None:
                 try:
-                    cost, category = cost_of(rec.call)
+                    cost, category = entry.formula(call), entry.categorize(call)
                 except Exception as exc:  # noqa: BLE001 - a formula bug must not hide the rest
                     failed = f"{rec.name} (formula error: {type(exc).__name__}: {exc})"
             if failed is None:
-                repeated = sum(n for key, n in rec.params if key in seen_params)
-                if repeated:
-                    cost = cost.replace(params=cost.params - repeated)
-                seen_params.update(key for key, _ in rec.params)
-                calls.append(CallCost(rec.call.op, rec.name, category, cost))
+                if rec.params:
+                    repeated = sum(n for key, n in rec.params if key in seen_params)
+                    if repeated:
+                        cost = cost.replace(params=cost.params - repeated)
+                    seen_params.update(key for key, _ in rec.params)
+                calls.append(CallCost(call.op, rec.name, category, cost))
             else:
                 unsupported.append(failed)
                 calls.append(CallCost(rec.name, rec.name, Category.UNSUPPORTED, ZERO, False))
         if data["unrecorded"]:
             unsupported.append(data["target"])
-        if not calls and not data["outputs"]:
+        outputs = data["outputs"]
+        if not calls and not outputs:
             data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED,
                         reason="computes no tensors (Python arithmetic on sizes)")
             continue
-        cost = total(c.cost for c in calls)
+        if len(calls) == 1:
+            head = calls[0]
+            cost = head.cost
+        else:
+            head = _dominant(calls) if calls else None
+            cost = total(c.cost for c in calls)
         reason = ""
         if unsupported:
             status = NodeStatus.UNSUPPORTED
@@ -66,18 +76,20 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
             reason = _reason(calls)
         else:
             status = NodeStatus.COSTED
-        head = _dominant(calls) if calls else None
         category = Category.UNSUPPORTED if unsupported and (head is None or head.cost == ZERO) else (
             head.category if head else Category.DATA_MOVEMENT)
         layer = Layer(
             name=name, module=data["module"], target=data["target"],
             op=(unsupported[0] if category is Category.UNSUPPORTED else head.op if head else "identity"),
             category=category, status=status,
-            inputs=tuple(s.shape for s in data["inputs"]),
-            outputs=tuple(s.shape for s in data["outputs"]),
-            dtype=data["outputs"][0].dtype if data["outputs"] else "",
+            inputs=tuple([s.shape for s in data["inputs"]]),
+            outputs=tuple([s.shape for s in outputs]),
+            dtype=outputs[0].dtype if outputs else "",
             cost=cost, calls=tuple(calls), reason=reason)
-        data.update(cost=cost, category=category, status=status, reason=reason)
+        data["cost"] = cost
+        data["category"] = category
+        data["status"] = status
+        data["reason"] = reason
         layers.append(layer)
     return layers, diagnostics
 

@@ -60,12 +60,33 @@ EQUIVALENTS = (
 )
 
 
+_CLEAN: dict[str, str] = {}   # module or function name -> node-name base ("features.3" -> "features_3")
+
+
 class EagerError(CostmodelError, RuntimeError):
     """The eager capture failed; the message names the user's line and the module."""
 
 
+_MAYBE_DATA_DEPENDENT: dict[Any, bool] = {}
+
+
+def _maybe_data_dependent(func: Any) -> bool:
+    """Whether `_data_dependent` needs to look at this callable's arguments (cached per callable)."""
+    try:
+        return _MAYBE_DATA_DEPENDENT[func]
+    except KeyError:
+        found = _MAYBE_DATA_DEPENDENT[func] = (
+            func in _DATA_DEPENDENT or func in _INDEXING or func is torch.where
+            or getattr(func, "_qualified_op_name", None) == "torchvision::nms")
+        return found
+    except TypeError:  # an unhashable callable
+        return True
+
+
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None."""
+    if not _maybe_data_dependent(func):
+        return None
     if func in _DATA_DEPENDENT:
         return f"{callable_name(func)} keeps a number of elements that depends on the data"
     if func is torch.where and len(args) + len(kwargs) == 1:
@@ -112,6 +133,8 @@ class _EagerRecorder(_Recorder):
         return out
 
     def _call(self, func, types, args, kwargs):
+        if args and isinstance(args[0], Tensor) and args[0].is_meta:   # the common case: an op
+            return super().__torch_function__(func, types, args, kwargs)   # on an activation
         tensors = _tensors((args, kwargs))
         from_numbers = not tensors and func in _PY_DATA and "device" not in kwargs
         on_cpu_only = bool(tensors) and all(t.device != META for t in tensors) and kwargs.get(
@@ -162,7 +185,10 @@ class EagerCapture:
 
     # ---- nodes ------------------------------------------------------------------------------
     def _name(self, base: str) -> str:
-        base = re.sub(r"\W+", "_", base).strip("_") or "node"
+        clean = _CLEAN.get(base)
+        if clean is None:
+            clean = _CLEAN[base] = re.sub(r"\W+", "_", base).strip("_") or "node"
+        base = clean
         n = self._names[base]
         self._names[base] += 1
         return base if n == 0 else f"{base}_{n}"

@@ -193,18 +193,19 @@ class Interpreter:
         clone = object.__new__(type(mod))
         state = dict(mod.__dict__)
         dot = f"{prefix}." if prefix else ""
-        state["_parameters"] = {k: None if v is None else self.twin(v, dot + k, "param")
+        twin = self.twin
+        state["_parameters"] = {k: None if v is None else twin(v, dot + k, "param")
                                 for k, v in mod._parameters.items()}
-        state["_buffers"] = {k: None if v is None else self.twin(v, dot + k, "buffer")
+        state["_buffers"] = {k: None if v is None else twin(v, dot + k, "buffer")
                              for k, v in mod._buffers.items()}
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
                              for k, v in mod._modules.items()}
         for name in _HOOK_DICTS:
-            if name in state:
+            if state.get(name):
                 state[name] = OrderedDict()
         for k, v in mod.__dict__.items():
-            if isinstance(v, Tensor) and k not in ("_parameters", "_buffers"):
-                state[k] = self.twin(v, dot + k, "const")
+            if isinstance(v, Tensor):
+                state[k] = twin(v, dot + k, "const")
         state["training"] = self.training
         clone.__dict__.update(state)
         return clone
@@ -262,20 +263,30 @@ class Interpreter:
         tensors: dict[str, Any] = {}
         attrs: dict[str, Any] = {}
         params: list[tuple[int, int]] = []
+        specs, weights, spec = self._specs, self.weights, self.spec
         for key, value in bound.items():
+            if type(key) is not str:
+                key = str(key)
             if isinstance(value, Tensor):
-                tensors[str(key)] = self.spec(value)
-                self._param(value, params)
+                entry = specs.get(id(value))
+                tensors[key] = entry[1] if entry is not None else spec(value)
+                weight = weights.get(id(value))
+                if weight is not None and weight.role == "param":
+                    params.append((weight.key, weight.numel))
             elif isinstance(value, (list, tuple)) and any(isinstance(v, Tensor) for v in value):
-                tensors[str(key)] = tuple(self.spec(v) for v in value if isinstance(v, Tensor))
+                tensors[key] = tuple(spec(v) for v in value if isinstance(v, Tensor))
                 for v in value:
                     if isinstance(v, Tensor):
                         self._param(v, params)
             else:
-                attrs[str(key)] = value
+                attrs[key] = value
         if rule is not None and rule.extra is not None:
             attrs.update(rule.extra(bound, out))
-        outputs = tuple(self.spec(t) for t in _tensors(out))
+        if isinstance(out, Tensor):
+            entry = specs.get(id(out))
+            outputs = (entry[1] if entry is not None else spec(out),)
+        else:
+            outputs = tuple(spec(t) for t in _tensors(out))
         name = callable_name(func)
         op = rule.op if rule is not None else name
         if op == "copy" and attrs.get("is_view"):
