@@ -178,9 +178,9 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
         except (capture.CaptureError, ShapeError) as exc:
             if eager_error is None:
                 raise
-            if isinstance(exc, ShapeError):   # the traced graph ran and failed: its message
-                raise exc from eager_error    # names the node, module and input shapes
-            raise AnalysisError(f"{_first_line(eager_error)} (and {_first_line(exc)})") from exc
+            # both failed: the eager capture's message names the layer, its input shapes and
+            # the user's line; torch.fx's reason would only add noise
+            raise AnalysisError(_first_line(eager_error)) from eager_error
         used = "torch.fx"
         if eager_error is not None:
             diagnostics.append(Diagnostic(

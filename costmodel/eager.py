@@ -177,6 +177,7 @@ class EagerCapture:
         self.stack: list[str] = [""]           # qualified names of the running user modules
         self.leaf: str | None = None           # the torch.nn layer running now, if any
         self.leaf_why: list[str] = []
+        self.failed: str | None = None         # the layer the capture stopped in, with its inputs
         self.sources: dict[str, str] = {}      # node -> why its sizes depend on data
         self.replaced: dict[str, str] = {}     # why a library function was swapped -> module
         self._names: Counter[str] = Counter()
@@ -264,6 +265,12 @@ class EagerCapture:
         self.leaf, self.leaf_why, recorder.calls = qualname, [], []
         try:
             out = forward(*args, **kwargs)
+        except Exception:
+            if self.failed is None:   # the innermost layer that failed, and what it was given
+                shapes = ", ".join(format_shape(tuple(t.shape)) or "scalar"
+                                   for t in _tensors((args, kwargs))) or "no tensors"
+                self.failed = f"layer '{qualname}' ({type(module).__name__}) with input shapes [{shapes}]"
+            raise
         finally:
             self.leaf = None
         calls, recorder.calls = tuple(recorder.calls), []
@@ -293,7 +300,8 @@ class EagerCapture:
             with patch, self._equivalents(), self.recorder:
                 out = root(**inputs)
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
-            raise EagerError(_explain(exc, self.leaf or self.stack[-1])) from exc
+            raise EagerError(_explain(exc, self.failed or (
+                f"module '{self.stack[-1]}'" if self.stack[-1] else ""))) from exc
         self._add(self._name("output"), "output", "output", "", out, (), ())
         self._mark_data_dependent()
         return self.g
@@ -328,14 +336,14 @@ class EagerCapture:
             data["assumption"] = self.sources.get(name, "")
 
 
-def _explain(exc: BaseException, module: str) -> str:
+def _explain(exc: BaseException, where: str) -> str:
     line = _user_frame(exc)
     text = str(exc).strip()
     first = text.splitlines()[0] if text else type(exc).__name__
     if "meta tensor" in text and ("item()" in text or "no data" in text):
         first = ("the forward reads a tensor's value (an `if` on a tensor, .item(), .tolist()), "
                  "which no static analysis can follow")
-    where = f" in module '{module}'" if module else ""
+    where = f" in {where}" if where else ""
     at = f" at {line}" if line else ""
     return f"the eager capture stopped{where}{at}: {type(exc).__name__}: {first}"
 

@@ -55,7 +55,7 @@ BAD = {
     "unknown dtype": (["report", "{examples}/squeezenet.py", "--dtype", "float13"], "unknown dtype"),
     "bad arg": (["report", "{examples}/squeezenet.py", "--arg", "nokey"], "bad --arg"),
     "wrong shape": (["report", "{examples}/squeezenet.py", "--input", "1x5x224x224"],
-                    "'features.0' with input shapes [1x5x224x224]"),
+                    "layer 'features.0' (Conv2d) with input shapes [1x5x224x224]"),
 }
 
 
