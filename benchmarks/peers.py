@@ -742,7 +742,7 @@ def main() -> None:
                    help="stop repeating once the timed runs of one pair take this many seconds")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--speed-models", default=",".join(SPEED_MODELS))
-    p.add_argument("--scale-sizes", default="")
+    p.add_argument("--scale-sizes", default="", help="comma list of node counts; 0 for none")
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--no-grad", action="store_true",
                    help="wrap every tool call in torch.no_grad() (default: each tool's own setting)")
@@ -753,7 +753,7 @@ def main() -> None:
     args = p.parse_args()
     if args.worker:
         return worker(args)
-    if args.scale:
+    if args.scale is not None:
         return scale_worker(args)
     if args.render:
         data = json.loads(Path(args.render).read_text())
@@ -772,7 +772,8 @@ def main() -> None:
         tools.insert(0, "costmodel")       # every ratio is to costmodel
     models = select_models(args)
     sizes = [int(s) for s in (args.scale_sizes or ("1000,10000" if args.quick else
-                                                    "1000,10000,100000")).split(",") if s]
+                                                    "1000,10000,100000")).split(",")
+             if s and int(s) > 0]   # --scale-sizes 0: no scaling runs
     started = time.time()
     meta = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": versions(),
             "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),

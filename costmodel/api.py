@@ -63,7 +63,7 @@ def first_layer(model: nn.Module, graph: fx.Graph | None) -> tuple[str, nn.Modul
     if graph is not None:
         first = next((n for n in graph.nodes if n.op == "call_module"), None)
         return (first.target, model.get_submodule(first.target)) if first is not None else ("", None)
-    is_leaf = capture.ModuleTracer().is_leaf_module
+    is_leaf = capture.is_leaf
     return next(((n, m) for n, m in model.named_modules() if n and is_leaf(m, n)), ("", None))
 
 
@@ -106,7 +106,7 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     if capture not in CAPTURES:
         raise ValueError(f"capture={capture!r} is not one of {', '.join(CAPTURES)}")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
-    if _fx.ModuleTracer().is_leaf_module(model, ""):
+    if _fx.is_leaf(model):
         model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
     gc_was_enabled = gc.isenabled()
     gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis

@@ -85,6 +85,17 @@ class ModuleTracer(fx.Tracer):
         return super().call_module(m, m.forward, args, kwargs)
 
 
+def is_leaf(module: nn.Module, qualname: str = "") -> bool:
+    """Whether the captures keep `module` as one leaf node (a torch.nn layer) or go through it."""
+    global _LEAF_TRACER
+    if _LEAF_TRACER is None:   # fx.Tracer() costs ~35 us (it scans modules to autowrap): once
+        _LEAF_TRACER = ModuleTracer()
+    return _LEAF_TRACER.is_leaf_module(module, qualname)
+
+
+_LEAF_TRACER: ModuleTracer | None = None
+
+
 class Root(nn.Module):
     """Holds a bare torch.nn layer (MultiheadAttention, LSTM, ...) analysed on its own, so that it
     is traced as one leaf like everywhere else instead of through its internal control flow.

@@ -32,7 +32,7 @@ import networkx as nx
 import torch
 from torch import Tensor, nn
 
-from .capture import ModuleTracer, _user_frame
+from .capture import _user_frame, is_leaf
 from .errors import CostmodelError
 from .ops import META, lookup
 from .report import Diagnostic
@@ -181,7 +181,7 @@ class EagerCapture:
         self.sources: dict[str, str] = {}      # node -> why its sizes depend on data
         self.replaced: dict[str, str] = {}     # why a library function was swapped -> module
         self._names: Counter[str] = Counter()
-        self._is_leaf = ModuleTracer().is_leaf_module
+        self._is_leaf = is_leaf
         self.recorder = _EagerRecorder(self)
 
     # ---- nodes ------------------------------------------------------------------------------

@@ -191,39 +191,61 @@ def _conv(b: dict) -> Tensor | None:
     groups = b.get("groups", 1)
     if not isinstance(x, Tensor) or not isinstance(w, Tensor) or x.dtype != w.dtype:
         return None
-    k = w.dim() - 2
-    if k < 1 or x.dim() not in (k + 1, k + 2) or not isinstance(groups, int) or groups < 1:
+    xshape, wshape = x.shape, w.shape
+    k = len(wshape) - 2
+    if k < 1 or len(xshape) not in (k + 1, k + 2) or type(groups) is not int or groups < 1:
         return None
-    batched = x.dim() == k + 2
-    channels, spatial = x.shape[-k - 1], tuple(x.shape[-k:])
-    if channels != w.shape[1] * groups or w.shape[0] % groups:
+    if xshape[-k - 1] != wshape[1] * groups or wshape[0] % groups:
         return None
-    out = []
-    for i, size in enumerate(spatial):
-        s, p, d = (_nth(b.get(name, default), i) for name, default in
-                   (("stride", 1), ("padding", 0), ("dilation", 1)))
-        if s is None or p is None or d is None or s < 1 or d < 1:
+    stride, padding, dilation = (_per_dim(b.get("stride", 1), k), _per_dim(b.get("padding", 0), k),
+                                 _per_dim(b.get("dilation", 1), k))
+    if stride is None or padding is None or dilation is None:
+        return None
+    out = [wshape[0]]
+    for i in range(k):
+        s, d = stride[i], dilation[i]
+        if s < 1 or d < 1:
             return None
-        n = (size + 2 * p - d * (w.shape[2 + i] - 1) - 1) // s + 1
+        n = (xshape[i - k] + 2 * padding[i] - d * (wshape[2 + i] - 1) - 1) // s + 1
         if n < 1:
             return None
         out.append(n)
-    shape = ((x.shape[0],) if batched else ()) + (w.shape[0],) + tuple(out)
-    if x.dim() == 4 and batched and not x.is_contiguous() and x.is_contiguous(
+    batched = len(xshape) == k + 2
+    shape = ((xshape[0],) if batched else ()) + tuple(out)
+    if batched and k == 2 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last):
         return torch.empty(shape, dtype=x.dtype, device=META).contiguous(
             memory_format=torch.channels_last)
-    return empty(shape, x.dtype)
+    return torch.empty_strided(shape, contiguous_strides(shape), dtype=x.dtype, device=META)
 
 
-def _nth(value, i: int) -> int | None:
-    """stride=2 or stride=(2, 2): the i-th spatial value, or None for 'same' and the like."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, (tuple, list)) and value and all(
-            isinstance(v, int) and not isinstance(v, bool) for v in value):
-        return value[i] if len(value) > i else value[0] if len(value) == 1 else None
+def _per_dim(value: Any, k: int) -> tuple[int, ...] | None:
+    """stride=2 or stride=(2, 2) as k ints; None for 'same', a wrong length and the like."""
+    if type(value) is int:
+        return (value,) * k
+    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
+        if len(value) == k:
+            return tuple(value)
+        if len(value) == 1:
+            return (value[0],) * k
     return None
+
+
+def _matmul(b: dict) -> Tensor | None:
+    """torch.matmul of two tensors with at least 2 dims each: broadcast batch dims, then
+    (n, k) @ (k, m). Vectors, mixed dtypes and mismatches go to torch (its error, its rules)."""
+    a, o = b.get("input"), b.get("other")
+    if not isinstance(a, Tensor) or not isinstance(o, Tensor) or a.dtype != o.dtype:
+        return None
+    ashape, oshape = tuple(a.shape), tuple(o.shape)
+    if len(ashape) < 2 or len(oshape) < 2 or ashape[-1] != oshape[-2]:
+        return None
+    try:
+        batch = broadcast(ashape[:-2], oshape[:-2])
+    except ValueError:
+        return None
+    shape = batch + (ashape[-2], oshape[-1])
+    return torch.empty_strided(shape, contiguous_strides(shape), dtype=a.dtype, device=META)
 
 
 def _sdpa(b: dict) -> Tensor | None:
@@ -331,8 +353,9 @@ bind("conv_transpose", "torch.conv_transpose1d torch.conv_transpose2d torch.conv
 
 bind("linear", "F.linear", ("input", "weight", "bias"), shape=_linear)
 bind("bilinear", "F.bilinear", ("input1", "input2", "weight", "bias"))
-bind("matmul", "torch.matmul Tensor.matmul Tensor.__matmul__ torch.mm Tensor.mm torch.bmm "
-     "Tensor.bmm torch.mv Tensor.mv torch.dot Tensor.dot torch.inner", ("input", "other"))
+bind("matmul", "torch.matmul Tensor.matmul Tensor.__matmul__", ("input", "other"), shape=_matmul)
+bind("matmul", "torch.mm Tensor.mm torch.bmm Tensor.bmm torch.mv Tensor.mv torch.dot Tensor.dot "
+     "torch.inner", ("input", "other"))
 bind("matmul", "Tensor.__rmatmul__", ("other", "input"))
 bind("addmm", "torch.addmm Tensor.addmm torch.baddbmm Tensor.baddbmm torch.addmv",
      ("input", "mat1", "mat2", "beta", "alpha"))

@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from costmodel.ops import _conv, _linear
+from costmodel.ops import _conv, _linear, _matmul
 
 META = "meta"
 
@@ -36,6 +36,27 @@ def test_conv_rule_matches_meta_kernel(k):
             assert got is not None and got.shape == expected
             checked += 1
     assert checked > 50
+
+
+def test_matmul_rule_matches_torch_or_declines():
+    shapes = [(), (5,), (3, 5), (5, 4), (2, 3, 5), (1, 5, 4), (2, 5, 4), (7, 1, 3, 5), (6, 5, 4),
+              (3, 4), (2, 2, 5, 4)]
+    checked = declined = 0
+    for a, b in itertools.product(shapes, repeat=2):
+        x, y = torch.empty(a, device=META), torch.empty(b, device=META)
+        try:
+            expected = torch.matmul(x, y).shape
+        except RuntimeError:
+            expected = None
+        got = _matmul({"input": x, "other": y})
+        if got is None:
+            declined += 1          # vectors, mismatches: torch's own kernel decides (or refuses)
+        else:
+            assert expected is not None and got.shape == expected and got.is_contiguous()
+            checked += 1
+    assert checked > 10 and declined > 20
+    assert _matmul({"input": torch.empty(2, 3, device=META),
+                    "other": torch.empty(3, 4, device=META, dtype=torch.float16)}) is None
 
 
 def test_string_padding_goes_to_torch():
