@@ -283,6 +283,57 @@ def _adaptive(spatial: int) -> Callable[[dict], Tensor | None]:
     return shape
 
 
+def _pool(spatial: int, dilated: bool) -> Callable[[dict], Tensor | None]:
+    """max_pool / avg_pool without ceil_mode or indices, on a contiguous input:
+    (size + 2p - d(k - 1) - 1) // s + 1 per spatial dim. Anything else goes to torch."""
+    def shape(b: dict) -> Tensor | None:
+        x = b["input"]
+        if b.get("ceil_mode") or b.get("return_indices") or not isinstance(x, Tensor) or \
+                len(x.shape) not in (spatial + 1, spatial + 2) or not x.is_contiguous():
+            return None
+        kernel = _per_dim(b["kernel_size"], spatial)
+        stride = b.get("stride")
+        stride = kernel if stride is None or stride == [] or stride == () else _per_dim(stride, spatial)
+        padding = _per_dim(b.get("padding", 0), spatial)
+        dilation = _per_dim(b.get("dilation", 1), spatial) if dilated else (1,) * spatial
+        if kernel is None or stride is None or padding is None or dilation is None:
+            return None
+        out = []
+        for i, size in enumerate(x.shape[-spatial:]):
+            k, s, p, d = kernel[i], stride[i], padding[i], dilation[i]
+            if k < 1 or s < 1 or d < 1 or p < 0 or 2 * p > k:
+                return None
+            n = (size + 2 * p - d * (k - 1) - 1) // s + 1
+            if n < 1:
+                return None
+            out.append(n)
+        return empty(tuple(x.shape[:-spatial]) + tuple(out), x.dtype)
+    return shape
+
+
+def _mean_sum(b: dict) -> Tensor | None:
+    """sum / mean of a floating tensor over `dim` (an int or a list of ints), with keepdim.
+    Integer inputs (type promotion), a dtype argument, dim=None and the like go to torch."""
+    x, dim = b["input"], b.get("dim")
+    if not isinstance(x, Tensor) or not x.is_floating_point() or b.get("dtype") is not None:
+        return None
+    ndim = len(x.shape)
+    dims = (dim,) if type(dim) is int else tuple(dim) if isinstance(dim, (list, tuple)) and dim \
+        and all(type(d) is int for d in dim) else None
+    if dims is None or ndim == 0:
+        return None
+    axes = set()
+    for d in dims:
+        if not -ndim <= d < ndim:
+            return None
+        axes.add(d % ndim)
+    if len(axes) != len(dims):
+        return None
+    keep = bool(b.get("keepdim", False))
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape) if keep or i not in axes)
+    return empty(shape, x.dtype)
+
+
 def _interpolate(b: dict) -> Tensor | None:
     x = b["input"]
     spatial = x.dim() - 2
@@ -453,7 +504,8 @@ REDUCE = ("input", "dim", "keepdim")
 for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all",
               "cumsum", "cumprod", "logsumexp", "count_nonzero", "nansum", "nanmean", "median",
               "topk", "sort", "argsort", "var", "std", "var_mean", "std_mean", "norm"):
-    bind(_name, f"torch.{_name} Tensor.{_name}", REDUCE)
+    bind(_name, f"torch.{_name} Tensor.{_name}", REDUCE,
+         shape=_mean_sum if _name in ("sum", "mean") else None)
 bind("norm", "torch.linalg.vector_norm torch.linalg.norm", REDUCE)
 
 DROPOUT = ("input", "p", "training", "inplace")
@@ -463,10 +515,10 @@ bind("dropout", "F.dropout F.dropout1d F.dropout2d F.dropout3d F.alpha_dropout "
 for _n in (1, 2, 3):
     bind("max_pool", f"F.max_pool{_n}d torch.max_pool{_n}d",
          ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices"),
-         extra=_spatial(_n))
+         shape=_pool(_n, dilated=True), extra=_spatial(_n))
     bind("avg_pool", f"F.avg_pool{_n}d torch.avg_pool{_n}d",
          ("input", "kernel_size", "stride", "padding", "ceil_mode", "count_include_pad",
-          "divisor_override"), extra=_spatial(_n))
+          "divisor_override"), shape=_pool(_n, dilated=False), extra=_spatial(_n))
     bind("lp_pool", f"F.lp_pool{_n}d", ("input", "norm_type", "kernel_size", "stride", "ceil_mode"),
          extra=_spatial(_n))
     bind("adaptive_avg_pool", f"F.adaptive_avg_pool{_n}d torch.adaptive_avg_pool{_n}d",

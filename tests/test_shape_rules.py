@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from costmodel.ops import _conv, _linear, _matmul
+from costmodel.ops import _conv, _linear, _matmul, _mean_sum, _pool
 
 META = "meta"
 
@@ -57,6 +57,59 @@ def test_matmul_rule_matches_torch_or_declines():
     assert checked > 10 and declined > 20
     assert _matmul({"input": torch.empty(2, 3, device=META),
                     "other": torch.empty(3, 4, device=META, dtype=torch.float16)}) is None
+
+
+@pytest.mark.parametrize("k", (1, 2, 3))
+@pytest.mark.parametrize("kind", ("max", "avg"))
+def test_pool_rule_matches_meta_kernel(k, kind):
+    checked = declined = 0
+    for kernel, stride, padding, dilation, ceil, size, batched in itertools.product(
+            (1, 2, 3, (3, 1)), (None, 1, 2), (0, 1, 2), (1, 2), (False, True), (4, 7),
+            (True, False)):
+        if kind == "avg" and dilation != 1:
+            continue
+        kernel = kernel if isinstance(kernel, int) else kernel[:1] * k
+        x = torch.empty(((2,) if batched else ()) + (3,) + (size,) * k, device=META)
+        args = {"input": x, "kernel_size": kernel, "stride": stride, "padding": padding,
+                "ceil_mode": ceil}
+        fn = getattr(torch.nn.functional, f"{kind}_pool{k}d")
+        if kind == "max":
+            args["dilation"] = dilation
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                expected = fn(**args).shape
+        except RuntimeError:
+            expected = None
+        got = _pool(k, dilated=kind == "max")(args)
+        if got is None:
+            declined += 1          # ceil_mode, refused shapes: torch decides
+        else:
+            assert expected is not None and got.shape == expected, args
+            checked += 1
+    assert checked > 30 and declined > 30
+
+
+def test_mean_sum_rule_matches_torch_or_declines():
+    x = torch.empty(2, 3, 4, 5, device=META)
+    checked = 0
+    for dim, keepdim in itertools.product((0, -1, 3, (2, 3), [1, -1], (0, 1, 2, 3), 4, (1, 1)),
+                                          (False, True)):
+        for name in ("mean", "sum"):
+            try:
+                expected = getattr(torch, name)(x, dim, keepdim).shape
+            except (RuntimeError, IndexError):
+                expected = None
+            got = _mean_sum({"input": x, "dim": dim, "keepdim": keepdim})
+            if expected is None:
+                assert got is None
+            else:
+                assert got is not None and got.shape == expected and got.dtype == x.dtype
+                checked += 1
+    assert checked == 24
+    ints = torch.empty(2, 3, dtype=torch.int64, device=META)
+    assert _mean_sum({"input": ints, "dim": 1}) is None      # sum promotes ints: torch decides
+    assert _mean_sum({"input": x, "dim": None}) is None
 
 
 def test_string_padding_goes_to_torch():
