@@ -133,20 +133,20 @@ class _EagerRecorder(_Recorder):
         return out
 
     def _call(self, func, types, args, kwargs):
-        if args and isinstance(args[0], Tensor) and args[0].is_meta:   # the common case: an op
-            return super().__torch_function__(func, types, args, kwargs)   # on an activation
-        tensors = _tensors((args, kwargs))
-        from_numbers = not tensors and func in _PY_DATA and "device" not in kwargs
-        on_cpu_only = bool(tensors) and all(t.device != META for t in tensors) and kwargs.get(
-            "device") in (None, "cpu")
-        if from_numbers or on_cpu_only:
-            return self._real(func, args, kwargs)
+        first = args[0] if args else None
+        if not (isinstance(first, Tensor) and first.is_meta):   # else the common case: an op
+            tensors = _tensors((args, kwargs))                  # on a meta activation
+            from_numbers = not tensors and func in _PY_DATA and "device" not in kwargs
+            on_cpu_only = bool(tensors) and all(t.device != META for t in tensors) and \
+                kwargs.get("device") in (None, "cpu")
+            if from_numbers or on_cpu_only:
+                return self._real(func, args, kwargs)
         try:
-            return super().__torch_function__(func, types, args, kwargs)
+            return _Recorder.__torch_function__(self, func, types, args, kwargs)
         except RuntimeError as exc:   # a CPU constant met a meta activation: move it to meta
-            if not any(t.device != META for t in tensors) or "device" not in str(exc):
+            if "device" not in str(exc) or all(t.device == META for t in _tensors((args, kwargs))):
                 raise
-            return super().__torch_function__(func, types, _to_meta(args), _to_meta(kwargs))
+            return _Recorder.__torch_function__(self, func, types, _to_meta(args), _to_meta(kwargs))
 
     def _real(self, func, args, kwargs):
         """A few Python numbers made into a tensor, and arithmetic on such tensors only: run it

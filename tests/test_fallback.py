@@ -213,3 +213,20 @@ def test_stack_inserts_a_dimension():
     (layer,) = costmodel.analyze(Stack(), "2x3", "2x3").layers
     assert layer.outputs == ((2, 2, 3),)
     assert layer.mac == 2 * (2 * 3) + 2 * 2 * 3
+
+
+def test_a_cpu_constant_meets_a_meta_activation():
+    """`x + torch.tensor([...])`: the constant is a real CPU tensor (code may read it back), the
+    activation is meta; the op runs on meta and is counted like any other."""
+    class AddConst(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, x):
+            return self.fc(x) + torch.tensor([1.0, 2.0])
+
+    report = costmodel.analyze(AddConst(), "3x2")
+    assert report.capture == EAGER and report.totals.status == "complete"
+    add = next(layer for layer in report.layers if layer.target == "Tensor.add")
+    assert add.flops == 3 * 2 and add.mac == 3 * 2 + 2 + 3 * 2   # x, the constant, the output
