@@ -1,10 +1,13 @@
-"""Eager capture: the fallback for models that torch.fx cannot trace.
+"""Eager capture: costmodel's default capture (torch.fx's symbolic trace, in capture.py, is the
+alternative and the fallback when this one stops).
 
 It runs the model's own forward, with its real Python control flow (`if x.shape[-1] > 10`, loops
 over `x.size(0)`, `x[i] = v`, non-tensor outputs, third-party code), on meta tensors: a meta clone
 of the model (the Interpreter's throw-away clones: meta twins of every parameter and buffer, no
 hooks), under the same `_Recorder` TorchFunctionMode as the fx path, so the same bindings and
-formulas apply. The user's model is only read.
+formulas apply. The user's model is only read. It is faster than tracing with torch.fx (which
+builds a node, with its metadata, per Python-level op before anything is recorded) and follows
+control flow that fx cannot.
 
 Module attribution: each module of the clone (costmodel's own object, so wrapping it touches
 nothing of the user's) gets a forward that says which module is running. torch.nn layers are

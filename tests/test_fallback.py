@@ -1,5 +1,6 @@
-"""The eager fallback capture: models torch.fx cannot trace are analysed by running their real
-forward on meta tensors, with the same formulas, the same graph attributes and module attribution.
+"""The eager capture (the default): models are analysed by running their real forward on meta
+tensors, including those torch.fx cannot trace, with the same formulas, the same graph attributes
+and module attribution as the torch.fx capture.
 """
 from __future__ import annotations
 
