@@ -11,6 +11,7 @@ import dis
 import inspect
 import sys
 import traceback
+import weakref
 from bisect import bisect_left
 from typing import Any, Iterator
 
@@ -137,11 +138,24 @@ def training_flags(model: nn.Module, training: bool) -> Iterator[None]:
             m.training = flag
 
 
+# forward function -> its parameters; weak, since Root.wrap makes a function per bare layer
+_SIGNATURES: weakref.WeakKeyDictionary[Any, list[inspect.Parameter]] = weakref.WeakKeyDictionary()
+
+
 def forward_parameters(model: nn.Module) -> list[inspect.Parameter]:
+    """The parameters of `model.forward` (without self); cached per function (~30 us each)."""
+    forward = model.forward
+    func = getattr(forward, "__func__", None)   # a bound method: its signature is its function's
+    key = func if func is not None and getattr(forward, "__self__", None) is model else None
+    if key is not None and key in _SIGNATURES:
+        return _SIGNATURES[key]
     try:
-        return list(inspect.signature(model.forward).parameters.values())
+        found = list(inspect.signature(forward).parameters.values())
     except (TypeError, ValueError):
-        return []
+        found = []
+    if key is not None:
+        _SIGNATURES[key] = found
+    return found
 
 
 def _user_frame(exc: BaseException) -> str:

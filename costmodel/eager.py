@@ -298,7 +298,7 @@ class EagerCapture:
                           tuple(self.interp.spec(t) for t in tensors), ())
                 self._names[name] += 1
                 self._made(name, tensors)
-        patch = torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True)
+        patch = _nonzero_assumed()
         try:
             with patch, self._equivalents(), self.recorder:
                 out = root(**inputs)
@@ -337,6 +337,19 @@ class EagerCapture:
         for name, data in self.g.nodes(data=True):
             data["data_dependent"] = name in affected
             data["assumption"] = self.sources.get(name, "")
+
+
+@contextlib.contextmanager
+def _nonzero_assumed():
+    """torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True), without the
+    class that `patch` builds on every call: meta nonzero() keeps every element (the upper bound)."""
+    config = torch.fx.experimental._config
+    saved = config.meta_nonzero_assume_all_nonzero
+    config.meta_nonzero_assume_all_nonzero = True
+    try:
+        yield
+    finally:
+        config.meta_nonzero_assume_all_nonzero = saved
 
 
 def _explain(exc: BaseException, where: str) -> str:
