@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import networkx as nx
 
-from .cost import ZERO, Cost, total
-from .formulas import FORMULAS
+from .cost import ZERO, total
+from .formulas import FORMULAS, cost_of
 from .report import CallCost, Diagnostic, Layer
 from .vocab import Category, Code, NodeStatus, Severity
 
@@ -23,7 +23,6 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
     layers: list[Layer] = []
     diagnostics: list[Diagnostic] = []
     seen_params: set[int] = set()
-    formulas = FORMULAS
     for name, data in g.nodes(data=True):   # insertion order is graph (execution) order
         if data["kind"] not in _COMPUTE:
             data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED, reason=data["kind"])
@@ -32,11 +31,10 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
         unsupported: list[str] = []
         for rec in data["calls"]:
             call = rec.call
-            entry = formulas.get(call.op) if rec.supported else None
-            failed = None if entry is not None else rec.name
-            if entry is not None:
+            failed = None if rec.supported and call.op in FORMULAS else rec.name
+            if failed is None:
                 try:
-                    cost, category = entry.formula(call), entry.categorize(call)
+                    cost, category = cost_of(call)
                 except Exception as exc:  # noqa: BLE001 - a formula bug must not hide the rest
                     failed = f"{rec.name} (formula error: {type(exc).__name__}: {exc})"
             if failed is None:
@@ -86,10 +84,7 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
             outputs=tuple([s.shape for s in outputs]),
             dtype=outputs[0].dtype if outputs else "",
             cost=cost, calls=tuple(calls), reason=reason)
-        data["cost"] = cost
-        data["category"] = category
-        data["status"] = status
-        data["reason"] = reason
+        data.update(cost=cost, category=category, status=status, reason=reason)
         layers.append(layer)
     return layers, diagnostics
 

@@ -175,7 +175,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
     if g is None:
         try:
             g = _fx_graph(model, fx_graph, provided, values, float_dtype, training)
-        except (capture.CaptureError, ShapeError) as exc:
+        except (capture.CaptureError, ShapeError):
             if eager_error is None:
                 raise
             # both failed: the eager capture's message names the layer, its input shapes and
@@ -191,7 +191,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
     diagnostics += found
 
     read = {key for _, calls in g.nodes(data="calls") for call in calls for key, _ in call.params}
-    modules = _modules(model)
+    modules = list(model.named_modules())
     all_params: dict[int, tuple[str, int]] = {}   # as model.named_parameters(): tied ones once
     for prefix, module in modules:
         for key, p in module._parameters.items():
@@ -230,24 +230,6 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
 
 CAPTURES = ("auto", "fx", "eager")
-
-
-def _modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """model.named_modules() as a list, without its generator's cost (~2 us a module)."""
-    found: list[tuple[str, nn.Module]] = []
-    seen: set[int] = set()
-
-    def visit(module: nn.Module, prefix: str) -> None:
-        if id(module) in seen:
-            return
-        seen.add(id(module))
-        found.append((prefix, module))
-        for name, child in module._modules.items():
-            if child is not None:
-                visit(child, f"{prefix}.{name}" if prefix else name)
-
-    visit(model, "")
-    return found
 
 
 def _first_line(exc: BaseException) -> str:

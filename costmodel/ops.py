@@ -197,26 +197,36 @@ def _conv(b: dict) -> Tensor | None:
         return None
     if xshape[-k - 1] != wshape[1] * groups or wshape[0] % groups:
         return None
-    stride, padding, dilation = (_per_dim(b.get("stride", 1), k), _per_dim(b.get("padding", 0), k),
-                                 _per_dim(b.get("dilation", 1), k))
-    if stride is None or padding is None or dilation is None:
+    out = _windows(tuple(xshape[-k:]), tuple(wshape[2:]), b.get("stride", 1), b.get("padding", 0),
+                   b.get("dilation", 1))
+    if out is None:
         return None
-    out = [wshape[0]]
-    for i in range(k):
-        s, d = stride[i], dilation[i]
-        if s < 1 or d < 1:
-            return None
-        n = (xshape[i - k] + 2 * padding[i] - d * (wshape[2 + i] - 1) - 1) // s + 1
-        if n < 1:
-            return None
-        out.append(n)
     batched = len(xshape) == k + 2
-    shape = ((xshape[0],) if batched else ()) + tuple(out)
+    shape = ((xshape[0],) if batched else ()) + (wshape[0],) + out
     if batched and k == 2 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last):
         return torch.empty(shape, dtype=x.dtype, device=META).contiguous(
             memory_format=torch.channels_last)
-    return torch.empty_strided(shape, contiguous_strides(shape), dtype=x.dtype, device=META)
+    return empty(shape, x.dtype)
+
+
+def _windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: Any, padding: Any,
+             dilation: Any) -> tuple[int, ...] | None:
+    """Output sizes of a sliding window (conv, pooling): (size + 2p - d(k - 1) - 1) // s + 1 per
+    spatial dim; None for string padding, an empty output and anything else torch should judge."""
+    k = len(sizes)
+    stride, padding, dilation = _per_dim(stride, k), _per_dim(padding, k), _per_dim(dilation, k)
+    if stride is None or padding is None or dilation is None:
+        return None
+    out = []
+    for size, w, s, p, d in zip(sizes, kernel, stride, padding, dilation):
+        if w < 1 or s < 1 or d < 1 or p < 0:
+            return None
+        n = (size + 2 * p - d * (w - 1) - 1) // s + 1
+        if n < 1:
+            return None
+        out.append(n)
+    return tuple(out)
 
 
 def _per_dim(value: Any, k: int) -> tuple[int, ...] | None:
@@ -244,8 +254,7 @@ def _matmul(b: dict) -> Tensor | None:
         batch = broadcast(ashape[:-2], oshape[:-2])
     except ValueError:
         return None
-    shape = batch + (ashape[-2], oshape[-1])
-    return torch.empty_strided(shape, contiguous_strides(shape), dtype=a.dtype, device=META)
+    return empty(batch + (ashape[-2], oshape[-1]), a.dtype)
 
 
 def _sdpa(b: dict) -> Tensor | None:
@@ -292,22 +301,16 @@ def _pool(spatial: int, dilated: bool) -> Callable[[dict], Tensor | None]:
                 len(x.shape) not in (spatial + 1, spatial + 2) or not x.is_contiguous():
             return None
         kernel = _per_dim(b["kernel_size"], spatial)
-        stride = b.get("stride")
-        stride = kernel if stride is None or stride == [] or stride == () else _per_dim(stride, spatial)
         padding = _per_dim(b.get("padding", 0), spatial)
-        dilation = _per_dim(b.get("dilation", 1), spatial) if dilated else (1,) * spatial
-        if kernel is None or stride is None or padding is None or dilation is None:
+        if kernel is None or padding is None or any(2 * p > w for p, w in zip(padding, kernel)):
+            return None                    # torch refuses padding over half the window
+        stride = b.get("stride")
+        out = _windows(tuple(x.shape[-spatial:]), kernel,
+                       kernel if stride is None or stride == [] or stride == () else stride,
+                       padding, b.get("dilation", 1) if dilated else 1)
+        if out is None:
             return None
-        out = []
-        for i, size in enumerate(x.shape[-spatial:]):
-            k, s, p, d = kernel[i], stride[i], padding[i], dilation[i]
-            if k < 1 or s < 1 or d < 1 or p < 0 or 2 * p > k:
-                return None
-            n = (size + 2 * p - d * (k - 1) - 1) // s + 1
-            if n < 1:
-                return None
-            out.append(n)
-        return empty(tuple(x.shape[:-spatial]) + tuple(out), x.dtype)
+        return empty(tuple(x.shape[:-spatial]) + out, x.dtype)
     return shape
 
 

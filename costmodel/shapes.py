@@ -200,8 +200,8 @@ class Interpreter:
                              for k, v in mod._buffers.items()}
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
                              for k, v in mod._modules.items()}
-        for name in _HOOK_DICTS:
-            if state.get(name):
+        for name in _HOOK_DICTS:   # the clone's own (empty) hook dicts, never the user's
+            if name in state:
                 state[name] = OrderedDict()
         for k, v in mod.__dict__.items():
             if isinstance(v, Tensor):
@@ -263,16 +263,13 @@ class Interpreter:
         tensors: dict[str, Any] = {}
         attrs: dict[str, Any] = {}
         params: list[tuple[int, int]] = []
-        specs, weights, spec = self._specs, self.weights, self.spec
+        spec = self.spec
         for key, value in bound.items():
             if type(key) is not str:
                 key = str(key)
             if isinstance(value, Tensor):
-                entry = specs.get(id(value))
-                tensors[key] = entry[1] if entry is not None else spec(value)
-                weight = weights.get(id(value))
-                if weight is not None and weight.role == "param":
-                    params.append((weight.key, weight.numel))
+                tensors[key] = spec(value)
+                self._param(value, params)
             elif isinstance(value, (list, tuple)) and any(isinstance(v, Tensor) for v in value):
                 tensors[key] = tuple(spec(v) for v in value if isinstance(v, Tensor))
                 for v in value:
@@ -282,11 +279,7 @@ class Interpreter:
                 attrs[key] = value
         if rule is not None and rule.extra is not None:
             attrs.update(rule.extra(bound, out))
-        if isinstance(out, Tensor):
-            entry = specs.get(id(out))
-            outputs = (entry[1] if entry is not None else spec(out),)
-        else:
-            outputs = tuple(spec(t) for t in _tensors(out))
+        outputs = (spec(out),) if isinstance(out, Tensor) else tuple(spec(t) for t in _tensors(out))
         name = callable_name(func)
         op = rule.op if rule is not None else name
         if op == "copy" and attrs.get("is_view"):

@@ -121,7 +121,6 @@ class _Tracker:
         self.seeds: list[int] = []
         self.orphans: dict[str, list[int]] = {}   # node -> its outputs that matched no call
         self.has_output = False
-        self.exact = False     # the current node's pool is its exact inputs, in argument order
 
     def new(self, spec: TensorSpec, grad: bool, producer, root: int | None = None) -> int:
         sid = len(self.slots)
@@ -139,7 +138,6 @@ class _Tracker:
             else:
                 pool = [(s, sid) for p in self.g.predecessors(name)
                         for s, sid in zip(self.g.nodes[p]["outputs"], self.node_out.get(p, ()))]
-            self.exact = sources is not None
             kind = data["kind"]
             if kind == "placeholder":
                 self.node_out[name] = [self.new(s, False, None) for s in data["outputs"]]
@@ -147,9 +145,11 @@ class _Tracker:
                 self.has_output = True
                 self.seeds += [sid for _, sid in pool]
             elif kind in _COMPUTE:
-                self.node(name, data, pool)
+                self.node(name, data, pool, exact=sources is not None)
 
-    def node(self, name: str, data: dict, pool: list[tuple[TensorSpec, int]]) -> None:
+    def node(self, name: str, data: dict, pool: list[tuple[TensorSpec, int]],
+             exact: bool = False) -> None:
+        """`exact`: `pool` is the node's own inputs, in argument order (the eager capture)."""
         upstream = any(self.slots[sid].grad for _, sid in pool)
         local: list[tuple[TensorSpec, int]] = []
         for index, rec in enumerate(data["calls"]):
@@ -165,7 +165,7 @@ class _Tracker:
                 else:
                     sid = _take(local, spec, used)
                     if sid is None:
-                        sid = _take(pool, spec, used, self.exact)
+                        sid = _take(pool, spec, used, exact)
                     if sid is None:        # made outside any recorded call: assume the worst
                         sid = self.new(spec, upstream, (name, -1))
                     used.add(sid)
