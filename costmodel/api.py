@@ -8,23 +8,21 @@ from typing import Any
 import torch
 from torch import Tensor, fx, nn
 
-from . import capture, eager, graph as graph_stage
-from .annotate import annotate
-from .cost import total
-from .errors import CostmodelError
+from .capture import fx as capture
+from .capture import eager
+from .capture import builder as graph_stage
+from .analysis.annotate import annotate
+from .core.cost import total
+from .errors import AnalysisError, CaptureError, EagerError, InputSpecError, ShapeError, first_line
 from .ops import META
-from .report import Diagnostic, InputInfo, Report, Totals
-from .shapes import Interpreter, ShapeError
-from .specs import InputSpecError, canonical_dtype, format_shape, parse_input
-from .vocab import Code, Severity, Status
+from .core.report import Diagnostic, InputInfo, Report, Totals
+from .capture.recorder import Interpreter
+from .core.tensors import canonical_dtype, format_shape, parse_input
+from .core.vocab import Code, Severity, Status
 
 _fx = capture   # analyze()'s `capture` argument shadows the module's name there
 
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
-
-
-class AnalysisError(CostmodelError, RuntimeError):
-    """The model could not be analysed; the message is one line meant for the user."""
 
 
 def _meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...]]:
@@ -115,7 +113,7 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
             report = _analyze(model, _split_inputs(inputs), dict(kwargs or {}), float_dtype,
                               training=mode == "train", how=capture)
             if mode == "train":
-                from .train import with_backward
+                from .analysis.train import with_backward
                 report = with_backward(report, {id(p) for p in model.parameters() if p.requires_grad},
                                        sum(p.numel() for p in model.parameters() if p.requires_grad))
             return report
@@ -150,7 +148,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
             raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
         try:
             fx_graph = capture.trace(model, provided, training)
-        except capture.CaptureError:
+        except CaptureError:
             pass
         shape, why = infer_input(model, fx_graph)
         values[free[0]] = torch.empty(shape, device=META)
@@ -168,24 +166,24 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                 model, Interpreter(model, training=training, float_dtype=float_dtype), values)
             used = eager.NAME
             diagnostics += eager.diagnostics(g, replaced)
-        except eager.EagerError as exc:
+        except EagerError as exc:
             if how == "eager":
-                raise AnalysisError(_first_line(exc)) from exc
+                raise AnalysisError(first_line(exc)) from exc
             eager_error = exc
     if g is None:
         try:
             g = _fx_graph(model, fx_graph, provided, values, float_dtype, training)
-        except (capture.CaptureError, ShapeError):
+        except (CaptureError, ShapeError):
             if eager_error is None:
                 raise
             # both failed: the eager capture's message names the layer, its input shapes and
             # the user's line; torch.fx's reason would only add noise
-            raise AnalysisError(_first_line(eager_error)) from eager_error
+            raise AnalysisError(first_line(eager_error)) from eager_error
         used = "torch.fx"
         if eager_error is not None:
             diagnostics.append(Diagnostic(
                 Code.CAPTURE_FALLBACK, Severity.INFO,
-                f"{_first_line(eager_error)}; analysed with torch.fx instead, which traces the "
+                f"{first_line(eager_error)}; analysed with torch.fx instead, which traces the "
                 f"forward symbolically"))
     layers, found = annotate(g)
     diagnostics += found
@@ -231,10 +229,6 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
 CAPTURES = ("auto", "fx", "eager")
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _fx_graph(model: nn.Module, traced: fx.Graph | None, provided: set[str],

@@ -4,9 +4,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from costmodel.budget import (BudgetError, Gate, parse_increase, parse_percent, parse_quantity)
-from costmodel.config import ConfigError, parse_arg
-from costmodel.specs import InputSpecError, parse_input
+from costmodel.cli.budget import (BudgetError, Gate, parse_increase, parse_percent, parse_quantity)
+from costmodel.cli.config import ConfigError, parse_arg
+from costmodel.errors import InputSpecError
+from costmodel.core.tensors import parse_input
 
 
 @pytest.mark.parametrize("text, metric, expected", [

@@ -240,8 +240,8 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_only_on_a_terminal(project):
-    from costmodel import check
-    from costmodel.config import Target
+    from costmodel.cli import gate as check
+    from costmodel.cli.config import Target
 
     targets = [Target("net.py", limits={"mac": 10 ** 9}, name=f"net{i}") for i in range(3)]
     out, log, tty = io.StringIO(), io.StringIO(), _Terminal()

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import costmodel
-from costmodel import capture
-from costmodel.api import AnalysisError
+from costmodel.capture import fx as capture
+from costmodel.errors import AnalysisError
 from costmodel.errors import CostmodelError
 
 EAGER = "eager (meta tensors)"

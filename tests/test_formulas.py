@@ -12,10 +12,10 @@ from fractions import Fraction
 
 import pytest
 
-from costmodel.cost import Cost
+from costmodel.core.cost import Cost
 from costmodel.formulas import FORMULAS, OpCall, cost_of, formula
-from costmodel.specs import TensorSpec, spec
-from costmodel.vocab import CONTRACTION, Category
+from costmodel.core.tensors import TensorSpec, spec
+from costmodel.core.vocab import CONTRACTION, Category
 
 
 def param(*shape: int) -> TensorSpec:

@@ -12,7 +12,7 @@ from torch import nn
 
 import costmodel
 from costmodel import guidelines as gl
-from costmodel.vocab import Code, Severity
+from costmodel.core.vocab import Code, Severity
 
 from conftest import example
 

@@ -46,7 +46,7 @@ def _open(browser, path: Path):
 
 @pytest.fixture(scope="module")
 def shufflenet(tmp_path_factory):
-    from costmodel.check import analyze_spec
+    from costmodel.cli.gate import analyze_spec
     from costmodel.render import page
 
     report = analyze_spec(str(ROOT / "examples/shufflenet_v2.py"), [], {}, None)

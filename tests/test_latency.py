@@ -8,8 +8,8 @@ import pytest
 from torch import nn
 
 import costmodel
-from costmodel import calibrate, latency, structure
-from costmodel.latency import DeviceProfile
+from costmodel.analysis import calibrate, latency, structure
+from costmodel.analysis.latency import DeviceProfile
 
 TOY = DeviceProfile("toy", peak_flops=1e9, bandwidth_bytes_per_s=1e8, overhead_s=1e-5,
                     source="test", rates={"depthwise conv": 1e8, "max_pool": 1e7},
@@ -150,6 +150,6 @@ def test_analyses_do_not_import_torch():
     import subprocess
     import sys
     code = ("import sys, costmodel.structure, costmodel.guidelines, costmodel.latency, "
-            "costmodel.calibrate, costmodel.render.guidelines; print('torch' in sys.modules)")
+            "costmodel.analysis.calibrate, costmodel.render.guidelines; print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

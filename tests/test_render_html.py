@@ -179,7 +179,7 @@ def test_notebook_view_is_compact_escaped_and_script_free(report):
 
 
 def test_import_costmodel_stays_light():
-    code = ("import sys, costmodel, costmodel.report, costmodel.render.html; "
+    code = ("import sys, costmodel, costmodel.core.report, costmodel.render.html; "
             "print(any(m.split('.')[0] in ('plotly', 'pandas') for m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import costmodel
-from costmodel.cost import METRICS
+from costmodel.core.cost import METRICS
 from costmodel.errors import CostmodelError
 
 torchvision = pytest.importorskip("torchvision")

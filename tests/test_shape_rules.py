@@ -8,7 +8,7 @@ import warnings
 import pytest
 import torch
 
-from costmodel.ops import _conv, _linear, _matmul, _mean_sum, _pool
+from costmodel.ops.shape_rules import _conv, _linear, _matmul, _mean_sum, _pool
 
 META = "meta"
 
@@ -125,7 +125,7 @@ def test_linear_rule_refuses_a_mismatch():
 
 def test_linear_mismatch_is_reported_with_the_layer():
     import costmodel
-    from costmodel.api import AnalysisError  # noqa: F401 - the documented error family
+    from costmodel.errors import AnalysisError  # noqa: F401 - the documented error family
     from costmodel.errors import CostmodelError
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 8))
@@ -141,7 +141,7 @@ def test_tracer_fast_path_builds_the_graph_fx_builds(name):
     import torchvision
     from torch import fx
 
-    from costmodel.capture import ModuleTracer
+    from costmodel.capture.fx import ModuleTracer
 
     class Plain(ModuleTracer):
         create_arg = fx.Tracer.create_arg

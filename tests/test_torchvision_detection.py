@@ -113,7 +113,7 @@ def test_faster_rcnn_assumptions_are_stated_and_flagged():
 
 def test_nms_and_roi_align_formulas():
     from costmodel.formulas import OpCall, cost_of
-    from costmodel.specs import spec
+    from costmodel.core.tensors import spec
 
     boxes, scores = spec(4, 4), spec(4)
     cost, _ = cost_of(OpCall("nms", {"boxes": boxes, "scores": scores}, (spec(4, dtype="int64"),)))

@@ -22,10 +22,10 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import costmodel
-from costmodel.cost import Cost
+from costmodel.core.cost import Cost
 from costmodel.formulas import FORMULAS, OpCall
-from costmodel.formulas.backward import BACKWARD, NO_BACKWARD, GradCall, backward, backward_of
-from costmodel.specs import spec
+from costmodel.formulas.registry import BACKWARD, NO_BACKWARD, GradCall, backward, backward_of
+from costmodel.core.tensors import spec
 
 
 def param(*shape: int):
@@ -435,7 +435,7 @@ def test_llama_style_decoder_with_grouped_query_attention_matches_flop_counter()
 
 
 def test_train_report_reads_back_from_json():
-    from costmodel.report import Report
+    from costmodel.core.report import Report
     report = costmodel.analyze(convs(), "1x3x8x8", mode="train")
     back = Report.from_json(report.to_json())
     assert back.train == report.train and back.totals == report.totals

@@ -12,9 +12,9 @@ import math
 import shutil
 import subprocess
 
-from .. import structure
-from ..report import Report
-from ..specs import format_shape
+from ..analysis import structure
+from ..core.report import Report
+from ..core.tensors import format_shape
 from . import layout
 from .units import human
 

@@ -14,10 +14,11 @@ import math
 from html import escape
 from typing import Any
 
-from .. import latency, structure
-from ..cost import METRICS
-from ..report import Report
-from ..specs import format_shape
+from ..analysis import latency
+from ..analysis import structure
+from ..core.cost import METRICS
+from ..core.report import Report
+from ..core.tensors import format_shape
 from . import layout
 from .units import human
 

@@ -8,8 +8,8 @@ import io
 
 from tabulate import tabulate
 
-from ..report import Report
-from ..specs import format_shape
+from ..core.report import Report
+from ..core.tensors import format_shape
 from . import text
 
 CSV_FIELDS = ("name", "module", "target", "op", "category", "status", "inputs", "outputs", "dtype",

@@ -11,9 +11,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from .. import guidelines as gl
-from .. import latency, structure
-from ..report import Report
+from ..analysis import guidelines as gl
+from ..analysis import latency
+from ..analysis import structure
+from ..core.report import Report
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from html import escape
 
-from ..report import Report
-from ..specs import format_shape
-from ..vocab import Status
+from ..core.report import Report
+from ..core.tensors import format_shape
+from ..core.vocab import Status
 from .units import human
 
 _CELL = "padding:2px 8px;text-align:{align};border-bottom:1px solid #e5e7eb;white-space:nowrap"

@@ -21,7 +21,7 @@ from typing import Any
 
 import networkx as nx
 
-from ..cost import ZERO, total
+from ..core.cost import ZERO, total
 
 #: above this many drawn nodes, the graph is collapsed to modules (see `graph_view`).
 MAX_NODES = 2500

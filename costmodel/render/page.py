@@ -16,11 +16,12 @@ from collections import Counter
 from html import escape
 from typing import Any
 
-from .. import guidelines as gl
-from .. import latency, structure
-from ..report import Report
-from ..specs import format_shape
-from ..vocab import NodeStatus, Severity, Status
+from ..analysis import guidelines as gl
+from ..analysis import latency
+from ..analysis import structure
+from ..core.report import Report
+from ..core.tensors import format_shape
+from ..core.vocab import NodeStatus, Severity, Status
 from . import figures
 from .units import human
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ..report import Report
-from ..specs import format_shape
-from ..vocab import NodeStatus
+from ..core.report import Report
+from ..core.tensors import format_shape
+from ..core.vocab import NodeStatus
 from .units import human, percent
 
 HEADERS = ("layer", "module", "op", "output", "MAdds", "FLOPs", "params", "MAC", "MAC bytes")

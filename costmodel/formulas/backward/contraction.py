@@ -1,11 +1,11 @@
-"""Backward of the contractions: conv, linear, bilinear, matmul, addmm, einsum, attention."""
+"""Backward of the contractions: linear, bilinear, matmul, addmm, einsum, attention."""
 from __future__ import annotations
 
 import math
 
-from ...specs import TensorSpec
-from ..matmul import _attention_batch, einsum_cost, matmul_madds
-from . import Backward, GradCall, Kernels, backward, grad_out
+from ...core.tensors import TensorSpec
+from ..forward.contraction import _attention_batch, einsum_cost, matmul_madds
+from ..registry import Backward, GradCall, Kernels, backward, grad_out
 
 
 # ---- contractions ---------------------------------------------------------------------------
@@ -18,24 +18,6 @@ def _weighted(grad: GradCall, madds: int, x: str, w: str, b: str | None) -> Back
         k.add(flops=gy.numel, reads=(gy,), writes=(call.t(b),))
     saved = ((x,) if grad.wants(w) else ()) + ((w,) if grad.wants(x) else ())
     return k.done(*saved)
-
-
-@backward("conv")
-def conv(grad: GradCall) -> Backward:
-    """grad-input (a transposed conv) = forward MAdds; grad-weight = forward MAdds; bias: gy summed.
-
-    Saves the input for grad-weight (and the weight for grad-input)."""
-    call = grad.call
-    madds = call.out.numel * math.prod(call.t("weight").shape[1:])
-    return _weighted(grad, madds, "input", "weight", "bias")
-
-
-@backward("conv_transpose")
-def conv_transpose(grad: GradCall) -> Backward:
-    """grad-input (a conv) = forward MAdds; grad-weight = forward MAdds; bias: gy summed."""
-    call = grad.call
-    madds = call.t("input").numel * math.prod(call.t("weight").shape[1:])
-    return _weighted(grad, madds, "input", "weight", "bias")
 
 
 @backward("linear")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from ...specs import TensorSpec
-from . import Backward, GradCall, Kernels, backward, grad_out
+from ...core.tensors import TensorSpec
+from ..registry import Backward, GradCall, Kernels, backward, grad_out
 
 
 # ---- normalisation --------------------------------------------------------------------------

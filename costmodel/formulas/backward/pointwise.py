@@ -1,9 +1,9 @@
 """Backward of element-wise ops, activations, softmax, dropout and reductions."""
 from __future__ import annotations
 
-from ...cost import Cost
-from ..elementwise import ACTIVATIONS, ELEMENTWISE
-from . import BACKWARD, Backward, BackwardFormula, GradCall, Kernels, backward, grad_out, tensor_args
+from ...core.cost import Cost
+from ..forward.pointwise import ACTIVATIONS, ELEMENTWISE
+from ..registry import BACKWARD, Backward, BackwardFormula, GradCall, Kernels, backward, grad_out, tensor_args
 
 
 # ---- element-wise ---------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""Functions of an annotated cost graph: annotate, structure, latency, guidelines, training cost."""

@@ -1,0 +1,158 @@
+"""The budget gate behind `costmodel check`: build, analyse and judge each target.
+
+Exit status: 0 when every budget holds, 1 when any is exceeded, 2 when a model could not be
+checked (a usage or analysis error): a gate that could not look must not say "pass".
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, TextIO
+
+from .budget import METRIC_LABELS, Gate
+from .config import Target
+from ..errors import BudgetError, one_line
+
+OK, OVER, ERROR = 0, 1, 2
+
+
+@dataclass
+class Outcome:
+    target: Target
+    status: int
+    lines: list[str] = field(default_factory=list)
+
+
+def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
+    """'--input' values into positional shapes and name=shape keyword inputs (validated)."""
+    from ..core.tensors import parse_input
+
+    positional, named = [], {}
+    for text in texts:
+        name, _, _ = parse_input(text)     # raises InputSpecError with a one-line message
+        if name:
+            named[name] = text.split("=", 1)[1]
+        else:
+            positional.append(text)
+    return positional, named
+
+
+def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str | None = None,
+                 root: str | None = None, mode: str = "eval"):
+    """Build the model a SPEC names (on meta when it can) and analyse it."""
+    from .loader import load
+    from ..core.tensors import canonical_dtype
+
+    if dtype:
+        canonical_dtype(dtype)
+    positional, named = split_inputs(inputs)
+    loaded = load(spec, args, root=root)
+    if not positional and not named and loaded.default_input:
+        positional = [loaded.default_input]
+    import costmodel
+    return costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=dtype, mode=mode)
+
+
+def read_report(path: str):
+    """A saved `costmodel report --format json`, as a Report."""
+    from ..core.report import Report
+
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return Report.from_dict(json.load(fh))
+    except FileNotFoundError:
+        raise BudgetError(f"no such baseline report: {path}") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise BudgetError(f"cannot read baseline report {path}: "
+                          f"{type(exc).__name__}: {exc}") from exc
+
+
+def judge(target: Target) -> Outcome:
+    """Analyse one target and compare it with its budgets. Raises on errors the user caused."""
+    report = analyze_spec(target.spec, target.inputs, target.args, target.dtype, target.root,
+                          target.mode)
+    gate = Gate(dict(target.limits), dict(target.increases), strict=target.strict)
+    notes: list[str] = []
+    if target.baseline:
+        path = target.baseline if os.path.isabs(target.baseline) else os.path.join(
+            target.root, target.baseline)
+        base = read_report(path)
+        gate.baseline = base.totals.to_dict()
+        if not gate.increases:
+            gate.increases = {m: 0.0 for m in METRIC_LABELS}   # a baseline alone: no growth at all
+        shapes = lambda r: [(i.name, tuple(i.shape)) for i in r.inputs]  # noqa: E731
+        if shapes(base) != shapes(report):
+            notes.append(f"note: the baseline was measured on other inputs "
+                         f"({_inputs(base)} vs {_inputs(report)})")
+    findings = gate.judge(report.totals.to_dict())
+    over = [f for f in findings if f.over]
+    label = target.label
+    lines = [f"{label}  {f.describe()}" for f in over]
+    partial = str(report.totals.status) == "partial"
+    if partial:
+        missing = ", ".join(report.totals.unsupported) or "some ops"
+        if target.strict:
+            lines.append(f"{label}  analysis is partial (no formula for: {missing}); "
+                         f"--strict fails the gate")
+        else:
+            notes.append(f"note: totals are partial, lower bounds (no formula for: {missing}); "
+                         f"--strict would fail")
+    status = OVER if lines else OK
+    if status == OK:
+        lines.append(f"{label}  ok  " + ", ".join(f.describe() for f in findings))
+    return Outcome(target, status, lines + [f"{label}  {n}" for n in notes])
+
+
+def _inputs(report) -> str:
+    return ", ".join(f"{i.name}=" + "x".join(map(str, i.shape)) for i in report.inputs)
+
+
+def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,
+        out: TextIO | None = None, err: TextIO | None = None) -> int:
+    """Check every target; print one line per finding; return the gate's exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    progress = _progress(len(targets), err)
+    write: Callable[[str, TextIO], None] = (
+        (lambda line, stream: progress.write(line, file=stream)) if progress else _print)
+    worst = OK
+    counts = {OK: 0, OVER: 0, ERROR: 0}
+    for target in targets:
+        if progress:
+            progress.set_description(target.label)
+        try:
+            outcome = judge(target)
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
+            outcome = Outcome(target, ERROR, [])
+            if verbose:
+                write(traceback.format_exc().rstrip(), err)
+            write(f"costmodel: error: {target.label}: {one_line(exc)}", err)
+        for line in outcome.lines:
+            if outcome.status != OK or not quiet:
+                write(line, out)
+        counts[outcome.status] += 1
+        worst = max(worst, outcome.status)
+        if progress:
+            progress.update(1)
+    if progress:
+        progress.close()
+    if len(targets) > 1 and not quiet:
+        _print(f"costmodel check: {len(targets)} models: {counts[OK]} within budget, "
+               f"{counts[OVER]} over, {counts[ERROR]} could not be checked", out)
+    return worst
+
+
+def _print(line: str, stream: TextIO) -> None:
+    print(line, file=stream, flush=True)
+
+
+def _progress(n: int, stream: TextIO):
+    """A progress bar on an interactive terminal only: CI logs and pre-commit output stay clean."""
+    if n < 2 or not getattr(stream, "isatty", lambda: False)():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=n, file=stream, unit="model", leave=False, dynamic_ncols=True)

@@ -1,0 +1,281 @@
+"""The command line: `costmodel report`, `costmodel check` (the budget gate) and `costmodel diff`.
+
+Every failure the user can cause ends in one line on stderr and exit status 2, never a traceback
+(`--verbose` adds it). `check` exits 1, not 2, when a model is over its budget.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from typing import NoReturn, Sequence
+
+from .. import __version__
+from ..errors import UsageError, one_line
+
+EXAMPLES = """examples:
+  costmodel report examples/shufflenet_v2.py --input 1x3x224x224
+  costmodel report examples/mobilenet_v1.py:build --arg width_mult=0.5 --depth 2
+  costmodel report torchvision.models:resnet50 --input 1x3x224x224 --format json -o r.json
+  costmodel report model.py:build --input input_ids=1x128:int64 --input attention_mask=1x128:int64
+  costmodel check examples/shufflenet_v2.py --max-mac 160M --max-params 2.5M
+  costmodel check                      # every model in [tool.costmodel] / setup.cfg [costmodel]
+  costmodel check model.py --baseline base.json --max-increase mac=2%
+  costmodel diff examples/mobilenet_v1.py examples/mobilenet_v2.py
+  costmodel report examples/mobilenet_v2.py --mode train      # forward + backward
+  costmodel calibrate && costmodel report examples/mobilenet_v2.py --device "$(hostname)"
+"""
+
+FORMATS = ("table", "json", "csv", "markdown", "html", "dot", "svg")
+SORT_KEYS = ("madds", "flops", "params", "mac", "mac_bytes")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (and exit status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"costmodel: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _mode_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--mode", choices=("eval", "train"), default="eval",
+                        help="eval: inference (default); train: forward + backward with real "
+                             "per-op backward formulas and the activation memory they keep")
+
+
+def _model_options(parser: argparse.ArgumentParser, suffix: str = "", what: str = "") -> None:
+    parser.add_argument(f"--input{suffix}", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+                        help=f"input shape{what}, e.g. 1x3x224x224 or attention_mask=1x128:int64; "
+                             "repeat for several inputs (default: the file's INPUT, else inferred)")
+    parser.add_argument(f"--arg{suffix}", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"keyword argument for the callable{what}, parsed as a Python literal")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="on error, show the full traceback")
+    parser = _Parser(
+        prog="costmodel", description="Static MAdds, FLOPs, params and memory access cost (MAC) "
+        "of PyTorch models.", epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"costmodel {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    spec_help = ("path/to/file.py[:callable] (default callable: build) or package.module:callable")
+
+    report = sub.add_parser("report", help="per-layer cost table, module roll-up and totals",
+                            epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                            parents=[common])
+    report.add_argument("spec", metavar="SPEC", help=spec_help)
+    _model_options(report)
+    report.add_argument("--dtype", help="count MAC bytes at this dtype (float16, bfloat16, "
+                                        "float32, int8)")
+    report.add_argument("--format", choices=FORMATS, default="table")
+    report.add_argument("-o", "--output", help="write to this file instead of stdout")
+    report.add_argument("--sort", choices=SORT_KEYS, help="sort layers by this column")
+    report.add_argument("--top", type=int, help="show only the first K layers")
+    report.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
+    _mode_option(report)
+    report.add_argument("--device", metavar="PROFILE",
+                        help="device profile of the latency estimate: a shipped name, one saved "
+                             "by `costmodel calibrate`, or a profile JSON path")
+
+    check = sub.add_parser(
+        "check", help="budget gate: exit 1 when a model exceeds its budget (for CI / pre-commit)",
+        description="Exit 0 when every budget holds, 1 when any is exceeded (one line each), 2 "
+                    "when a model cannot be checked. With no SPEC, check every model configured "
+                    "in pyproject.toml [tool.costmodel] or setup.cfg [costmodel].",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common])
+    check.add_argument("spec", metavar="SPEC", nargs="?", help=spec_help)
+    _model_options(check)
+    check.add_argument("--dtype", help="count MAC bytes at this dtype")
+    for metric in SORT_KEYS:
+        flag = metric.replace("_", "-")
+        example = "200MiB" if metric == "mac_bytes" else "1.2G, 600M, 5e6"
+        check.add_argument(f"--max-{flag}", metavar="N", dest=f"max_{metric}",
+                           help=f"budget for {metric.replace('_', ' ')} (e.g. {example})")
+    check.add_argument("--baseline", metavar="REPORT.json",
+                       help="compare with a saved `costmodel report --format json`")
+    check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
+                       help="allowed growth over the baseline, e.g. mac=2%% (default with "
+                            "--baseline: 0%% for every metric); a bare 2%% means every metric")
+    check.add_argument("--strict", action="store_true",
+                       help="fail when the analysis is partial (an op has no formula)")
+    check.add_argument("--config", metavar="FILE",
+                       help="pyproject.toml or setup.cfg to read budgets from (default: the "
+                            "nearest one with a costmodel section, from the current folder up)")
+    check.add_argument("-q", "--quiet", action="store_true", help="print only violations")
+    _mode_option(check)
+
+    diff = sub.add_parser("diff", help="per-layer, per-module and total cost deltas of two models "
+                                       "or two saved JSON reports",
+                          epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+                          parents=[common])
+    diff.add_argument("a", metavar="A", help="SPEC or saved report.json")
+    diff.add_argument("b", metavar="B", help="SPEC or saved report.json")
+    _model_options(diff, "", " (both sides)")
+    _model_options(diff, "-a", " (side A only)")
+    _model_options(diff, "-b", " (side B only)")
+    diff.add_argument("--dtype", help="count MAC bytes at this dtype")
+    diff.add_argument("--format", choices=("table", "json", "markdown"), default="table")
+    diff.add_argument("-o", "--output", help="write to this file instead of stdout")
+    diff.add_argument("--top", type=int, default=20,
+                      help="show the K layers with the largest MAC change (default 20)")
+    diff.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
+    _mode_option(diff)
+
+    calibrate = sub.add_parser(
+        "calibrate", help="measure this machine's device profile for the latency estimate",
+        description="Short micro-benchmarks on synthetic tensors (GEMM peak, streaming bandwidth, "
+                    "fixed cost per op, per-kind throughput); the only command that runs real "
+                    "kernels. Saves NAME.json where --device finds it.", parents=[common])
+    calibrate.add_argument("--name", help="profile name (default: the host name)")
+    calibrate.add_argument("-o", "--output", help="JSON path (default: $COSTMODEL_PROFILE_DIR or "
+                                                  "~/.cache/costmodel/profiles, NAME.json)")
+    calibrate.add_argument("--seconds", type=float, default=4.0,
+                           help="time budget in seconds (default 4)")
+    calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    return parser
+
+
+def _args(texts: list[str]) -> dict[str, object]:
+    from .config import parse_arg
+
+    return dict(parse_arg(t) for t in texts)
+
+
+def _write(text: str, output: str | None) -> None:
+    text = text if text.endswith("\n") else text + "\n"
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    from .gate import analyze_spec
+    from ..render import formats
+
+    if args.top is not None and args.top < 1:
+        raise UsageError("--top must be at least 1")
+    profile = _profile(args.device)
+    report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
+    _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
+                          profile=profile), args.output)
+    return 0
+
+
+def _profile(name: str | None):
+    if name is None:
+        return None
+    from ..analysis import latency
+
+    try:
+        return latency.load_profile(name)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def run_calibrate(args: argparse.Namespace) -> int:
+    from ..analysis.calibrate import calibrate_and_save, describe
+
+    if args.seconds <= 0:
+        raise UsageError("--seconds must be positive")
+    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
+    print(describe(profile))
+    print(f"saved     {path}   (use it with --device {profile.name if args.output is None else path})")
+    return 0
+
+
+def run_check(args: argparse.Namespace) -> int:
+    from . import gate as check
+    from . import config
+    from .budget import parse_increase, parse_quantity
+    from .gate import split_inputs
+    from ..core.tensors import canonical_dtype
+
+    limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
+              if getattr(args, f"max_{m}") is not None}
+    increases: dict[str, float] = {}
+    for text in args.max_increase:
+        increases.update(parse_increase(text))
+    if increases and not args.baseline:
+        raise UsageError("--max-increase needs --baseline REPORT.json")
+    split_inputs(args.input)      # validate before anything is built
+    kwargs = _args(args.arg)
+    if args.dtype:
+        canonical_dtype(args.dtype)
+    if args.spec:
+        if not limits and not args.baseline:
+            raise UsageError("nothing to check: give a budget (--max-mac 1.2G, --max-params 5M, "
+                             "...) or --baseline REPORT.json")
+        targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
+                                 increases, args.baseline, args.strict, mode=args.mode,
+                                 name=args.spec)]
+    else:
+        if args.input or args.arg:
+            raise UsageError("--input and --arg need a SPEC; configured models take theirs from "
+                             "the config file")
+        path = args.config or config.find()
+        if path is None:
+            raise UsageError("no SPEC given and no [tool.costmodel] in pyproject.toml or "
+                             "[costmodel] in setup.cfg here or in a parent folder")
+        targets = config.load(path)
+        for target in targets:   # options on the command line tighten every configured model
+            target.limits.update(limits)
+            target.increases.update(increases)
+            target.strict = target.strict or args.strict
+            if args.baseline:
+                target.baseline = os.path.abspath(args.baseline)
+            if args.dtype:
+                target.dtype = args.dtype
+            if args.mode != "eval":
+                target.mode = args.mode
+    return check.run(targets, verbose=args.verbose, quiet=args.quiet)
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    from .gate import analyze_spec, read_report
+    from .diff import compare, render
+
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+
+    def side(spec: str, inputs: list[str], arg: list[str]):
+        if spec.endswith(".json"):
+            if inputs or arg:
+                raise UsageError(f"--input/--arg cannot apply to the saved report {spec}")
+            return read_report(spec)
+        return analyze_spec(spec, inputs, _args(arg), args.dtype, mode=args.mode)
+
+    a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
+    b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
+    _write(render(compare(a, b, args.depth), args.format, args.top, (args.a, args.b)), args.output)
+    return 0
+
+
+COMMANDS = {"report": run_report, "check": run_check, "diff": run_diff,
+            "calibrate": run_calibrate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:   # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else 2
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("costmodel: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - every failure is one line and exit 2, no traceback
+        if args.verbose:
+            traceback.print_exc()
+        print(f"costmodel: error: {one_line(exc)}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

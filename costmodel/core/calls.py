@@ -1,0 +1,48 @@
+"""What a formula sees of one op call, and what the capture recorded about it. Pure Python."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping
+
+from .tensors import TensorSpec
+
+
+@dataclass(frozen=True)
+class OpCall:
+    """One call of an op: its tensors by argument name, its outputs, and its other arguments."""
+
+    op: str
+    tensors: Mapping[str, Any] = field(default_factory=dict)   # name -> TensorSpec | tuple | None
+    outputs: tuple[TensorSpec, ...] = ()
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+
+    def t(self, name: str) -> TensorSpec | None:
+        value = self.tensors.get(name)
+        return value if isinstance(value, TensorSpec) or value is None else None
+
+    def inputs(self) -> Iterator[TensorSpec]:
+        """Every input tensor spec, flattened, in argument order."""
+        for value in self.tensors.values():
+            if isinstance(value, TensorSpec):
+                yield value
+            elif isinstance(value, tuple):
+                yield from (v for v in value if isinstance(v, TensorSpec))
+
+    @property
+    def out(self) -> TensorSpec:
+        return self.outputs[0]
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        value = self.attrs.get(name, default)
+        return default if value is None else value
+
+
+@dataclass(slots=True)
+class Recorded:
+    """One torch-level call made by a graph node: the OpCall, the torch callable's printed name,
+    whether costmodel has a binding for it, and the (weight key, numel) of each parameter read."""
+
+    call: OpCall
+    name: str                               # the torch callable, e.g. "F.conv2d"
+    supported: bool
+    params: tuple[tuple[int, int], ...] = ()

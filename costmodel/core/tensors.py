@@ -1,0 +1,115 @@
+"""Tensor specs and input-shape strings. Pure Python: no torch import here."""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from ..errors import InputSpecError
+
+#: bytes per element, by the short dtype name costmodel prints.
+ITEMSIZE = {
+    "float64": 8, "float32": 4, "float16": 2, "bfloat16": 2,
+    "float8_e4m3fn": 1, "float8_e5m2": 1,
+    "complex128": 16, "complex64": 8,
+    "int64": 8, "int32": 4, "int16": 2, "int8": 1, "uint8": 1, "bool": 1,
+}
+_ALIASES = {"float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16",
+            "bf16": "bfloat16", "double": "float64", "long": "int64", "int": "int32"}
+
+
+@dataclass(frozen=True, slots=True)
+class TensorSpec:
+    """What a formula may know about a tensor: its shape, dtype and how much memory backs it.
+
+    `stored` is the number of distinct elements in memory, which is smaller than `numel` for a
+    broadcast (expanded) tensor; memory access counts read `stored` elements, not `numel`.
+    `role` is "activation", "param", "buffer" or "const".
+    """
+
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    itemsize: int = 4
+    stored: int = -1
+    role: str = "activation"
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def reads(self) -> int:
+        """Elements actually read from memory."""
+        return self.numel if self.stored < 0 else self.stored
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def is_param(self) -> bool:
+        return self.role == "param"
+
+
+def spec(*shape: int, dtype: str = "float32", role: str = "activation") -> TensorSpec:
+    """Convenience constructor for tests and docs: `spec(1, 3, 224, 224)`."""
+    return TensorSpec(tuple(shape), dtype, ITEMSIZE[dtype], -1, role)
+
+
+def canonical_dtype(name: str) -> str:
+    """'fp16' -> 'float16'; raises InputSpecError for names costmodel does not know."""
+    key = name.strip().lower().removeprefix("torch.")
+    key = _ALIASES.get(key, key)
+    if key not in ITEMSIZE:
+        known = ", ".join(sorted(ITEMSIZE))
+        raise InputSpecError(f"unknown dtype {name!r}; use one of: {known}")
+    return key
+
+
+_DIM = re.compile(r"^\d+$")
+
+
+def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
+    """Parse '[name=]1x3x224x224[:dtype]' into (name, shape, dtype).
+
+    >>> parse_input("attention_mask=1x128:int64")
+    ('attention_mask', (1, 128), 'int64')
+    """
+    raw = text
+    text = text.strip()
+    if not text:
+        raise InputSpecError("empty input shape; expected something like 1x3x224x224")
+    name = None
+    if "=" in text:
+        name, text = (part.strip() for part in text.split("=", 1))
+        if not name.isidentifier():
+            raise InputSpecError(f"bad input name {name!r} in {raw!r}; expected name=1x3x224x224")
+    dtype = "float32"
+    if ":" in text:
+        text, dtype_name = text.rsplit(":", 1)
+        dtype = canonical_dtype(dtype_name)
+    dims = text.lower().replace("*", "x").split("x")
+    if not all(_DIM.match(d.strip()) for d in dims):
+        raise InputSpecError(
+            f"malformed input shape {raw!r}; expected positive integers joined by 'x', "
+            "like 1x3x224x224 or 1x128:int64")
+    shape = tuple(int(d) for d in dims)
+    if any(d == 0 for d in shape):
+        raise InputSpecError(f"input shape {raw!r} has a zero dimension; every dimension must be >= 1")
+    return name, shape, dtype
+
+
+def format_shape(shape: tuple[int, ...]) -> str:
+    return "x".join(map(str, shape))
+
+
+def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting of shapes."""
+    ndim = max((len(s) for s in shapes), default=0)
+    result = []
+    for i in range(-ndim, 0):
+        sizes = {s[i] for s in shapes if len(s) >= -i} - {1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {shapes} do not broadcast")
+        result.append(sizes.pop() if sizes else 1)
+    return tuple(result)

@@ -1,0 +1,57 @@
+"""Data movement, embedding and tensor creation: 0 FLOPs, MAC only where data really moves.
+
+The rule (README, "Data movement"): an op whose output is a view of its input (view, reshape of a
+contiguous tensor, flatten, permute, transpose, expand, split, chunk, basic indexing) moves
+nothing and costs nothing. An op that writes a new tensor (cat, stack, contiguous or reshape after
+a permute, channel shuffle, pad, repeat, gather) reads what it copies, at most what it writes, and
+writes its output. Index tensors are read in full. `x[i] = v` writes the region x[i] and reads v
+(the destination is not read).
+"""
+from __future__ import annotations
+
+from ...core.cost import Cost
+from ...core.vocab import Category
+from ..registry import OpCall, formula, params_of
+
+INDEX_ARGS = ("index", "indices", "mask")
+
+
+def copy_mac(call: OpCall) -> tuple[int, int]:
+    """(elements, bytes) of a copy: min(data read, written) read + index tensors read + written."""
+    data = [s for name, v in call.tensors.items() if name not in INDEX_ARGS + ("dest",)
+            for s in (v if isinstance(v, tuple) else (v,)) if s is not None]
+    index = [s for name in INDEX_ARGS if (s := call.t(name)) is not None]
+    writes = sum(o.numel for o in call.outputs)
+    write_bytes = sum(o.numel * o.itemsize for o in call.outputs)
+    data_reads = sum(s.reads for s in data)
+    reads = min(data_reads, writes)
+    read_bytes = min(sum(s.reads * s.itemsize for s in data), write_bytes)
+    reads += sum(s.reads for s in index)
+    read_bytes += sum(s.reads * s.itemsize for s in index)
+    return reads + writes, read_bytes + write_bytes
+
+
+@formula("view", "copy", category=Category.DATA_MOVEMENT)
+def data_movement(call: OpCall) -> Cost:
+    """0 FLOPs. A view costs nothing; a copy reads at most what it writes and writes its output.
+    A parameter read through a view (ViT's `class_token.expand(...)`) still counts as read here."""
+    if call.attr("is_view", False):
+        return Cost(params=params_of(*call.inputs()))
+    mac, mac_bytes = copy_mac(call)
+    return Cost(0, 0, params_of(*call.inputs()), mac, mac_bytes)
+
+
+@formula("embedding", category=Category.EMBEDDING)
+def embedding(call: OpCall) -> Cost:
+    """0 FLOPs; MAC = indices read + one weight row read per index + output written."""
+    idx, weight, out = call.t("input"), call.t("weight"), call.out
+    mac = idx.reads + 2 * out.numel
+    mac_bytes = idx.reads * idx.itemsize + 2 * out.numel * out.itemsize
+    return Cost(0, 0, params_of(weight), mac, mac_bytes)
+
+
+@formula("create", category=Category.CREATION)
+def create(call: OpCall) -> Cost:
+    """zeros/ones/arange/full...: 0 FLOPs; MAC = the output written."""
+    writes = sum(o.numel for o in call.outputs)
+    return Cost(0, 0, 0, writes, sum(o.numel * o.itemsize for o in call.outputs))

@@ -1,0 +1,59 @@
+"""Pooling (max, average, adaptive) and resampling (interpolate / upsample).
+
+Pooling counts 1 FLOP per window element per output (a compare or an add; average pooling's final
+divide is the window's last add's partner and is included: k elements = k-1 adds + 1 divide).
+Adaptive pooling counts the exact window of every output position.
+"""
+from __future__ import annotations
+
+import math
+
+from ...core.cost import Cost
+from ...core.vocab import Category
+from ..registry import OpCall, formula, simple_cost
+
+
+def _tuple(value, n: int) -> tuple[int, ...]:
+    if isinstance(value, (list, tuple)):
+        return tuple(value) if len(value) == n else tuple(value) * n
+    return (value,) * n
+
+
+@formula("max_pool", "avg_pool", "lp_pool", category=Category.POOL)
+def pool(call: OpCall) -> Cost:
+    """FLOPs = out_numel * prod(kernel_size); MAC = input + output."""
+    spatial = call.attr("spatial_dims", 2)
+    kernel = _tuple(call.attr("kernel_size"), spatial)
+    return simple_cost(call, flops=call.out.numel * math.prod(kernel))
+
+
+def adaptive_window_total(size_in: int, size_out: int) -> int:
+    """Sum over output positions i of the adaptive window [floor(i*n/m), ceil((i+1)*n/m))."""
+    return sum(-(-((i + 1) * size_in) // size_out) - (i * size_in) // size_out
+               for i in range(size_out))
+
+
+@formula("adaptive_avg_pool", "adaptive_max_pool", category=Category.POOL)
+def adaptive_pool(call: OpCall) -> Cost:
+    """FLOPs = outer dims * prod over spatial dims of the summed window sizes (exact)."""
+    x, out = call.t("input"), call.out
+    spatial = call.attr("spatial_dims", 2)
+    outer = math.prod(x.shape[:-spatial])
+    windows = math.prod(adaptive_window_total(i, o)
+                        for i, o in zip(x.shape[-spatial:], out.shape[-spatial:]))
+    return simple_cost(call, flops=outer * windows)
+
+
+#: FLOPs per output element of each interpolation mode: a 2^d-tap weighted sum is 2^d multiplies
+#: and 2^d - 1 adds; bicubic is 4^d taps.
+INTERPOLATE_FLOPS = {"nearest": 0, "nearest-exact": 0, "linear": 3, "bilinear": 7,
+                     "trilinear": 15, "bicubic": 31}
+
+
+@formula("interpolate", category=Category.RESAMPLE)
+def interpolate(call: OpCall) -> Cost:
+    """FLOPs = out_numel * taps cost of the mode (nearest 0, bilinear 7, bicubic 31, ...)."""
+    mode = call.attr("mode", "nearest")
+    if mode == "area":  # area is adaptive average pooling
+        return adaptive_pool(call)
+    return simple_cost(call, flops=call.out.numel * INTERPOLATE_FLOPS[mode])

@@ -1,0 +1,30 @@
+"""Bindings of the contractions: linear, bilinear, matmul, addmm, einsum, attention."""
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import bind
+from .shape_rules import _linear, _matmul, _mha, _sdpa
+
+def _mha_extra(b: dict, out: Any) -> dict:
+    return {"self_attention": b["query"] is b["key"] and b["key"] is b["value"]}
+
+
+bind("linear", "F.linear", ("input", "weight", "bias"), shape=_linear)
+bind("bilinear", "F.bilinear", ("input1", "input2", "weight", "bias"))
+bind("matmul", "torch.matmul Tensor.matmul Tensor.__matmul__", ("input", "other"), shape=_matmul)
+bind("matmul", "torch.mm Tensor.mm torch.bmm Tensor.bmm torch.mv Tensor.mv torch.dot Tensor.dot "
+     "torch.inner", ("input", "other"))
+bind("matmul", "Tensor.__rmatmul__", ("other", "input"))
+bind("addmm", "torch.addmm Tensor.addmm torch.baddbmm Tensor.baddbmm torch.addmv",
+     ("input", "mat1", "mat2", "beta", "alpha"))
+bind("einsum", "torch.einsum", ("equation", "*operands"))
+bind("sdpa", "F.scaled_dot_product_attention",
+     ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
+     shape=_sdpa)
+bind("mha", "F.multi_head_attention_forward",
+     ("query", "key", "value", "embed_dim_to_check", "num_heads", "in_proj_weight", "in_proj_bias",
+      "bias_k", "bias_v", "add_zero_attn", "dropout_p", "out_proj_weight", "out_proj_bias",
+      "training", "key_padding_mask", "need_weights", "attn_mask", "use_separate_proj_weight",
+      "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
+      "average_attn_weights", "is_causal"), shape=_mha, extra=_mha_extra)

@@ -1,0 +1,79 @@
+"""Bindings of data movement, embedding and tensor creation."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .registry import bind
+from .shape_rules import _cat, _embedding
+
+def _base(t: Tensor) -> Tensor:
+    return t._base if t._base is not None else t
+
+
+def _view_extra(b: dict, out: Any) -> dict:
+    """A data-movement op is a view when every output aliases an input (or is the input)."""
+    ins = [v for v in b.values() if isinstance(v, Tensor)]
+    ins += [t for v in b.values() if isinstance(v, (list, tuple)) for t in v if isinstance(t, Tensor)]
+    outs = out if isinstance(out, (list, tuple)) else (out,)
+    bases = {id(_base(t)) for t in ins}
+    ids = {id(t) for t in ins}
+    is_view = all(isinstance(o, Tensor) and (id(o) in ids or o._is_view() and id(_base(o)) in bases)
+                  for o in outs if o is not None)
+    return {"is_view": is_view}
+
+
+def _always_view(b: dict, out: Any) -> dict:
+    return {"is_view": True}
+
+
+bind("embedding", "F.embedding", ("input", "weight", "padding_idx", "max_norm", "norm_type",
+                                  "scale_grad_by_freq", "sparse"), shape=_embedding)
+
+MOVE = ("input", "*args")
+bind("view", "Tensor.detach Tensor.detach_ torch.detach Tensor.requires_grad_ Tensor.__get__",
+     MOVE, extra=_always_view)
+bind("copy", "Tensor.view Tensor.view_as Tensor.reshape Tensor.reshape_as torch.reshape "
+     "Tensor.flatten torch.flatten Tensor.unflatten torch.unflatten Tensor.permute torch.permute "
+     "Tensor.transpose torch.transpose Tensor.t torch.t Tensor.T Tensor.mT Tensor.squeeze "
+     "torch.squeeze Tensor.unsqueeze torch.unsqueeze Tensor.expand Tensor.expand_as "
+     "torch.broadcast_to Tensor.broadcast_to Tensor.narrow torch.narrow Tensor.select torch.select "
+     "Tensor.unbind torch.unbind Tensor.split torch.split Tensor.split_with_sizes Tensor.chunk "
+     "torch.chunk Tensor.tensor_split torch.tensor_split Tensor.__getitem__ Tensor.movedim "
+     "torch.movedim Tensor.moveaxis torch.moveaxis Tensor.swapaxes torch.swapaxes Tensor.swapdims "
+     "Tensor.diagonal torch.diagonal Tensor.as_strided Tensor.unfold Tensor.contiguous "
+     "Tensor.clone torch.clone Tensor.repeat Tensor.tile torch.tile Tensor.repeat_interleave "
+     "torch.repeat_interleave Tensor.roll torch.roll Tensor.flip torch.flip torch.fliplr "
+     "torch.flipud torch.rot90 Tensor.to Tensor.type Tensor.type_as Tensor.float Tensor.half "
+     "Tensor.double Tensor.bfloat16 Tensor.int Tensor.long Tensor.bool Tensor.cpu "
+     "torch.broadcast_tensors torch.meshgrid torch.atleast_1d torch.atleast_2d torch.atleast_3d "
+     "torch.channel_shuffle torch.native_channel_shuffle F.channel_shuffle F.pixel_shuffle "
+     "F.pixel_unshuffle torch.pixel_shuffle torch.pixel_unshuffle F.pad torch.constant_pad_nd "
+     "F.unfold F.fold torch.masked_select Tensor.masked_select torch.take Tensor.take "
+     "Tensor.copy_ Tensor.fill_ Tensor.zero_ Tensor.index_put_ Tensor.index_put",
+     MOVE, extra=_view_extra)
+bind("copy", "torch.cat torch.concat torch.concatenate", ("tensors", "dim"), shape=_cat,
+     extra=_view_extra)
+bind("copy", "torch.stack torch.hstack torch.vstack torch.dstack", ("tensors", "dim"),
+     extra=_view_extra)
+bind("copy", "torch.gather Tensor.gather torch.take_along_dim Tensor.take_along_dim",
+     ("input", "dim", "index"), extra=_view_extra)
+bind("copy", "torch.index_select Tensor.index_select", ("input", "dim", "index"),
+     extra=_view_extra)
+bind("copy", "torch.scatter Tensor.scatter Tensor.scatter_ torch.scatter_add Tensor.scatter_add "
+     "Tensor.scatter_add_ Tensor.index_add Tensor.index_add_ Tensor.index_copy "
+     "Tensor.index_copy_", ("input", "dim", "index", "src"), extra=_view_extra)
+
+bind("create", "torch.zeros torch.ones torch.full torch.empty torch.arange torch.linspace "
+     "torch.logspace torch.eye torch.rand torch.randn torch.randint torch.randperm torch.tensor "
+     "torch.as_tensor torch.scalar_tensor torch.empty_strided torch.tril_indices "
+     "torch.triu_indices", ("*args",), create=True)
+bind("create", "torch.zeros_like torch.ones_like torch.full_like torch.empty_like "
+     "torch.rand_like torch.randn_like torch.randint_like Tensor.new_zeros Tensor.new_ones "
+     "Tensor.new_full Tensor.new_empty Tensor.new_tensor", ("like", "*args"))
+
+# x[index] = value writes into a region of x and returns None: record the region as the output.
+bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
+     result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False})

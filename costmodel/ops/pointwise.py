@@ -1,0 +1,84 @@
+"""Bindings of element-wise ops, activations, softmax, reductions and dropout."""
+from __future__ import annotations
+
+from .registry import bind
+from .shape_rules import _binary, _compare, _first, _mean_sum, _same
+
+UNARY = ("input", "inplace")
+for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu", "celu", "elu",
+              "logsigmoid", "softsign", "tanhshrink"):
+    bind(_name, f"F.{_name}", UNARY, shape=_same)
+bind("relu", "torch.relu Tensor.relu", ("input",), shape=_same)
+bind("relu", "torch.relu_ Tensor.relu_ F.relu_", ("input",), shape=_first, inplace=True)
+bind("leaky_relu", "F.leaky_relu", ("input", "negative_slope", "inplace"), shape=_same)
+bind("hardtanh", "F.hardtanh", ("input", "min_val", "max_val", "inplace"), shape=_same)
+bind("gelu", "F.gelu", ("input", "approximate"), shape=_same)
+bind("softplus", "F.softplus", ("input", "beta", "threshold"), shape=_same)
+bind("prelu", "F.prelu", ("input", "weight"), shape=_same)
+bind("glu", "F.glu", ("input", "dim"))
+bind("threshold", "F.threshold", ("input", "threshold", "value", "inplace"), shape=_same)
+bind("hardshrink", "F.hardshrink", ("input", "lambd"), shape=_same)
+bind("softshrink", "F.softshrink", ("input", "lambd"), shape=_same)
+bind("sigmoid", "torch.sigmoid Tensor.sigmoid F.sigmoid", ("input",), shape=_same)
+bind("sigmoid", "torch.sigmoid_ Tensor.sigmoid_", ("input",), shape=_first, inplace=True)
+bind("tanh", "torch.tanh Tensor.tanh F.tanh", ("input",), shape=_same)
+bind("tanh", "torch.tanh_ Tensor.tanh_", ("input",), shape=_first, inplace=True)
+bind("softmax", "F.softmax torch.softmax Tensor.softmax F.softmin",
+     ("input", "dim", "_stacklevel", "dtype"), shape=_same)
+bind("log_softmax", "F.log_softmax torch.log_softmax Tensor.log_softmax",
+     ("input", "dim", "_stacklevel", "dtype"), shape=_same)
+
+BINARY = ("input", "other", "alpha")
+for _name, _dunder in (("add", "add radd"), ("sub", "sub"), ("rsub", "rsub"), ("mul", "mul rmul"),
+                       ("div", "truediv rtruediv"), ("floor_divide", "floordiv rfloordiv"),
+                       ("remainder", "mod rmod"), ("pow", "pow rpow"), ("eq", "eq"), ("ne", "ne"),
+                       ("lt", "lt"), ("le", "le"), ("gt", "gt"), ("ge", "ge"),
+                       ("bitwise_and", "and rand"), ("bitwise_or", "or ror"),
+                       ("bitwise_xor", "xor rxor")):
+    methods = " ".join(f"Tensor.__{d}__" for d in _dunder.split())
+    shape = _compare if _name in ("eq", "ne", "lt", "le", "gt", "ge") else _binary
+    bind(_name, f"torch.{_name} Tensor.{_name} {methods}", BINARY, shape=shape)
+    inplace_methods = " ".join(f"Tensor.__i{d}__" for d in _dunder.split() if not d.startswith("r"))
+    bind(_name, f"Tensor.{_name}_ {inplace_methods}", BINARY, shape=_first, inplace=True)
+bind("div", "torch.true_divide Tensor.true_divide torch.divide Tensor.divide", BINARY, shape=_binary)
+bind("mul", "torch.multiply Tensor.multiply", BINARY, shape=_binary)
+bind("sub", "torch.subtract Tensor.subtract", BINARY, shape=_binary)
+for _name in ("maximum", "minimum", "fmax", "fmin", "atan2", "hypot", "logaddexp", "xlogy",
+              "copysign", "fmod", "heaviside"):
+    bind(_name, f"torch.{_name} Tensor.{_name}", BINARY, shape=_binary)
+for _name in ("logical_and", "logical_or", "logical_xor"):
+    bind(_name, f"torch.{_name} Tensor.{_name}", BINARY, shape=_compare)
+for _name in ("neg", "abs", "reciprocal", "sqrt", "rsqrt", "square", "exp", "exp2", "expm1", "log",
+              "log2", "log10", "log1p", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+              "asinh", "acosh", "atanh", "erf", "erfc", "erfinv", "sign", "sgn", "floor", "ceil",
+              "round", "trunc", "frac", "logical_not", "bitwise_not", "isnan", "isinf", "isfinite",
+              "nan_to_num", "logit"):
+    bind(_name, f"torch.{_name} Tensor.{_name} torch.special.{_name}", ("input",))
+    bind(_name, f"Tensor.{_name}_ torch.{_name}_", ("input",), shape=_first, inplace=True)
+bind("neg", "Tensor.__neg__", ("input",), shape=_same)
+bind("abs", "Tensor.__abs__", ("input",), shape=_same)
+bind("bitwise_not", "Tensor.__invert__", ("input",))
+bind("clamp", "torch.clamp Tensor.clamp torch.clip Tensor.clip", ("input", "min", "max"),
+     shape=_same)
+bind("clamp", "torch.clamp_ Tensor.clamp_ Tensor.clip_", ("input", "min", "max"), shape=_first,
+     inplace=True)
+bind("where", "torch.where Tensor.where", ("condition", "input", "other"))
+bind("masked_fill", "torch.masked_fill Tensor.masked_fill", ("input", "mask", "value"))
+bind("masked_fill", "Tensor.masked_fill_", ("input", "mask", "value"), shape=_first, inplace=True)
+bind("lerp", "torch.lerp Tensor.lerp", ("input", "end", "weight"))
+bind("addcmul", "torch.addcmul Tensor.addcmul", ("input", "tensor1", "tensor2", "value"))
+bind("addcdiv", "torch.addcdiv Tensor.addcdiv", ("input", "tensor1", "tensor2", "value"))
+bind("tril", "torch.tril Tensor.tril", ("input", "diagonal"))
+bind("triu", "torch.triu Tensor.triu", ("input", "diagonal"))
+
+REDUCE = ("input", "dim", "keepdim")
+for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any", "all",
+              "cumsum", "cumprod", "logsumexp", "count_nonzero", "nansum", "nanmean", "median",
+              "topk", "sort", "argsort", "var", "std", "var_mean", "std_mean", "norm"):
+    bind(_name, f"torch.{_name} Tensor.{_name}", REDUCE,
+         shape=_mean_sum if _name in ("sum", "mean") else None)
+bind("norm", "torch.linalg.vector_norm torch.linalg.norm", REDUCE)
+
+DROPOUT = ("input", "p", "training", "inplace")
+bind("dropout", "F.dropout F.dropout1d F.dropout2d F.dropout3d F.alpha_dropout "
+     "F.feature_alpha_dropout", DROPOUT, shape=_same)

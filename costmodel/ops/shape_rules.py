@@ -1,0 +1,261 @@
+"""Fast output-shape rules: bound arguments -> the output meta tensor(s), or None.
+
+Many meta kernels are Python decompositions far slower than the arithmetic (a meta hardswish takes
+~1 ms, a meta layer_norm ~0.7 ms, torch's meta conv imports sympy): for ops whose output shape is
+obvious, costmodel computes it instead of running the kernel. A rule returns None for anything
+unusual, and torch's own meta kernel then decides (and raises its own error).
+`tests/test_shape_rules.py` cross-checks every rule against torch's meta kernels.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from ..core.tensors import broadcast
+
+META = torch.device("meta")
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides, acc = [], 1
+    for size in reversed(shape):
+        strides.append(acc)
+        acc *= max(size, 1)
+    return tuple(reversed(strides))
+
+
+def empty(shape, dtype: torch.dtype, like: Tensor | None = None) -> Tensor:
+    """A meta tensor of `shape`, keeping `like`'s memory layout when it has the same dense shape."""
+    shape = tuple(shape)
+    if like is not None and tuple(like.shape) == shape and (
+            like.is_contiguous() or like.dim() == 4 and like.is_contiguous(
+                memory_format=torch.channels_last)):
+        stride = like.stride()
+    else:
+        stride = contiguous_strides(shape)
+    return torch.empty_strided(shape, stride, dtype=dtype, device=META)
+
+
+def _first(b: dict) -> Tensor:
+    """In place: the output is the input tensor itself."""
+    return b["input"]
+
+
+def _same(b: dict) -> Tensor:
+    x = b["input"]
+    if b.get("inplace"):
+        return x
+    return empty(x.shape, b.get("dtype") or x.dtype, x)
+
+
+def _binary(b: dict) -> Tensor | None:
+    a, o = b.get("input"), b.get("other")
+    if not isinstance(a, Tensor):
+        return None
+    if isinstance(o, Tensor):
+        if o.dtype != a.dtype or o.dim() == 0 or a.dim() == 0 or a.device != o.device:
+            return None  # type promotion and 0-dim rules: let torch decide
+        shape = broadcast(tuple(a.shape), tuple(o.shape))
+        return empty(shape, a.dtype, a if shape == tuple(a.shape) else o)
+    if isinstance(o, bool) or not isinstance(o, (int, float)):
+        return None
+    if isinstance(o, float) and not a.is_floating_point():
+        return None
+    return empty(a.shape, a.dtype, a)
+
+
+def _compare(b: dict) -> Tensor | None:
+    out = _binary(b)
+    return None if out is None else empty(out.shape, torch.bool)
+
+
+def _linear(b: dict) -> Tensor | None:
+    x, w = b["input"], b["weight"]
+    if x.dim() == 0 or w.dim() not in (1, 2) or x.shape[-1] != w.shape[-1] or x.dtype != w.dtype:
+        return None   # let torch raise its own error
+    shape = tuple(x.shape[:-1]) + ((w.shape[0],) if w.dim() == 2 else ())
+    return empty(shape, x.dtype)
+
+
+def _conv(b: dict) -> Tensor | None:
+    """Output of conv1d/2d/3d: (N, Cout, *[(size + 2p - d(k - 1) - 1) // s + 1]). Anything
+    unusual (string padding, a shape torch would refuse) goes to torch's own meta kernel, which
+    raises the real error; this rule only saves the common case its overhead."""
+    x, w = b["input"], b["weight"]
+    groups = b.get("groups", 1)
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor) or x.dtype != w.dtype:
+        return None
+    xshape, wshape = x.shape, w.shape
+    k = len(wshape) - 2
+    if k < 1 or len(xshape) not in (k + 1, k + 2) or type(groups) is not int or groups < 1:
+        return None
+    if xshape[-k - 1] != wshape[1] * groups or wshape[0] % groups:
+        return None
+    out = _windows(tuple(xshape[-k:]), tuple(wshape[2:]), b.get("stride", 1), b.get("padding", 0),
+                   b.get("dilation", 1))
+    if out is None:
+        return None
+    batched = len(xshape) == k + 2
+    shape = ((xshape[0],) if batched else ()) + (wshape[0],) + out
+    if batched and k == 2 and not x.is_contiguous() and x.is_contiguous(
+            memory_format=torch.channels_last):
+        return torch.empty(shape, dtype=x.dtype, device=META).contiguous(
+            memory_format=torch.channels_last)
+    return empty(shape, x.dtype)
+
+
+def _windows(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: Any, padding: Any,
+             dilation: Any) -> tuple[int, ...] | None:
+    """Output sizes of a sliding window (conv, pooling): (size + 2p - d(k - 1) - 1) // s + 1 per
+    spatial dim; None for string padding, an empty output and anything else torch should judge."""
+    k = len(sizes)
+    stride, padding, dilation = _per_dim(stride, k), _per_dim(padding, k), _per_dim(dilation, k)
+    if stride is None or padding is None or dilation is None:
+        return None
+    out = []
+    for size, w, s, p, d in zip(sizes, kernel, stride, padding, dilation):
+        if w < 1 or s < 1 or d < 1 or p < 0:
+            return None
+        n = (size + 2 * p - d * (w - 1) - 1) // s + 1
+        if n < 1:
+            return None
+        out.append(n)
+    return tuple(out)
+
+
+def _per_dim(value: Any, k: int) -> tuple[int, ...] | None:
+    """stride=2 or stride=(2, 2) as k ints; None for 'same', a wrong length and the like."""
+    if type(value) is int:
+        return (value,) * k
+    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
+        if len(value) == k:
+            return tuple(value)
+        if len(value) == 1:
+            return (value[0],) * k
+    return None
+
+
+def _matmul(b: dict) -> Tensor | None:
+    """torch.matmul of two tensors with at least 2 dims each: broadcast batch dims, then
+    (n, k) @ (k, m). Vectors, mixed dtypes and mismatches go to torch (its error, its rules)."""
+    a, o = b.get("input"), b.get("other")
+    if not isinstance(a, Tensor) or not isinstance(o, Tensor) or a.dtype != o.dtype:
+        return None
+    ashape, oshape = tuple(a.shape), tuple(o.shape)
+    if len(ashape) < 2 or len(oshape) < 2 or ashape[-1] != oshape[-2]:
+        return None
+    try:
+        batch = broadcast(ashape[:-2], oshape[:-2])
+    except ValueError:
+        return None
+    return empty(batch + (ashape[-2], oshape[-1]), a.dtype)
+
+
+def _sdpa(b: dict) -> Tensor | None:
+    q, k, v = b["query"], b["key"], b["value"]
+    if q.dim() < 2 or q.shape[-1] != k.shape[-1] or k.shape[-2] != v.shape[-2]:
+        return None
+    return empty(tuple(q.shape[:-1]) + (v.shape[-1],), q.dtype)
+
+
+def _embedding(b: dict) -> Tensor:
+    idx, w = b["input"], b["weight"]
+    return empty(tuple(idx.shape) + (w.shape[-1],), w.dtype)
+
+
+def _cat(b: dict) -> Tensor | None:
+    tensors = [t for t in b["tensors"] if t.dim() != 1 or t.shape[0] != 0]
+    if not tensors or len({t.dtype for t in tensors}) != 1 or len({t.dim() for t in tensors}) != 1:
+        return None
+    dim = b.get("dim", 0)
+    dim = dim + tensors[0].dim() if dim < 0 else dim
+    shape = list(tensors[0].shape)
+    shape[dim] = sum(t.shape[dim] for t in tensors)
+    return empty(shape, tensors[0].dtype)
+
+
+def _adaptive(spatial: int) -> Callable[[dict], Tensor | None]:
+    def shape(b: dict) -> Tensor | None:
+        if b.get("return_indices"):
+            return None
+        x, size = b["input"], b["output_size"]
+        size = tuple(size) if isinstance(size, (list, tuple)) else (size,) * spatial
+        outer = tuple(x.shape[:-spatial])
+        return empty(outer + tuple(s if s is not None else x.shape[len(outer) + i]
+                                   for i, s in enumerate(size)), x.dtype)
+    return shape
+
+
+def _pool(spatial: int, dilated: bool) -> Callable[[dict], Tensor | None]:
+    """max_pool / avg_pool without ceil_mode or indices, on a contiguous input:
+    (size + 2p - d(k - 1) - 1) // s + 1 per spatial dim. Anything else goes to torch."""
+    def shape(b: dict) -> Tensor | None:
+        x = b["input"]
+        if b.get("ceil_mode") or b.get("return_indices") or not isinstance(x, Tensor) or \
+                len(x.shape) not in (spatial + 1, spatial + 2) or not x.is_contiguous():
+            return None
+        kernel = _per_dim(b["kernel_size"], spatial)
+        padding = _per_dim(b.get("padding", 0), spatial)
+        if kernel is None or padding is None or any(2 * p > w for p, w in zip(padding, kernel)):
+            return None                    # torch refuses padding over half the window
+        stride = b.get("stride")
+        out = _windows(tuple(x.shape[-spatial:]), kernel,
+                       kernel if stride is None or stride == [] or stride == () else stride,
+                       padding, b.get("dilation", 1) if dilated else 1)
+        if out is None:
+            return None
+        return empty(tuple(x.shape[:-spatial]) + out, x.dtype)
+    return shape
+
+
+def _mean_sum(b: dict) -> Tensor | None:
+    """sum / mean of a floating tensor over `dim` (an int or a list of ints), with keepdim.
+    Integer inputs (type promotion), a dtype argument, dim=None and the like go to torch."""
+    x, dim = b["input"], b.get("dim")
+    if not isinstance(x, Tensor) or not x.is_floating_point() or b.get("dtype") is not None:
+        return None
+    ndim = len(x.shape)
+    dims = (dim,) if type(dim) is int else tuple(dim) if isinstance(dim, (list, tuple)) and dim \
+        and all(type(d) is int for d in dim) else None
+    if dims is None or ndim == 0:
+        return None
+    axes = set()
+    for d in dims:
+        if not -ndim <= d < ndim:
+            return None
+        axes.add(d % ndim)
+    if len(axes) != len(dims):
+        return None
+    keep = bool(b.get("keepdim", False))
+    shape = tuple(1 if i in axes else n for i, n in enumerate(x.shape) if keep or i not in axes)
+    return empty(shape, x.dtype)
+
+
+def _interpolate(b: dict) -> Tensor | None:
+    x = b["input"]
+    spatial = x.dim() - 2
+    size, scale = b.get("size"), b.get("scale_factor")
+    if size is not None:
+        size = tuple(size) if isinstance(size, (list, tuple)) else (size,) * spatial
+    elif scale is not None:
+        scale = tuple(scale) if isinstance(scale, (list, tuple)) else (scale,) * spatial
+        size = tuple(math.floor(float(n) * s) for n, s in zip(x.shape[2:], scale))
+    else:
+        return None
+    return empty(tuple(x.shape[:2]) + size, x.dtype)
+
+
+def _mha(b: dict):
+    q, k = b["query"], b["key"]
+    batched = q.dim() == 3
+    out = empty(q.shape, q.dtype)
+    if not b.get("need_weights", True):
+        return out, None
+    length, src = q.shape[0], k.shape[0]
+    heads = b["num_heads"]
+    lead = (q.shape[1],) if batched else ()
+    mid = () if b.get("average_attn_weights", True) else (heads,)
+    return out, empty(lead + mid + (length, src), q.dtype)
