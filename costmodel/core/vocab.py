@@ -85,3 +85,57 @@ class Code(StrEnum):
     G3_PARALLEL_BRANCHES = "G302"  # the model's average parallelism (branchy, fragmented)
     G4_ELEMENTWISE_SHARE = "G401"  # element-wise ops' share of MAC / time far above their FLOPs
     G4_RESIDUAL_ADDS = "G402"    # element-wise residual adds take a material share of MAC
+
+
+class Role(StrEnum):
+    """What a tensor is to the model: an activation, a parameter, a buffer or another constant."""
+
+    ACTIVATION = "activation"
+    PARAM = "param"
+    BUFFER = "buffer"
+    CONST = "const"
+
+
+class Mode(StrEnum):
+    """What an analysis costs: inference (`eval`) or a training step (`train`)."""
+
+    EVAL = "eval"
+    TRAIN = "train"
+
+
+class CaptureKind(StrEnum):
+    """Which capture made the graph (`Report.capture`)."""
+
+    EAGER = "eager (meta tensors)"
+    FX = "torch.fx"
+
+
+class CaptureChoice(StrEnum):
+    """The `capture=` argument of analyze()."""
+
+    AUTO = "auto"
+    EAGER = "eager"
+    FX = "fx"
+
+
+class NodeKind(StrEnum):
+    """The kind of a graph node (torch.fx's `Node.op` names, which both captures use)."""
+
+    PLACEHOLDER = "placeholder"
+    GET_ATTR = "get_attr"
+    CALL_MODULE = "call_module"
+    CALL_FUNCTION = "call_function"
+    CALL_METHOD = "call_method"
+    OUTPUT = "output"
+
+
+#: node kinds that run an op (the others are inputs, attributes and the output).
+COMPUTE = frozenset({NodeKind.CALL_MODULE, NodeKind.CALL_FUNCTION, NodeKind.CALL_METHOD})
+
+
+class Bound(StrEnum):
+    """Which term of the latency estimate is largest for an op."""
+
+    COMPUTE = "compute"
+    MEMORY = "memory"
+    OVERHEAD = "overhead"
