@@ -3,8 +3,16 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 import pathlib
+import sys
 import warnings
+
+# Test this checkout, also from a worktree or with another copy installed: the package and any
+# `python -m costmodel` subprocess import it from here.
+_ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
+sys.path.insert(0, _ROOT)
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, os.environ.get("PYTHONPATH"))))
 
 import pytest
 import torch
