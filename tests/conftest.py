@@ -48,6 +48,17 @@ def build_meta(fn, **kwargs) -> nn.Module:
                 return fn(**kwargs).eval()
 
 
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", default=False,
+                     help="rewrite tests/golden/ from the current output instead of comparing "
+                          "with it (then read `git diff tests/golden`)")
+
+
+@pytest.fixture
+def update_golden(request) -> bool:
+    return request.config.getoption("--update-golden")
+
+
 @pytest.fixture
 def meta_builder():
     return build_meta

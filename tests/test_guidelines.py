@@ -143,8 +143,6 @@ def test_report_guidelines_is_lazy_and_serialisable(reports):
     assert [d.code for d in found] == [d.code for d in gl.check(report.graph)]
     data = json.loads(json.dumps([d.to_dict() for d in found]))
     assert data[0]["code"] == "G101" and data[0]["suggestion"] and data[0]["quantity"]["c1"] == 16
-    text = str(report)
-    assert "guidelines (ShuffleNet V2 G1-G4)" in text and "G101" in text
 
 
 def test_codes_are_new_and_stable():
