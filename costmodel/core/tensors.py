@@ -46,10 +46,6 @@ class TensorSpec:
     def ndim(self) -> int:
         return len(self.shape)
 
-    @property
-    def is_param(self) -> bool:
-        return self.role == "param"
-
 
 def spec(*shape: int, dtype: str = "float32", role: str = "activation") -> TensorSpec:
     """Convenience constructor for tests and docs: `spec(1, 3, 224, 224)`."""

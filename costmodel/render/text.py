@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..core.cost import METRIC_LABELS
 from ..core.report import Report
 from ..core.tensors import format_shape
 from ..core.vocab import NodeStatus
 from .units import human, percent
 
-HEADERS = ("layer", "module", "op", "output", "MAdds", "FLOPs", "params", "MAC", "MAC bytes")
+HEADERS = ("layer", "module", "op", "output", *METRIC_LABELS.values())
 
 
 def select_layers(report: Report, top: int | None = None, sort: str | None = None) -> list:
