@@ -19,13 +19,14 @@ from ..analysis import structure
 from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
 from ..core.tensors import format_shape
+from ..core.vocab import Bound
 from . import layout
 from .units import duration, escape, human
 
 KINDS = ("layers", "modules", "operators", "roofline", "graph")
 LABELS = {**METRIC_LABELS, "seconds": "est. time"}
 COLORS = {"madds": "#4c78a8", "mac": "#f58518", "flops": "#54a24b"}
-BOUND_COLORS = {"compute": "#4c78a8", "memory": "#f58518", "overhead": "#b279a2"}
+BOUND_COLORS = {Bound.COMPUTE: "#4c78a8", Bound.MEMORY: "#f58518", Bound.OVERHEAD: "#b279a2"}
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
 
 _e = partial(escape, quote=False)   # plotly text is not an attribute: quotes stay as they are
@@ -182,7 +183,7 @@ def roofline(report: Report, profile: Any = None, est: latency.Estimate | None =
                         line={"color": color, "dash": "dash" if name == "cache" else "solid"},
                         hoverinfo="skip")
     total = est.total_s or 1.0
-    for bound in ("compute", "memory", "overhead"):
+    for bound in Bound:
         sel = [op for op in ops if op.bound == bound]
         if not sel:
             continue

@@ -13,6 +13,7 @@ from ..analysis import guidelines as gl
 from ..analysis import latency
 from ..analysis import structure
 from ..core.report import Report
+from ..core.vocab import Mode
 from .units import duration, percent
 
 #: how many findings of one code to show before summarising the rest.
@@ -39,7 +40,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     model = structure.model_structure(g)
     blocks = structure.blocks(g, depth)
     est = latency.estimate(g, profile)
-    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == "train"
+    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == Mode.TRAIN
                                                 else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
              f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
@@ -50,7 +51,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                      + f"; most branches {max(b.branches for b in blocks)}")
     total = est.total_s
     overhead = sum(op.kernels for op in est.ops) * profile.overhead_s
-    scope = " of the forward pass" if report.mode == "train" else ""
+    scope = " of the forward pass" if report.mode == Mode.TRAIN else ""
     lines += ["", f"latency estimate{scope} on {profile.name} (roofline + "
               f"{duration(profile.overhead_s)} per kernel; "
               "costmodel calibrate measures this machine)",
