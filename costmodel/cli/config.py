@@ -67,7 +67,6 @@ class Target:
     strict: bool = False
     mode: str = Mode.EVAL   # Mode.TRAIN: forward + backward, the cost of a training step
     name: str = ""          # what the output lines call it: the SPEC as the user wrote it
-    origin: str = ""        # "pyproject.toml [tool.costmodel.models.x]", for error messages
     root: str = "."         # folder that relative paths and module SPECs are resolved from
 
     @property
@@ -250,7 +249,7 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
     spec = merged.get("spec")
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"{where}: missing 'spec' (e.g. spec = \"models/net.py:build\")")
-    target = Target(spec=spec.strip(), name=spec.strip(), origin=where, root=root)
+    target = Target(spec=spec.strip(), name=spec.strip(), root=root)
     try:
         inputs = merged.get("input", [])
         target.inputs = [inputs] if isinstance(inputs, str) else list(inputs)

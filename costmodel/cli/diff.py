@@ -15,6 +15,7 @@ from tabulate import tabulate
 
 from ..core.cost import METRIC_LABELS, METRICS, ZERO, Cost
 from ..core.report import Layer, Report
+from ..core.tensors import format_input
 from ..render.units import human
 
 @dataclass(frozen=True)
@@ -158,5 +159,4 @@ def _deltas(change: Change) -> list[str]:
 
 
 def _inputs(report: Report) -> str:
-    return ", ".join(f"{i.name}=" + "x".join(map(str, i.shape)) + f":{i.dtype}"
-                     for i in report.inputs)
+    return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs)

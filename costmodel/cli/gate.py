@@ -15,6 +15,7 @@ from typing import Any, Callable, TextIO
 from .budget import Gate
 from .config import Target
 from ..core.cost import METRIC_LABELS
+from ..core.tensors import format_input
 from ..core.vocab import Mode
 from ..errors import BudgetError, one_line
 
@@ -109,7 +110,7 @@ def judge(target: Target) -> Outcome:
 
 
 def _inputs(report) -> str:
-    return ", ".join(f"{i.name}=" + "x".join(map(str, i.shape)) for i in report.inputs)
+    return ", ".join(format_input(i.name, i.shape) for i in report.inputs)
 
 
 def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,

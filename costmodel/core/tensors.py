@@ -100,6 +100,11 @@ def format_shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
 
 
+def format_input(name: str, shape: tuple[int, ...], dtype: str | None = None) -> str:
+    """An input as `--input` spells it: 'x=1x3x224x224:float32' ('x=1x3x224x224' without dtype)."""
+    return f"{name}={format_shape(shape)}" + (f":{dtype}" if dtype is not None else "")
+
+
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes."""
     ndim = max((len(s) for s in shapes), default=0)

@@ -20,7 +20,7 @@ from ..analysis import latency
 from ..analysis import structure
 from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
-from ..core.tensors import format_shape
+from ..core.tensors import format_input, format_shape
 from ..core.vocab import NodeStatus, Severity, Status
 from . import figures
 from .units import duration, human
@@ -45,7 +45,7 @@ def _plotly_js() -> str:
 
 
 def _inputs(report: Report) -> str:
-    return ", ".join(f"{i.name}={format_shape(i.shape)}:{i.dtype}" for i in report.inputs) or "-"
+    return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs) or "-"
 
 
 def _cards(report: Report, est: latency.Estimate | None, model: Any) -> str:
