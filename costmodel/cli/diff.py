@@ -18,6 +18,7 @@ from ..core.report import Layer, Report
 from ..core.tensors import format_input
 from ..render.units import human
 
+
 @dataclass(frozen=True)
 class Change:
     """One row of a diff: a module, a layer or the totals, in A and in B (None: absent there)."""
