@@ -8,6 +8,7 @@ import pytest
 from torch import nn
 
 import costmodel
+import costmodel.cli
 from costmodel.analysis import calibrate, latency, structure
 from costmodel.analysis.latency import DeviceProfile
 
@@ -142,7 +143,8 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert all(r > 0 for r in profile.rates.values())
     assert set(profile.overheads) == kinds | {"elementwise", "linear"}
     assert profile.overheads["depthwise conv"] > 0
-    assert calibrate.run(["--name", "cli", "--seconds", "0.2", "--threads", "1"]) == 0
+    assert costmodel.cli.main(["calibrate", "--name", "cli", "--seconds", "0.2",
+                               "--threads", "1"]) == 0
     assert "cli.json" in capsys.readouterr().out and (tmp_path / "cli.json").is_file()
 
 

@@ -15,13 +15,12 @@ Each figure is the best of several timed calls (the least disturbed by other wor
 """
 from __future__ import annotations
 
-import argparse
 import itertools
 import math
 import os
 import platform
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 from .latency import DeviceProfile, save_profile
@@ -191,21 +190,3 @@ def describe(profile: DeviceProfile) -> str:
     lines += [f"rate      {key}: {value / 1e9:.1f} GFLOP/s" for key, value in profile.rates.items()]
     lines.append(f"source    {profile.source}")
     return "\n".join(lines)
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    """`costmodel calibrate [--name NAME] [-o PATH] [--seconds S] [--threads N]`: measure, save,
-    print the profile and where it went. Returns the exit status."""
-    parser = argparse.ArgumentParser(prog="costmodel calibrate",
-                                     description="Measure this machine's device profile.")
-    parser.add_argument("--name", help="profile name (default: the host name)")
-    parser.add_argument("-o", "--output", help="JSON path (default: "
-                        "$COSTMODEL_PROFILE_DIR or ~/.cache/costmodel/profiles, NAME.json)")
-    parser.add_argument("--seconds", type=float, default=4.0, help="time budget (default 4)")
-    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
-    args = parser.parse_args(argv)
-    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
-    print(describe(profile))
-    device = profile.name if args.output is None else path
-    print(f"saved     {path}   (use it with --device {device})")
-    return 0

@@ -9,11 +9,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..core.cost import METRIC_LABELS
 from ..errors import BudgetError
 
-#: metric key -> the word background.md uses for it
-METRIC_LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": "MAC",
-                 "mac_bytes": "MAC bytes"}
 BYTE_METRICS = frozenset({"mac_bytes"})
 
 
@@ -93,11 +91,6 @@ def parse_increase(text: str) -> dict[str, float]:
 
 
 # ---- judging ---------------------------------------------------------------------------------
-
-def _short(n: float) -> str:
-    from ..render.units import human
-    return human(n)
-
 
 def distinct(value: int, limit: int, *, binary: bool = False) -> tuple[str, str]:
     """Both numbers in human units, with just enough digits that they print differently."""

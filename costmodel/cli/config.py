@@ -40,15 +40,17 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import METRIC_LABELS, BudgetError, parse_increase, parse_percent, parse_quantity
-from ..errors import ConfigError
+from .budget import parse_increase, parse_percent, parse_quantity
+from ..core.cost import METRIC_LABELS
+from ..core.vocab import Mode
+from ..errors import BudgetError, ConfigError, first_line
 
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
 MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",
                         "strict", *LIMIT_KEYS})
 GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models"})
-MODES = ("eval", "train")
+MODES = tuple(Mode)
 
 
 @dataclass
@@ -63,9 +65,8 @@ class Target:
     increases: dict[str, float] = field(default_factory=dict)
     baseline: str | None = None
     strict: bool = False
-    mode: str = "eval"      # "train": forward + backward, the cost of a training step
+    mode: str = Mode.EVAL   # Mode.TRAIN: forward + backward, the cost of a training step
     name: str = ""          # what the output lines call it: the SPEC as the user wrote it
-    origin: str = ""        # "pyproject.toml [tool.costmodel.models.x]", for error messages
     root: str = "."         # folder that relative paths and module SPECs are resolved from
 
     @property
@@ -177,8 +178,7 @@ def _read_ini(path: str) -> configparser.ConfigParser:
         with open(path, encoding="utf-8") as fh:
             parser.read_file(fh)
     except configparser.Error as exc:
-        first = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"{os.path.basename(path)} cannot be parsed: {first}") from exc
+        raise ConfigError(f"{os.path.basename(path)} cannot be parsed: {first_line(exc)}") from exc
     return parser
 
 
@@ -249,7 +249,7 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
     spec = merged.get("spec")
     if not isinstance(spec, str) or not spec.strip():
         raise ConfigError(f"{where}: missing 'spec' (e.g. spec = \"models/net.py:build\")")
-    target = Target(spec=spec.strip(), name=spec.strip(), origin=where, root=root)
+    target = Target(spec=spec.strip(), name=spec.strip(), root=root)
     try:
         inputs = merged.get("input", [])
         target.inputs = [inputs] if isinstance(inputs, str) else list(inputs)
@@ -261,10 +261,10 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
         target.args = dict(args)
         dtype = merged.get("dtype")
         target.dtype = str(dtype) if dtype is not None else None
-        mode = merged.get("mode", "eval")
+        mode = merged.get("mode", Mode.EVAL)
         if mode not in MODES:
             raise ConfigError(f"{where}: mode must be one of {', '.join(MODES)}, not {mode!r}")
-        target.mode = mode
+        target.mode = Mode(mode)
         strict = merged.get("strict", False)
         if not isinstance(strict, bool):
             raise ConfigError(f"{where}: strict must be true or false, not {strict!r}")

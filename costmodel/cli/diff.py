@@ -13,12 +13,10 @@ from typing import Any
 
 from tabulate import tabulate
 
-from ..core.cost import METRICS, ZERO, Cost
+from ..core.cost import METRIC_LABELS, METRICS, ZERO, Cost
 from ..core.report import Layer, Report
+from ..core.tensors import format_input
 from ..render.units import human
-
-LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": "MAC",
-          "mac_bytes": "MAC bytes"}
 
 
 @dataclass(frozen=True)
@@ -131,12 +129,12 @@ def render(diff: Diff, fmt: str = "table", top: int | None = 20,
     for m in METRICS:
         old, new = getattr(diff.totals.a, m), getattr(diff.totals.b, m)
         binary = m == "mac_bytes"
-        rows.append((LABELS[m], human(old, binary=binary), human(new, binary=binary),
+        rows.append((METRIC_LABELS[m], human(old, binary=binary), human(new, binary=binary),
                      signed(new - old, old, binary=binary)))
     parts.append(tabulate(rows, headers=("total", "A", "B", "change"), tablefmt=tablefmt,
                           disable_numparse=True))
 
-    headers = tuple(f"Δ {LABELS[m]}" for m in METRICS)
+    headers = tuple(f"Δ {METRIC_LABELS[m]}" for m in METRICS)
     changed = [c for c in diff.modules if c.kind != "same"]
     parts += ["", f"by module ({len(changed)} of {len(diff.modules)} changed)"]
     parts.append(tabulate([(c.key, c.kind, *_deltas(c)) for c in changed] or [("-",) * 7],
@@ -162,5 +160,4 @@ def _deltas(change: Change) -> list[str]:
 
 
 def _inputs(report: Report) -> str:
-    return ", ".join(f"{i.name}=" + "x".join(map(str, i.shape)) + f":{i.dtype}"
-                     for i in report.inputs)
+    return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs)

@@ -12,8 +12,11 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from .budget import METRIC_LABELS, Gate
+from .budget import Gate
 from .config import Target
+from ..core.cost import METRIC_LABELS
+from ..core.tensors import format_input
+from ..core.vocab import Mode
 from ..errors import BudgetError, one_line
 
 OK, OVER, ERROR = 0, 1, 2
@@ -41,7 +44,7 @@ def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
 
 
 def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str | None = None,
-                 root: str | None = None, mode: str = "eval"):
+                 root: str | None = None, mode: str = Mode.EVAL):
     """Build the model a SPEC names (on meta when it can) and analyse it."""
     from .loader import load
     from ..core.tensors import canonical_dtype
@@ -107,7 +110,7 @@ def judge(target: Target) -> Outcome:
 
 
 def _inputs(report) -> str:
-    return ", ".join(f"{i.name}=" + "x".join(map(str, i.shape)) for i in report.inputs)
+    return ", ".join(format_input(i.name, i.shape) for i in report.inputs)
 
 
 def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,

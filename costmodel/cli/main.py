@@ -12,6 +12,7 @@ import traceback
 from typing import NoReturn, Sequence
 
 from .. import __version__
+from ..core.vocab import Mode
 from ..errors import UsageError, one_line
 
 EXAMPLES = """examples:
@@ -39,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _mode_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--mode", choices=("eval", "train"), default="eval",
+    parser.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.EVAL,
                         help="eval: inference (default); train: forward + backward with real "
                              "per-op backward formulas and the activation memory they keep")
 
@@ -230,7 +231,7 @@ def run_check(args: argparse.Namespace) -> int:
                 target.baseline = os.path.abspath(args.baseline)
             if args.dtype:
                 target.dtype = args.dtype
-            if args.mode != "eval":
+            if args.mode != Mode.EVAL:
                 target.mode = args.mode
     return check.run(targets, verbose=args.verbose, quiet=args.quiet)
 

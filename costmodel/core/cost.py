@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 METRICS = ("madds", "flops", "params", "mac", "mac_bytes")
+#: metric key -> the word the README and every rendered table use for it
+METRIC_LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": "MAC",
+                 "mac_bytes": "MAC bytes"}
 
 
 @dataclass(frozen=True, slots=True)

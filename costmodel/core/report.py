@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from .cost import METRICS, Cost, total
-from .vocab import Category, Code, NodeStatus, Severity, Status
+from .vocab import CaptureKind, Category, Code, Mode, NodeStatus, Severity, Status
 
 SCHEMA_VERSION = "1.1"   # 1.1: mode="train" adds "train", layer "backward"
 
@@ -178,7 +178,7 @@ class Report:
     layers: tuple[Layer, ...]
     totals: Totals
     diagnostics: tuple[Diagnostic, ...]
-    capture: str = "torch.fx"
+    capture: str = CaptureKind.FX
     graph: Any = field(default=None, compare=False, repr=False)   # networkx.DiGraph
     schema_version: str = SCHEMA_VERSION
     train: TrainTotals | None = None        # mode="train" only
@@ -262,8 +262,9 @@ class Report:
             _cost(tr["forward"]), _cost(tr["backward"]), int(tr.get("activation_bytes", 0)),
             int(tr.get("trainable_params", 0)), _enum(Status, tr.get("status", "complete")),
             tuple(tr.get("missing", ())))
-        return cls(data.get("model", "?"), inputs, data.get("mode", "eval"), layers, totals,
-                   diagnostics, data.get("capture", "torch.fx"), train=train)
+        return cls(data.get("model", "?"), inputs, _enum(Mode, data.get("mode", Mode.EVAL)), layers,
+                   totals, diagnostics, _enum(CaptureKind, data.get("capture", CaptureKind.FX)),
+                   train=train)
 
     @classmethod
     def from_json(cls, text: str) -> Report:

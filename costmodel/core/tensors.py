@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from ..errors import InputSpecError
+from .vocab import Role
 
 #: bytes per element, by the short dtype name costmodel prints.
 ITEMSIZE = {
@@ -24,14 +25,14 @@ class TensorSpec:
 
     `stored` is the number of distinct elements in memory, which is smaller than `numel` for a
     broadcast (expanded) tensor; memory access counts read `stored` elements, not `numel`.
-    `role` is "activation", "param", "buffer" or "const".
+    `role` is a `Role`: activation, param, buffer or const.
     """
 
     shape: tuple[int, ...]
     dtype: str = "float32"
     itemsize: int = 4
     stored: int = -1
-    role: str = "activation"
+    role: str = Role.ACTIVATION
 
     @property
     def numel(self) -> int:
@@ -46,12 +47,8 @@ class TensorSpec:
     def ndim(self) -> int:
         return len(self.shape)
 
-    @property
-    def is_param(self) -> bool:
-        return self.role == "param"
 
-
-def spec(*shape: int, dtype: str = "float32", role: str = "activation") -> TensorSpec:
+def spec(*shape: int, dtype: str = "float32", role: str = Role.ACTIVATION) -> TensorSpec:
     """Convenience constructor for tests and docs: `spec(1, 3, 224, 224)`."""
     return TensorSpec(tuple(shape), dtype, ITEMSIZE[dtype], -1, role)
 
@@ -101,6 +98,11 @@ def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
 
 def format_shape(shape: tuple[int, ...]) -> str:
     return "x".join(map(str, shape))
+
+
+def format_input(name: str, shape: tuple[int, ...], dtype: str | None = None) -> str:
+    """An input as `--input` spells it: 'x=1x3x224x224:float32' ('x=1x3x224x224' without dtype)."""
+    return f"{name}={format_shape(shape)}" + (f":{dtype}" if dtype is not None else "")
 
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:

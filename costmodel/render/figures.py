@@ -11,23 +11,25 @@ otherwise become bold (and `<a href>` a link).
 from __future__ import annotations
 
 import math
-from html import escape
+from functools import partial
 from typing import Any
 
 from ..analysis import latency
 from ..analysis import structure
-from ..core.cost import METRICS
+from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
 from ..core.tensors import format_shape
+from ..core.vocab import Bound
 from . import layout
-from .units import human
+from .units import duration, escape, human
 
 KINDS = ("layers", "modules", "operators", "roofline", "graph")
-LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": "MAC",
-          "mac_bytes": "MAC bytes", "seconds": "est. time"}
+LABELS = {**METRIC_LABELS, "seconds": "est. time"}
 COLORS = {"madds": "#4c78a8", "mac": "#f58518", "flops": "#54a24b"}
-BOUND_COLORS = {"compute": "#4c78a8", "memory": "#f58518", "overhead": "#b279a2"}
+BOUND_COLORS = {Bound.COMPUTE: "#4c78a8", Bound.MEMORY: "#f58518", Bound.OVERHEAD: "#b279a2"}
 FONT = "system-ui, -apple-system, Segoe UI, Roboto, sans-serif"
+
+_e = partial(escape, quote=False)   # plotly text is not an attribute: quotes stay as they are
 
 
 def plotly() -> Any:
@@ -40,18 +42,10 @@ def plotly() -> Any:
     return go
 
 
-def _e(text: Any) -> str:
-    return escape(str(text), quote=False)
-
-
 def _fmt(metric: str, value: float) -> str:
     if metric == "seconds":
-        return _seconds(value)
+        return duration(value)
     return human(value, binary=metric == "mac_bytes")
-
-
-def _seconds(s: float) -> str:
-    return f"{s * 1e3:.3g} ms" if s >= 1e-4 else f"{s * 1e6:.3g} us"
 
 
 def _layout(fig: Any, title: str, height: int = 360, **extra: Any) -> Any:
@@ -59,19 +53,6 @@ def _layout(fig: Any, title: str, height: int = 360, **extra: Any) -> Any:
     fig.update_layout(template="plotly_white", height=height, font={"family": FONT, "size": 12},
                       title={"text": title, "x": 0.01, "font": {"size": 15}}, **extra)
     return fig
-
-
-def _log_ticks(values: list[float], metric: str) -> tuple[list[float], list[str]]:
-    """Tick positions (log10(1 + v)) and human labels for a colour bar over `values`."""
-    top = max(values, default=0.0)
-    vals, text = [0.0], ["0"]
-    k = 0
-    while 10 ** k <= top * 10 and k < 30:
-        if k > 0 and (10 ** k) <= max(top, 1) * 1.001:
-            vals.append(math.log10(1 + 10 ** k))
-            text.append(_fmt(metric, 10 ** k) if metric != "seconds" else _seconds(10 ** k))
-        k += 1
-    return vals, text
 
 
 # ---- per-layer cost ------------------------------------------------------------------------
@@ -202,7 +183,7 @@ def roofline(report: Report, profile: Any = None, est: latency.Estimate | None =
                         line={"color": color, "dash": "dash" if name == "cache" else "solid"},
                         hoverinfo="skip")
     total = est.total_s or 1.0
-    for bound in ("compute", "memory", "overhead"):
+    for bound in Bound:
         sel = [op for op in ops if op.bound == bound]
         if not sel:
             continue
@@ -212,7 +193,7 @@ def roofline(report: Report, profile: Any = None, est: latency.Estimate | None =
             marker={"color": BOUND_COLORS[bound], "opacity": 0.75, "line": {"width": 0},
                     "size": [5 + 25 * math.sqrt(op.seconds / total) for op in sel]},
             customdata=[f"<b>{_e(op.name)}</b><br>{_e(op.module or '(top level)')} · "
-                        f"{_e(op.category)}<br>est. {_seconds(op.seconds)} "
+                        f"{_e(op.category)}<br>est. {duration(op.seconds)} "
                         f"({100 * op.seconds / total:.1f}%), {op.kernels} kernel(s)"
                         for op in sel],
             hovertemplate="%{customdata}<br>%{x:.3g} FLOPs/byte, %{y:.3s}FLOP/s"
@@ -285,7 +266,7 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
             + (f" · {_e(d['category'])}" if d["category"] else "") + shapes
             + f"<br>MAdds {human(c.madds)} · FLOPs {human(c.flops)}<br>MAC {human(c.mac)} "
               f"({human(c.mac_bytes, binary=True)}) · params {human(c.params)}"
-            + (f"<br>est. {_seconds(values['seconds'][i])}" if values["seconds"][i] else ""))
+            + (f"<br>est. {duration(values['seconds'][i])}" if values["seconds"][i] else ""))
     sizes = [13 if d["category"] in ANCHOR_KINDS or d["kind"] == "module" else
              9 if d["cost"].flops or d["cost"].mac else 6 for d in (dag.nodes[n] for n in nodes)]
     symbols = ["square" if d["category"] in ANCHOR_KINDS else
@@ -302,7 +283,7 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
         hi = max(math.ceil(math.log10(max(positive))), lo + 1)
         vals = [math.log10(v * scale) if v > 0 else None for v in values[m]]
         ticks = list(range(lo, hi + 1))
-        text = [_seconds(10.0 ** k / 1e6) if m == "seconds" else _fmt(m, 10 ** k) for k in ticks]
+        text = [duration(10.0 ** k / 1e6) if m == "seconds" else _fmt(m, 10 ** k) for k in ticks]
         return {"marker.color": [[lo if v is None else v for v in vals]],
                 "marker.cmin": lo, "marker.cmax": hi,
                 "marker.colorbar.title.text": LABELS[m],

@@ -6,8 +6,6 @@ its analysis graph. No torch import.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
-from typing import Any
 
 from tabulate import tabulate
 
@@ -15,13 +13,11 @@ from ..analysis import guidelines as gl
 from ..analysis import latency
 from ..analysis import structure
 from ..core.report import Report
+from ..core.vocab import Mode
+from .units import duration, percent
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3
-
-
-def _ms(seconds: float) -> str:
-    return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-4 else f"{seconds * 1e6:.3g} us"
 
 
 def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = None,
@@ -30,7 +26,7 @@ def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = N
     layer, slowest first: the per-layer columns for `--device`."""
     est = latency.estimate(report, profile)
     ops = sorted(est.ops, key=lambda op: -op.seconds)
-    return [(op.name, op.module or "-", op.category, _ms(op.seconds), f"{op.intensity:.3g}",
+    return [(op.name, op.module or "-", op.category, duration(op.seconds), f"{op.intensity:.3g}",
              op.bound) for op in (ops if top is None else ops[:top])]
 
 
@@ -44,7 +40,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     model = structure.model_structure(g)
     blocks = structure.blocks(g, depth)
     est = latency.estimate(g, profile)
-    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == "train"
+    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == Mode.TRAIN
                                                 else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
              f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
@@ -55,12 +51,14 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                      + f"; most branches {max(b.branches for b in blocks)}")
     total = est.total_s
     overhead = sum(op.kernels for op in est.ops) * profile.overhead_s
-    scope = " of the forward pass" if report.mode == "train" else ""
+    scope = " of the forward pass" if report.mode == Mode.TRAIN else ""
     lines += ["", f"latency estimate{scope} on {profile.name} (roofline + "
-              f"{_ms(profile.overhead_s)} per kernel; costmodel calibrate measures this machine)",
-              f"  total {_ms(total)} (kernels one after another), critical path "
-              f"{_ms(est.critical_path_s)}, fixed per-kernel cost {_pct(overhead, total)}"]
-    shares = ", ".join(f"{cat} {_pct(sec, total)}"
+              f"{duration(profile.overhead_s)} per kernel; "
+              "costmodel calibrate measures this machine)",
+              f"  total {duration(total)} (kernels one after another), critical path "
+              f"{duration(est.critical_path_s)}, fixed per-kernel cost "
+              f"{percent(overhead, total, digits=0)}"]
+    shares = ", ".join(f"{cat} {percent(sec, total, digits=0)}"
                        for cat, sec in list(est.by_category().items())[:5])
     lines.append(f"  by category: {shares}")
     lines.append(tabulate(latency_rows(report, profile, top),
@@ -80,20 +78,3 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
             lines.append(f"  {d.code} ... and {counts[d.code] - SHOW_PER_CODE} more like it "
                          f"(report.guidelines lists them all)")
     return "\n".join(lines)
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.0f}%" if whole else "-"
-
-
-def summary(report: Report, profile: Any = None) -> dict[str, Any]:
-    """The section's numbers as plain data (for JSON output)."""
-    g = report.graph
-    model = structure.model_structure(g)
-    est = latency.estimate(g, profile)
-    return {"kernels": model.kernels, "critical_path_kernels": model.critical_path_kernels,
-            "parallelism": model.parallelism, "width_profile": list(model.width_profile),
-            "estimate": {"profile": est.profile.name, "total_s": est.total_s,
-                         "critical_path_s": est.critical_path_s},
-            "blocks": [asdict(b) for b in structure.blocks(g)],
-            "guidelines": [d.to_dict() for d in gl.check(g, None, est.profile)]}

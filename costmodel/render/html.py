@@ -8,20 +8,15 @@ figures, `costmodel report --format html` the full page (page.py). Everything is
 """
 from __future__ import annotations
 
-from html import escape
-
 from ..core.report import Report
 from ..core.tensors import format_shape
 from ..core.vocab import Status
+from .units import escape as _e
 from .units import human
 
 _CELL = "padding:2px 8px;text-align:{align};border-bottom:1px solid #e5e7eb;white-space:nowrap"
 _BAR = ("display:inline-block;height:9px;vertical-align:middle;background:{color};"
         "width:{width:.1f}px")
-
-
-def _e(text: object) -> str:
-    return escape(str(text), quote=True)
 
 
 def _td(text: str, align: str = "left") -> str:

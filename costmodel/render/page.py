@@ -13,23 +13,18 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from html import escape
 from typing import Any
 
 from ..analysis import guidelines as gl
 from ..analysis import latency
 from ..analysis import structure
+from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
-from ..core.tensors import format_shape
+from ..core.tensors import format_input, format_shape
 from ..core.vocab import NodeStatus, Severity, Status
 from . import figures
-from .units import human
-
-NUMERIC = ("madds", "flops", "params", "mac", "mac_bytes")
-
-
-def _e(text: Any) -> str:
-    return escape(str(text), quote=True)
+from .units import duration, human
+from .units import escape as _e
 
 
 def script_json(data: Any) -> str:
@@ -49,12 +44,8 @@ def _plotly_js() -> str:
     return get_plotlyjs()
 
 
-def _seconds(s: float) -> str:
-    return f"{s * 1e3:.3g} ms" if s >= 1e-4 else f"{s * 1e6:.3g} us"
-
-
 def _inputs(report: Report) -> str:
-    return ", ".join(f"{i.name}={format_shape(i.shape)}:{i.dtype}" for i in report.inputs) or "-"
+    return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs) or "-"
 
 
 def _cards(report: Report, est: latency.Estimate | None, model: Any) -> str:
@@ -68,9 +59,9 @@ def _cards(report: Report, est: latency.Estimate | None, model: Any) -> str:
         ("MAC bytes", human(t.mac_bytes, binary=True), "the same MAC, in bytes"),
     ]
     if est is not None:
-        cards.append(("est. latency", _seconds(est.total_s),
+        cards.append(("est. latency", duration(est.total_s),
                       f"roofline + per-kernel cost on {est.profile.name}; critical path "
-                      f"{_seconds(est.critical_path_s)}"))
+                      f"{duration(est.critical_path_s)}"))
     if model is not None:
         cards.append(("kernels", str(model.kernels),
                       f"critical path {model.critical_path_kernels}; average parallelism "
@@ -150,8 +141,8 @@ def _table(report: Report, est: latency.Estimate | None) -> str:
     seconds = est.by_name() if est is not None else {}
     total_mac = report.totals.mac or 1
     heads = [("#", "num"), ("layer", "text"), ("module", "text"), ("op", "text"),
-             ("category", "text"), ("output", "text"), ("MAdds", "num"), ("FLOPs", "num"),
-             ("params", "num"), ("MAC", "num"), ("MAC bytes", "num"), ("MAC %", "num")]
+             ("category", "text"), ("output", "text"),
+             *((METRIC_LABELS[m], "num") for m in METRICS), ("MAC %", "num")]
     if est is not None:
         heads += [("est. time", "num"), ("bound", "text")]
     th = "".join(f"<th data-type='{kind}' data-col='{i}' title='click to sort'>{_e(h)}</th>"
@@ -163,7 +154,7 @@ def _table(report: Report, est: latency.Estimate | None) -> str:
                  f"<td>{_e(layer.module or '-')}</td>", f"<td>{_e(op)}</td>",
                  f"<td>{_e(layer.category)}</td>",
                  f"<td>{_e(', '.join(format_shape(s) for s in layer.outputs[:2]))}</td>"]
-        for m in NUMERIC:
+        for m in METRICS:
             v = getattr(layer, m)
             cells.append(f"<td data-v='{v}'>{_e(human(v, binary=m == 'mac_bytes'))}</td>")
         share = 100 * layer.mac / total_mac
@@ -172,7 +163,7 @@ def _table(report: Report, est: latency.Estimate | None) -> str:
         if est is not None:
             op_est = seconds.get(layer.name)
             s = op_est.seconds if op_est else 0.0
-            cells.append(f"<td data-v='{s:.6e}'>{_e(_seconds(s)) if op_est else '-'}</td>")
+            cells.append(f"<td data-v='{s:.6e}'>{_e(duration(s)) if op_est else '-'}</td>")
             cells.append(f"<td>{_e(op_est.bound) if op_est else '-'}</td>")
         cls = " class='unsupported'" if layer.status == NodeStatus.UNSUPPORTED else ""
         rows.append(f"<tr id='layer-{i}' data-name='{_e(layer.name)}' "

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
+from ..core.cost import METRIC_LABELS
 from ..core.report import Report
-from ..core.tensors import format_shape
+from ..core.tensors import format_input, format_shape
 from ..core.vocab import NodeStatus
 from .units import human, percent
 
-HEADERS = ("layer", "module", "op", "output", "MAdds", "FLOPs", "params", "MAC", "MAC bytes")
+HEADERS = ("layer", "module", "op", "output", *METRIC_LABELS.values())
 
 
 def select_layers(report: Report, top: int | None = None, sort: str | None = None) -> list:
@@ -57,7 +58,7 @@ def totals_block(report: Report) -> str:
 def render(report: Report, *, depth: int = 1, top: int | None = None,
            sort: str | None = None, profile=None) -> str:
     """The whole text report; `profile` is the device profile of the latency estimate."""
-    inputs = ", ".join(f"{i.name}={format_shape(i.shape)}:{i.dtype}" + (" (assumed)" if i.assumed else "")
+    inputs = ", ".join(format_input(i.name, i.shape, i.dtype) + (" (assumed)" if i.assumed else "")
                        for i in report.inputs)
     parts = [f"{report.model}  [{inputs}]  mode={report.mode}  capture={report.capture}", ""]
     parts.append(tabulate(layer_rows(report, top, sort), headers=HEADERS, tablefmt="simple",

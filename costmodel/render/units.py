@@ -1,5 +1,9 @@
-"""Human units: 4.09G, 25.6M, 98.0MiB."""
+"""Human units (4.09G, 25.6M, 98.0MiB, 1.2 ms) and HTML escaping: the one copy of each formatting
+helper the renderers and the CLI share."""
 from __future__ import annotations
+
+import html
+from typing import Any
 
 
 def human(n: int | float, *, binary: bool = False, digits: int = 3) -> str:
@@ -26,5 +30,17 @@ def _sig(value: float, digits: int) -> str:
     return text[:-1] if text.endswith(".") else text
 
 
-def percent(part: int, whole: int) -> str:
-    return f"{100.0 * part / whole:.1f}%" if whole else "-"
+def percent(part: float, whole: float, *, digits: int = 1) -> str:
+    """part / whole as a percentage with `digits` decimals; '-' when whole is zero."""
+    return f"{100.0 * part / whole:.{digits}f}%" if whole else "-"
+
+
+def duration(seconds: float) -> str:
+    """Seconds as milliseconds, or as microseconds below 0.1 ms: '1.23 ms', '45.6 us'."""
+    return f"{seconds * 1e3:.3g} ms" if seconds >= 1e-4 else f"{seconds * 1e6:.3g} us"
+
+
+def escape(text: Any, *, quote: bool = True) -> str:
+    """`str(text)` with HTML's special characters escaped; quote=False leaves quotes as they are
+    (plotly label and hover text, which is not an attribute)."""
+    return html.escape(str(text), quote=quote)
