@@ -2,7 +2,8 @@
 with their data edges. Pure Python: imports neither torch nor networkx.
 
 `capture/builder.py` is the only code that makes nodes and edges; `analysis/annotate.py` fills in
-each node's annotation fields (`cost`, `category`, `status`, `reason`). Every other stage reads
+each node's annotation fields (`cost`, `category`, `status`, `reason`,
+`call_costs`). Every other stage reads
 the fields. `report.graph` is a CostGraph:
 
     for node in report.graph:                      # Nodes, in execution order
@@ -21,6 +22,7 @@ from typing import Any
 
 from .calls import Recorded
 from .cost import Cost
+from .report import CallCost
 from .tensors import TensorSpec
 from .vocab import Category, NodeKind, NodeStatus
 
@@ -48,6 +50,7 @@ class Node:
     category: Category | None = None
     status: NodeStatus | None = None
     reason: str = ""
+    call_costs: tuple[CallCost, ...] = ()          # the forward cost of each of `calls`
 
 
 @dataclass(slots=True, eq=False)
