@@ -77,8 +77,8 @@ def test_shufflenet_v2_is_clean(reports):
 def test_shufflenet_v1_breaks_g2(reports):
     found = gl.check(reports["shufflenet_v1"])
     g2 = [d for d in found if d.code is Code.G2_GROUP_CONV]
-    group_convs = {n for n, d in reports["shufflenet_v1"].graph.nodes(data=True)
-                   if str(d.get("category")) == "group conv"}
+    group_convs = {d.name for d in reports["shufflenet_v1"].graph
+                   if str(d.category) == "group conv"}
     # 16 units x 2 grouped 1x1 convs, less the first (ungrouped: 24 input channels)
     assert len(group_convs) == 16 * 2 - 1
     # all flagged but stage 4's stride-1 reduce convs (960 -> 240 on 7x7: weights dominate their

@@ -53,7 +53,7 @@ def test_weights_stream_from_memory_activations_from_cache():
 ])
 def test_op_kinds(layer, kinds):
     g = costmodel.analyze(layer, "1x8x8x8").graph
-    (data,) = [d for _, d in g.nodes(data=True) if structure.kernel_count(d)]
+    (data,) = [d for d in g if structure.kernel_count(d)]
     assert latency.op_kinds(data) == kinds
     params = sum(p.numel() for p in layer.parameters())
     assert latency.weight_bytes(data) == 4 * params
@@ -67,8 +67,8 @@ def test_estimate_sums_kernels_and_reads_the_graph():
     g = report.graph
     assert [op.name for op in est.ops] == list(structure.kernels(g))   # flatten is a view
     for op in est.ops:
-        cost = g.nodes[op.name]["cost"]
-        weights = 4 * sum(s.numel for rec in g.nodes[op.name]["calls"]
+        cost = g.nodes[op.name].cost
+        weights = 4 * sum(s.numel for rec in g.nodes[op.name].calls
                           for s in rec.call.inputs() if s.role == "param")
         acts = cost.mac_bytes - weights
         expected = max(cost.flops / TOY.peak_flops,

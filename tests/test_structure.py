@@ -100,14 +100,13 @@ def test_views_are_not_kernels():
             return torch.relu(x.view(1, -1).transpose(0, 1).reshape(-1))
 
     g = costmodel.analyze(Views(), "1x4x4").graph
-    assert structure.kernels(g) == {next(n for n, d in g.nodes(data=True)
-                                         if d["target"] == "torch.relu"): 1}
+    assert structure.kernels(g) == {next(d.name for d in g if d.target == "torch.relu"): 1}
 
 
 def test_critical_path_in_time_follows_the_weights():
     report = g3_report("2-fragment-parallel")
     g = report.graph
-    convs = [n for n, d in g.nodes(data=True) if d["target"] == "Conv2d"]
+    convs = [d.name for d in g if d.target == "Conv2d"]
     weight = {n: 1.0 for n in structure.kernels(g)}
     weight[convs[1]] = 10.0                    # make the second branch of block 0 the slow one
     length, path = structure.critical_path(g, weight)

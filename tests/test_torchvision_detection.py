@@ -106,7 +106,7 @@ def test_faster_rcnn_assumptions_are_stated_and_flagged():
     # the box head runs on exactly the capped proposals
     (fc6,) = [layer for layer in report.layers if layer.module == "roi_heads.box_head.fc6"]
     assert fc6.inputs == ((n, 256 * 7 * 7),)
-    by_node = [(data["module"], data["data_dependent"]) for _, data in report.graph.nodes(data=True)]
+    by_node = [(node.module, node.data_dependent) for node in report.graph]
     assert not any(flag for module, flag in by_node if module.startswith(("backbone", "rpn.head")))
     assert all(flag for module, flag in by_node if module.startswith("roi_heads.box_head"))
 

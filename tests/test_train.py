@@ -385,8 +385,8 @@ def grouped_conv_excess(report) -> int:
     """What FlopCounterMode counts beyond the truth: (g - 1) x forward MAdds per grouped conv."""
     from costmodel.formulas import cost_of
     excess = 0
-    for _, calls in report.graph.nodes(data="calls"):
-        for rec in calls or ():
+    for node in report.graph:
+        for rec in node.calls:
             if rec.call.op == "conv" and rec.call.attr("groups", 1) > 1:
                 excess += (rec.call.attr("groups") - 1) * cost_of(rec.call)[0].madds
     return excess

@@ -1,35 +1,37 @@
 """Annotate: a Cost (or a Diagnostic) for every node of the graph, from the formula registry.
 
-Writes `cost`, `category`, `status` and `reason` onto each networkx node, and returns the report's
+Writes `cost`, `category`, `status` and `reason` onto each graph Node, and returns the report's
 layer records. Tied parameters are counted once: at the first op that reads them.
 """
 from __future__ import annotations
 
-import networkx as nx
-
 from ..core.cost import ZERO, total
-from ..formulas import FORMULAS, cost_of
+from ..core.graph import CostGraph, Node
 from ..core.report import CallCost, Diagnostic, Layer
-from ..core.vocab import Category, Code, NodeStatus, Severity
-
-_COMPUTE = ("call_module", "call_function", "call_method")
+from ..core.vocab import COMPUTE, Category, Code, NodeStatus, Severity
+from ..formulas import FORMULAS, cost_of
 
 
 def _dominant(calls: list[CallCost]) -> CallCost:
     return max(calls, key=lambda c: (c.cost.madds, c.cost.flops, c.cost.mac))
 
 
-def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
+def _set(node: Node, cost, category, status, reason: str) -> None:
+    node.cost, node.category, node.status, node.reason = cost, category, status, reason
+
+
+def annotate(g: CostGraph) -> tuple[list[Layer], list[Diagnostic]]:
     layers: list[Layer] = []
     diagnostics: list[Diagnostic] = []
     seen_params: set[int] = set()
-    for name, data in g.nodes(data=True):   # insertion order is graph (execution) order
-        if data["kind"] not in _COMPUTE:
-            data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED, reason=data["kind"])
+    for node in g:   # execution order
+        name = node.name
+        if node.kind not in COMPUTE:
+            _set(node, ZERO, None, NodeStatus.IGNORED, str(node.kind))
             continue
         calls: list[CallCost] = []
         unsupported: list[str] = []
-        for rec in data["calls"]:
+        for rec in node.calls:
             call = rec.call
             failed = None if rec.supported and call.op in FORMULAS else rec.name
             if failed is None:
@@ -47,12 +49,12 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
             else:
                 unsupported.append(failed)
                 calls.append(CallCost(rec.name, rec.name, Category.UNSUPPORTED, ZERO, False))
-        if data["unrecorded"]:
-            unsupported.append(data["target"])
-        outputs = data["outputs"]
+        if node.unrecorded:
+            unsupported.append(node.target)
+        outputs = node.outputs
         if not calls and not outputs:
-            data.update(cost=ZERO, category=None, status=NodeStatus.IGNORED,
-                        reason="computes no tensors (Python arithmetic on sizes)")
+            _set(node, ZERO, None, NodeStatus.IGNORED,
+                 "computes no tensors (Python arithmetic on sizes)")
             continue
         if len(calls) == 1:
             head = calls[0]
@@ -65,10 +67,10 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
             status = NodeStatus.UNSUPPORTED
             for op in unsupported:
                 diagnostics.append(Diagnostic(
-                    Code.UNRECORDED_OP if op == data["target"] and data["unrecorded"]
+                    Code.UNRECORDED_OP if op == node.target and node.unrecorded
                     else Code.UNSUPPORTED_OP, Severity.WARNING,
                     f"no formula for {op} (node '{name}'); its cost is not counted and the totals "
-                    f"are partial", node=name, module=data["module"], op=op))
+                    f"are partial", node=name, module=node.module, op=op))
         elif cost == ZERO:
             status = NodeStatus.IGNORED
             reason = _reason(calls)
@@ -77,14 +79,15 @@ def annotate(g: nx.DiGraph) -> tuple[list[Layer], list[Diagnostic]]:
         category = Category.UNSUPPORTED if unsupported and (head is None or head.cost == ZERO) else (
             head.category if head else Category.DATA_MOVEMENT)
         layer = Layer(
-            name=name, module=data["module"], target=data["target"],
+            name=name, module=node.module, target=node.target,
             op=(unsupported[0] if category is Category.UNSUPPORTED else head.op if head else "identity"),
             category=category, status=status,
-            inputs=tuple([s.shape for s in data["inputs"]]),
+            inputs=tuple([s.shape for s in node.inputs]),
             outputs=tuple([s.shape for s in outputs]),
             dtype=outputs[0].dtype if outputs else "",
             cost=cost, calls=tuple(calls), reason=reason)
-        data.update(cost=cost, category=category, status=status, reason=reason)
+        _set(node, cost, category, status, reason)
+        node.call_costs = tuple(calls)
         layers.append(layer)
     return layers, diagnostics
 

@@ -2,7 +2,8 @@
 
 One function per guideline, each a plain function of the annotated graph (`report.graph`)
 returning `GuidelineDiagnostic`s: a stable code, the layer or block, the measured quantity and a
-concrete suggestion. `check()` runs all four; `Report.guidelines` calls it lazily. No torch import.
+concrete suggestion. `check()` runs all four, once per graph and arguments (analysis/context.py
+keeps the findings; `Report.guidelines` reads them from there). No torch import.
 
 - G1 (equal channel width minimises MAC). For a 1x1 conv, c1 -> c2 channels on an h x w map,
   B = hw*c1*c2 and MAC = hw(c1 + c2) + c1*c2 >= 2*sqrt(hw*B) + B/hw, with equality at c1 = c2;
@@ -28,10 +29,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from . import latency
-from . import structure
+from .context import context, graph_of
+from ..core.graph import CostGraph, Node
 from ..core.report import Diagnostic
 from ..core.vocab import Category, Code, NodeStatus, Severity
 
@@ -73,33 +73,28 @@ def _diag(code: Code, message: str, suggestion: str, quantity: dict, *, node=Non
                                quantity, suggestion)
 
 
-def _graph(source: Any) -> nx.DiGraph:
-    g = source if isinstance(source, nx.Graph) else getattr(source, "graph", None)
-    if g is None:
-        raise ValueError("guidelines need the analysis graph; this report has none (read back "
-                         "from JSON?): analyse the model")
-    return g
+_graph = graph_of
 
 
-def _costed(g: nx.DiGraph):
-    for name, data in g.nodes(data=True):
-        if data.get("status") is NodeStatus.COSTED:
-            yield name, data
+def _costed(g: CostGraph):
+    for node in g:
+        if node.status is NodeStatus.COSTED:
+            yield node.name, node
 
 
-def _model_mac(g: nx.DiGraph) -> int:
-    return sum(data["cost"].mac for _, data in _costed(g))
+def _model_mac(g: CostGraph) -> int:
+    return sum(node.cost.mac for _, node in _costed(g))
 
 
-def _conv_call(data):
-    for rec in data.get("calls", ()):
+def _conv_call(node: Node):
+    for rec in node.calls:
         if rec.call.op == "conv":
             return rec.call
     return None
 
 
-def _where(name: str, data) -> str:
-    return data.get("module") or name
+def _where(name: str, node: Node) -> str:
+    return node.module or name
 
 
 # ---- G1 --------------------------------------------------------------------------------------
@@ -116,10 +111,10 @@ def g1(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
     found = []
     for name, data in _costed(g):
         call = _conv_call(data)
-        if call is None or data["category"] not in (Category.CONV, Category.GROUP_CONV):
+        if call is None or data.category not in (Category.CONV, Category.GROUP_CONV):
             continue
         x, out = call.t("input"), call.out
-        mac = data["cost"].mac
+        mac = data.cost.mac
         excess = g1_excess(x.numel, out.numel)
         if (not mac or excess < thresholds.g1_excess * mac
                 or mac < thresholds.g1_min_share * model_mac):
@@ -134,7 +129,7 @@ def g1(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
             f"{mac:,} is {excess:,.0f} ({excess / mac:.0%}) above the G1 bound for its MAdds",
             f"widths closer to {balanced} cost less memory traffic at the same MAdds",
             {"c1": c1, "c2": c2, "mac": mac, "excess": round(excess), "excess_share": excess / mac},
-            node=name, module=data.get("module"), op=data.get("target")))
+            node=name, module=data.module, op=data.target))
     return found
 
 
@@ -151,10 +146,10 @@ def g2(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
     found = []
     for name, data in _costed(g):
         call = _conv_call(data)
-        if call is None or data["category"] is not Category.GROUP_CONV:
+        if call is None or data.category is not Category.GROUP_CONV:
             continue
         groups = call.attr("groups", 1)
-        mac = data["cost"].mac
+        mac = data.cost.mac
         overhead = g2_overhead(call.out.numel, groups)
         if not mac or overhead < thresholds.g2_overhead * mac:
             continue
@@ -166,7 +161,7 @@ def g2(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
             "use fewer groups (ShuffleNet V2 splits channels and uses dense 1x1 convs)",
             {"groups": groups, "mac": mac, "overhead": round(overhead),
              "overhead_share": overhead / mac},
-            node=name, module=data.get("module"), op=data.get("target")))
+            node=name, module=data.module, op=data.target))
     return found
 
 
@@ -175,12 +170,12 @@ def g2(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
 def g3(source: Any, thresholds: Thresholds = Thresholds(), depth: int | None = None
        ) -> list[GuidelineDiagnostic]:
     """Fragmented blocks, and a model whose work is spread over parallel branches (G3)."""
-    g = _graph(source)
-    model = structure.model_structure(g)
+    ctx = context(source)
+    model = ctx.model_structure
     overall = (f"model: {model.kernels} kernels, critical path {model.critical_path_kernels}, "
                f"average parallelism {model.parallelism:.2f}")
     found = []
-    for block in structure.blocks(g, depth):
+    for block in ctx.blocks(depth):
         if block.fragments <= thresholds.g3_fragments and block.branches <= thresholds.g3_branches:
             continue
         found.append(_diag(
@@ -205,10 +200,10 @@ def g3(source: Any, thresholds: Thresholds = Thresholds(), depth: int | None = N
 
 # ---- G4 --------------------------------------------------------------------------------------
 
-def _is_residual_add(data) -> bool:
-    if data.get("category") is not Category.ELEMENTWISE:
+def _is_residual_add(node: Node) -> bool:
+    if node.category is not Category.ELEMENTWISE:
         return False
-    for rec in data.get("calls", ()):
+    for rec in node.calls:
         if rec.call.op in ("add", "sub"):
             specs = [s for s in rec.call.inputs() if s.role == "activation"]
             return len(specs) >= 2 and len({s.shape for s in specs}) == 1
@@ -217,15 +212,15 @@ def _is_residual_add(data) -> bool:
 
 def g4_shares(source: Any, profile: latency.DeviceProfile | str | None = None) -> dict[str, float]:
     """Element-wise ops' share of MAC, FLOPs and estimated time, and residual adds' MAC share."""
-    g = _graph(source)
-    est = latency.estimate(g, profile).by_name()
+    ctx = context(source)
+    est = ctx.estimate(profile).by_name()
     mac = flops = seconds = ew_mac = ew_flops = ew_seconds = add_mac = 0.0
     adds = 0
-    for name, data in _costed(g):
-        cost = data["cost"]
+    for name, data in _costed(ctx.graph):
+        cost = data.cost
         t = est[name].seconds if name in est else 0.0
         mac, flops, seconds = mac + cost.mac, flops + cost.flops, seconds + t
-        if data.get("category") in ELEMENTWISE:
+        if data.category in ELEMENTWISE:
             ew_mac, ew_flops, ew_seconds = ew_mac + cost.mac, ew_flops + cost.flops, ew_seconds + t
         if _is_residual_add(data):
             adds += 1
@@ -263,7 +258,14 @@ def g4(source: Any, thresholds: Thresholds = Thresholds(),
 def check(source: Any, thresholds: Thresholds | None = None,
           profile: latency.DeviceProfile | str | None = None, depth: int | None = None
           ) -> list[GuidelineDiagnostic]:
-    """G1-G4 on an analysed model (a Report or its graph), in guideline order."""
-    thresholds = thresholds or Thresholds()
+    """G1-G4 on an analysed model (a Report or its graph), in guideline order; computed once
+    per graph and arguments."""
+    return list(context(source).guidelines(thresholds, profile, depth))
+
+
+def compute_check(ctx: Any, thresholds: Thresholds, profile: latency.DeviceProfile,
+                  depth: int | None) -> list[GuidelineDiagnostic]:
+    """G1-G4 themselves, on an analysis context."""
+    source = ctx.graph
     return [*g1(source, thresholds), *g2(source, thresholds), *g3(source, thresholds, depth),
             *g4(source, thresholds, profile)]

@@ -10,7 +10,7 @@ when the op's activations fit in the profile's cache (batch-1 activations on a C
 bytes are its ShuffleNet V2 MAC at each tensor's dtype, so the estimate reflects G1 and G2
 (bytes), G3 (the per-kernel overhead, and the critical path) and G4 together.
 
-Pure Python on the annotated graph (no torch import). Profiles are JSON files; `calibrate.py`
+Pure Python on the annotated cost graph (no torch import). Profiles are JSON files; `calibrate.py`
 measures one for this machine.
 """
 from __future__ import annotations
@@ -22,9 +22,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-import networkx as nx
-
 from . import structure
+from ..core.graph import Node
 from ..core.vocab import Category
 
 
@@ -255,12 +254,12 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
 _CATEGORIES = {str(c) for c in Category}
 
 
-def op_kinds(data: Mapping) -> tuple[str, ...]:
+def op_kinds(node: Node) -> tuple[str, ...]:
     """The kinds of a graph node, most specific first: "spatial conv" for a dense conv whose
     kernel is larger than 1x1, its op name (when it makes one call, and the name is not also a
     category: the op "conv" covers every category of conv), and its category."""
-    calls = data.get("calls", ())
-    category = data.get("category")
+    calls = node.calls
+    category = node.category
     kinds = []
     if category is Category.CONV:
         weight = next((rec.call.t("weight") for rec in calls if rec.call.op == "conv"), None)
@@ -273,28 +272,30 @@ def op_kinds(data: Mapping) -> tuple[str, ...]:
     return tuple(kinds)
 
 
-def weight_bytes(data: Mapping) -> int:
+def weight_bytes(node: Node) -> int:
     """Bytes of parameters a graph node reads (its MAC bytes that are weights)."""
-    return sum(s.reads * s.itemsize for rec in data.get("calls", ())
+    return sum(s.reads * s.itemsize for rec in node.calls
                for s in rec.call.inputs() if s.role == "param")
 
 
 def estimate(graph: Any, profile: DeviceProfile | str | None = None) -> Estimate:
-    """The latency estimate of an analysed model: `graph` is `report.graph` or a Report."""
-    profile = load_profile(profile)
-    g = graph if isinstance(graph, nx.Graph) else getattr(graph, "graph", None)
-    if g is None:
-        raise ValueError("this report has no graph (read back from JSON?); analyse the model")
+    """The latency estimate of an analysed model: `graph` is `report.graph` or a Report.
+    Computed once per graph and profile (analysis/context.py keeps it)."""
+    from .context import context
+    return context(graph).estimate(profile)
+
+
+def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
+    """The estimate itself, on an analysis context (its kernel counts and kernel DAG)."""
+    nodes = ctx.graph.nodes
     ops = []
-    for name, data in g.nodes(data=True):
-        k = structure.kernel_count(data)
-        if not k:
-            continue
-        cost = data["cost"]
-        seconds, bound = op_seconds(cost.flops, cost.mac_bytes, k, op_kinds(data), profile,
-                                    weight_bytes(data))
-        ops.append(OpEstimate(name, data.get("module", ""), str(data.get("category") or ""),
+    for name, k in ctx.kernels.items():
+        node = nodes[name]
+        cost = node.cost
+        seconds, bound = op_seconds(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
+                                    weight_bytes(node))
+        ops.append(OpEstimate(name, node.module, str(node.category or ""),
                               cost.flops, cost.mac_bytes, k, seconds, bound))
     seconds = {op.name: op.seconds for op in ops}
-    length, path = structure.critical_path(g, seconds)
+    length, path = structure.longest_path(ctx.kernel_dag, lambda n: seconds.get(n, 0.0))
     return Estimate(profile, tuple(ops), float(length), path)

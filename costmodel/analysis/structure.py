@@ -1,6 +1,8 @@
 """Structure: kernels, critical path, parallelism and fragmentation (ShuffleNet V2, G3).
 
-Plain functions of the annotated networkx graph (`report.graph`). No torch import.
+Plain functions of the annotated cost graph (`report.graph`, a core.graph.CostGraph); they walk
+its edges with networkx (`graph.dag`). No torch import. analysis/context.py keeps their results
+per graph, so a report computes each of them once.
 
 Definitions (the README states the same):
 
@@ -37,10 +39,8 @@ from dataclasses import dataclass
 
 import networkx as nx
 
-from ..formulas import FORMULAS
-from ..core.vocab import CONTRACTION, Category, NodeStatus
-
-_COMPUTE = ("call_module", "call_function", "call_method")
+from ..core.graph import CostGraph, Node
+from ..core.vocab import COMPUTE, CONTRACTION, Category, NodeStatus
 
 #: categories that start a fragment: the contraction ops and pooling.
 ANCHORS = CONTRACTION | {Category.POOL}
@@ -75,61 +75,51 @@ class BlockStructure:
 
 # ---- kernels ---------------------------------------------------------------------------------
 
-def kernel_count(data: Mapping) -> int:
+def kernel_count(node: Node) -> int:
     """Kernels one graph node launches: 0 for views and other zero-cost nodes, else one per
-    costed torch call (at least 1; an unsupported op is assumed to launch one)."""
-    if data.get("kind") not in _COMPUTE:
+    costed torch call (at least 1; an unsupported op is assumed to launch one). Reads the
+    per-call costs annotate wrote (`node.call_costs`); runs no formula."""
+    if node.kind not in COMPUTE:
         return 0
-    status = data.get("status")
+    status = node.status
     if status is NodeStatus.UNSUPPORTED:
-        return max(1, len(data.get("calls", ())))
+        return max(1, len(node.calls))
     if status is not NodeStatus.COSTED:
         return 0
-    calls = data.get("calls", ())
-    if len(calls) <= 1:
+    if len(node.calls) <= 1:
         return 1
-    return max(1, sum(1 for rec in calls if _call_costs(rec)))
+    return max(1, sum(1 for c in node.call_costs if not c.supported or c.cost.flops or c.cost.mac))
 
 
-def _call_costs(rec) -> bool:
-    entry = FORMULAS.get(rec.call.op)
-    if entry is None or not rec.supported:
-        return True
-    try:
-        cost = entry.formula(rec.call)
-    except Exception:  # noqa: BLE001 - annotate already reported it; count it as a kernel
-        return True
-    return bool(cost.flops or cost.mac)
-
-
-def kernels(g: nx.DiGraph) -> dict[str, int]:
+def kernels(g: CostGraph) -> dict[str, int]:
     """Node name -> kernels it launches, for every node that launches at least one."""
     out = {}
-    for name, data in g.nodes(data=True):
-        k = kernel_count(data)
+    for node in g:
+        k = kernel_count(node)
         if k:
-            out[name] = k
+            out[node.name] = k
     return out
 
 
-def _topological(g: nx.DiGraph) -> Iterable[str]:
-    """Graph nodes in execution order (the insertion order of graph.build) when it is
-    topological, which it always is for a traced graph."""
-    return g.nodes if all(
-        g.nodes[u].get("order", 0) < g.nodes[v].get("order", 0) for u, v in g.edges) \
-        else nx.topological_sort(g)
+def _topological(g: CostGraph) -> Iterable[str]:
+    """Graph nodes in execution order (the builder's order) when it is topological, which it
+    always is for a captured graph."""
+    nodes = g.nodes
+    return nodes if all(nodes[u].order < nodes[v].order for u, v in g.dag.edges) \
+        else nx.topological_sort(g.dag)
 
 
-def contract(g: nx.DiGraph, keep: Callable[[str], bool],
+def contract(g: CostGraph, keep: Callable[[str], bool],
              nodes: Iterable[str] | None = None) -> nx.DiGraph:
     """The DAG of the nodes `keep` selects, with an edge u -> v when v depends on u through
     nodes that are not kept. `nodes` (in execution order) limits the walk to a block."""
     dag = nx.DiGraph()
     frontier: dict[str, frozenset[str]] = {}
     empty: frozenset[str] = frozenset()
+    preds = g.dag.pred
     for name in _topological(g) if nodes is None else nodes:
         upstream = empty
-        for pred in g.predecessors(name):
+        for pred in preds[name]:
             f = frontier.get(pred)
             if f:
                 upstream = upstream | f
@@ -142,9 +132,10 @@ def contract(g: nx.DiGraph, keep: Callable[[str], bool],
     return dag
 
 
-def kernel_dag(g: nx.DiGraph) -> nx.DiGraph:
-    """Kernels only, each with a `kernels` attribute (how many it launches)."""
-    counts = kernels(g)
+def kernel_dag(g: CostGraph, counts: Mapping[str, int] | None = None) -> nx.DiGraph:
+    """Kernels only, each with a `kernels` attribute (how many it launches). `counts` (kernels)
+    may be passed to save recomputing it."""
+    counts = kernels(g) if counts is None else counts
     dag = contract(g, counts.__contains__)
     nx.set_node_attributes(dag, counts, "kernels")
     return dag
@@ -169,7 +160,7 @@ def longest_path(dag: nx.DiGraph, weight: Mapping[str, float] | Callable[[str], 
     return best[end], tuple(reversed(path))
 
 
-def critical_path(g: nx.DiGraph, weight: Mapping[str, float] | None = None
+def critical_path(g: CostGraph, weight: Mapping[str, float] | None = None
                   ) -> tuple[float, tuple[str, ...]]:
     """The critical path of the model: in kernels by default, or in `weight` per node (e.g. the
     estimated seconds of each node, from latency.estimate)."""
@@ -179,8 +170,9 @@ def critical_path(g: nx.DiGraph, weight: Mapping[str, float] | None = None
     return longest_path(dag, lambda n: weight.get(n, 0.0))
 
 
-def model_structure(g: nx.DiGraph) -> ModelStructure:
-    dag = kernel_dag(g)
+def model_structure(g: CostGraph, dag: nx.DiGraph | None = None) -> ModelStructure:
+    """Kernels, critical path and width profile; `dag` (kernel_dag) may be passed."""
+    dag = kernel_dag(g) if dag is None else dag
     count = lambda n: dag.nodes[n]["kernels"]  # noqa: E731
     total = sum(count(n) for n in dag)
     length, path = longest_path(dag, count)
@@ -194,29 +186,29 @@ def _in_block(module: str, path: str) -> bool:
     return not path or module == path or module.startswith(path + ".")
 
 
-def is_anchor(data: Mapping) -> bool:
-    return kernel_count(data) > 0 and data.get("category") in ANCHORS
+def is_anchor(node: Node) -> bool:
+    return kernel_count(node) > 0 and node.category in ANCHORS
 
 
-def _conv_weight(data: Mapping):
-    for rec in data.get("calls", ()):
+def _conv_weight(node: Node):
+    for rec in node.calls:
         if rec.call.op == "conv":
             return rec.call.t("weight"), rec.call.attr("groups", 1)
     return None, 1
 
 
-def _is_pointwise(data: Mapping) -> bool:
-    weight, groups = _conv_weight(data)
-    return (data.get("category") is Category.CONV and weight is not None and groups == 1
+def _is_pointwise(node: Node) -> bool:
+    weight, groups = _conv_weight(node)
+    return (node.category is Category.CONV and weight is not None and groups == 1
             and all(k == 1 for k in weight.shape[2:]))
 
 
-def block_nodes(g: nx.DiGraph, path: str) -> list[str]:
+def block_nodes(g: CostGraph, path: str) -> list[str]:
     """The nodes of module `path` ('' = the whole model), in execution order."""
-    return [n for n in _topological(g) if _in_block(g.nodes[n].get("module", ""), path)]
+    return [n for n in _topological(g) if _in_block(g.nodes[n].module, path)]
 
 
-def fragment_dag(g: nx.DiGraph, path: str = "", nodes: list[str] | None = None) -> nx.DiGraph:
+def fragment_dag(g: CostGraph, path: str = "", nodes: list[str] | None = None) -> nx.DiGraph:
     """The fragments of the block at module `path` ('' = the whole model) as a DAG. Each node is
     a fragment, named after its first anchor, with `members` (its anchor nodes)."""
     nodes = block_nodes(g, path) if nodes is None else nodes
@@ -228,7 +220,7 @@ def fragment_dag(g: nx.DiGraph, path: str = "", nodes: list[str] | None = None) 
         if len(upstream) == 1 and _is_pointwise(g.nodes[node]):
             (frag,) = upstream
             members = dag.nodes[frag]["members"]
-            if len(members) == 1 and g.nodes[members[0]]["category"] is Category.DEPTHWISE_CONV:
+            if len(members) == 1 and g.nodes[members[0]].category is Category.DEPTHWISE_CONV:
                 owner[node] = frag                       # depthwise-separable: one fragment
                 dag.nodes[frag]["members"] = members + (node,)
                 continue
@@ -238,7 +230,7 @@ def fragment_dag(g: nx.DiGraph, path: str = "", nodes: list[str] | None = None) 
     return dag
 
 
-def block_structure(g: nx.DiGraph, path: str, *, nodes: list[str] | None = None,
+def block_structure(g: CostGraph, path: str, *, nodes: list[str] | None = None,
                     counts: Mapping[str, int] | None = None) -> BlockStructure:
     """Fragments, branches, longest chain and kernels of the block at module `path`.
     `nodes` (block_nodes) and `counts` (kernels) may be passed to save recomputing them."""
@@ -253,13 +245,13 @@ def block_structure(g: nx.DiGraph, path: str, *, nodes: list[str] | None = None,
                           int(chain), int(serial))
 
 
-def _anchors_by_module(g: nx.DiGraph) -> dict[str, list[str]]:
+def _anchors_by_module(g: CostGraph) -> dict[str, list[str]]:
     """Module path -> the anchor nodes under it, in execution order."""
     found: dict[str, list[str]] = {}
     for name in _topological(g):
-        data = g.nodes[name]
-        if data.get("module") and is_anchor(data):
-            parts = data["module"].split(".")
+        node = g.nodes[name]
+        if node.module and is_anchor(node):
+            parts = node.module.split(".")
             for i in range(1, len(parts) + 1):
                 found.setdefault(".".join(parts[:i]), []).append(name)
     return found
@@ -269,10 +261,10 @@ def _parent(path: str) -> str:
     return path.rsplit(".", 1)[0] if "." in path else ""
 
 
-def _is_stage(g: nx.DiGraph, children: list[str], anchors: Mapping[str, list[str]]) -> bool:
+def _is_stage(g: CostGraph, children: list[str], anchors: Mapping[str, list[str]]) -> bool:
     """Children that run one after another (each reads what the previous one made), at least
     two of which use the same kinds of anchor ops: a stage of repeated blocks."""
-    kinds = [frozenset((g.nodes[n]["target"], g.nodes[n]["category"]) for n in anchors[c])
+    kinds = [frozenset((g.nodes[n].target, g.nodes[n].category) for n in anchors[c])
              for c in children]
     if len(children) < 2 or len(set(kinds)) == len(kinds):
         return False
@@ -280,26 +272,27 @@ def _is_stage(g: nx.DiGraph, children: list[str], anchors: Mapping[str, list[str
                for before, after in zip(children, children[1:]))
 
 
-def _feeds(g: nx.DiGraph, start: str, path: str) -> bool:
+def _feeds(g: CostGraph, start: str, path: str) -> bool:
     """Whether a node of module `path` depends on `start` (a forward walk from `start` that stops
     at the first node of `path` or gives up past the last node of `path` in execution order)."""
     stop = -1
-    for name, data in g.nodes(data=True):
-        if _in_block(data.get("module", ""), path):
-            stop = max(stop, data.get("order", 0))
+    for node in g:
+        if _in_block(node.module, path):
+            stop = max(stop, node.order)
+    nodes = g.nodes
     seen, todo = {start}, [start]
     while todo:
         for nxt in g.successors(todo.pop()):
-            if nxt in seen or g.nodes[nxt].get("order", 0) > stop:
+            if nxt in seen or nodes[nxt].order > stop:
                 continue
-            if _in_block(g.nodes[nxt].get("module", ""), path):
+            if _in_block(nodes[nxt].module, path):
                 return True
             seen.add(nxt)
             todo.append(nxt)
     return False
 
 
-def find_blocks(g: nx.DiGraph, depth: int | None = None) -> list[str]:
+def find_blocks(g: CostGraph, depth: int | None = None) -> list[str]:
     """Module paths of the blocks, in execution order (see the module docstring)."""
     order = _module_order(g)
     if depth is not None:
@@ -316,25 +309,27 @@ def find_blocks(g: nx.DiGraph, depth: int | None = None) -> list[str]:
     return [p for p in order if p in found]
 
 
-def _module_order(g: nx.DiGraph) -> list[str]:
+def _module_order(g: CostGraph) -> list[str]:
     """Every module path that holds a kernel, in the order its first kernel runs."""
     seen: dict[str, None] = {}
     for name in _topological(g):
-        data = g.nodes[name]
-        if data.get("module") and kernel_count(data):
-            parts = data["module"].split(".")
+        node = g.nodes[name]
+        if node.module and kernel_count(node):
+            parts = node.module.split(".")
             for i in range(1, len(parts) + 1):
                 seen.setdefault(".".join(parts[:i]))
     return list(seen)
 
 
-def blocks(g: nx.DiGraph, depth: int | None = None) -> list[BlockStructure]:
-    """The structure of every block (find_blocks), in execution order."""
+def blocks(g: CostGraph, depth: int | None = None,
+           counts: Mapping[str, int] | None = None) -> list[BlockStructure]:
+    """The structure of every block (find_blocks), in execution order. `counts` (kernels) may
+    be passed to save recomputing it."""
     paths = find_blocks(g, depth)
-    counts = kernels(g)
+    counts = kernels(g) if counts is None else counts
     members: dict[str, list[str]] = {p: [] for p in paths}
     for name in _topological(g):
-        module = g.nodes[name].get("module", "")
+        module = g.nodes[name].module
         parts = module.split(".") if module else []
         for i in range(1, len(parts) + 1):
             prefix = ".".join(parts[:i])

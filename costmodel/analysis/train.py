@@ -10,8 +10,10 @@ Which tensors need a gradient ("requires grad"), per tensor value, not per node:
   and boolean outputs never do);
 - a gradient is only computed for values that reach the model's outputs (the loss is taken to be
   a function of every floating-point output): dead branches cost nothing.
-Within a node that makes several torch calls (a torch.nn leaf such as TransformerEncoderLayer),
-values are matched to earlier calls of the node, then to the node's inputs, by shape and dtype.
+Each node's inputs are exact values: the capture records which output of which node each one
+is (`Node.sources`), for the eager and the fx capture alike. Within a node that makes several
+torch calls (a torch.nn leaf such as TransformerEncoderLayer), a call's arguments are matched to
+earlier calls of the node, then to the node's inputs in argument order, by shape and dtype.
 
 Each op that needs a gradient for some input is costed by its rule in `formulas/backward/`,
 given exactly which inputs need one (no grad-input for the model's input, no grad-weight for a
@@ -30,16 +32,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Collection, Iterator
 
-import networkx as nx
-
 from ..core.cost import ZERO, Cost, total
+from ..core.graph import CostGraph, Node
 from ..formulas import FORMULAS
 from ..formulas import BACKWARD, NO_BACKWARD, GradCall, backward_of
 from ..core.report import Diagnostic, Report, Totals, TrainTotals
 from ..core.tensors import TensorSpec
-from ..core.vocab import Code, NodeStatus, Severity, Status
+from ..core.vocab import COMPUTE, Code, NodeKind, NodeStatus, Severity, Status
 
-_COMPUTE = ("call_module", "call_function", "call_method")
 _DETACH = {"Tensor.detach", "Tensor.detach_", "torch.detach"}
 _FLOATING = ("float", "bfloat", "complex")
 
@@ -112,7 +112,7 @@ def _is_inplace(rec) -> bool:
 
 
 class _Tracker:
-    def __init__(self, g: nx.DiGraph, trainable: Collection[int]) -> None:
+    def __init__(self, g: CostGraph, trainable: Collection[int]) -> None:
         self.g = g
         self.trainable = trainable
         self.slots: list[_Slot] = []
@@ -129,30 +129,25 @@ class _Tracker:
         return sid
 
     def forward(self) -> None:
-        for name, data in self.g.nodes(data=True):
-            sources = data.get("sources")
-            if sources is not None:   # the eager capture knows which value each input is
-                pool = [(s, self.node_out[src[0]][src[1]])
-                        for s, src in zip(data["inputs"], sources)
-                        if src is not None and src[1] < len(self.node_out.get(src[0], ()))]
-            else:
-                pool = [(s, sid) for p in self.g.predecessors(name)
-                        for s, sid in zip(self.g.nodes[p]["outputs"], self.node_out.get(p, ()))]
-            kind = data["kind"]
-            if kind == "placeholder":
-                self.node_out[name] = [self.new(s, False, None) for s in data["outputs"]]
-            elif kind == "output":
+        node_out = self.node_out
+        for node in self.g:
+            pool = [(s, node_out[src[0]][src[1]]) for s, src in zip(node.inputs, node.sources)
+                    if src is not None and src[1] < len(node_out.get(src[0], ()))]
+            kind = node.kind
+            if kind is NodeKind.PLACEHOLDER:
+                node_out[node.name] = [self.new(s, False, None) for s in node.outputs]
+            elif kind is NodeKind.OUTPUT:
                 self.has_output = True
                 self.seeds += [sid for _, sid in pool]
-            elif kind in _COMPUTE:
-                self.node(name, data, pool, exact=sources is not None)
+            elif kind in COMPUTE:
+                self.node(node, pool)
 
-    def node(self, name: str, data: dict, pool: list[tuple[TensorSpec, int]],
-             exact: bool = False) -> None:
-        """`exact`: `pool` is the node's own inputs, in argument order (the eager capture)."""
+    def node(self, node: Node, pool: list[tuple[TensorSpec, int]]) -> None:
+        """`pool` is the node's own inputs, in argument order, with their slots."""
+        name = node.name
         upstream = any(self.slots[sid].grad for _, sid in pool)
         local: list[tuple[TensorSpec, int]] = []
-        for index, rec in enumerate(data["calls"]):
+        for index, rec in enumerate(node.calls):
             keys = iter(rec.params)
             args: list[tuple[str, TensorSpec, int | None, bool]] = []
             used: set[int] = set()
@@ -165,7 +160,7 @@ class _Tracker:
                 else:
                     sid = _take(local, spec, used)
                     if sid is None:
-                        sid = _take(pool, spec, used, exact)
+                        sid = _take(pool, spec, used, True)
                     if sid is None:        # made outside any recorded call: assume the worst
                         sid = self.new(spec, upstream, (name, -1))
                     used.add(sid)
@@ -184,7 +179,7 @@ class _Tracker:
             self.steps.append(_Step(name, index, rec, args, outs))
         outs, taken = [], set()
         made = any(self.slots[sid].grad for _, sid in local)
-        for spec in data["outputs"]:
+        for spec in node.outputs:
             sid = _take(local, spec, taken)
             if sid is None:
                 sid = _take(pool, spec, taken)
@@ -196,7 +191,7 @@ class _Tracker:
         self.node_out[name] = outs
 
 
-def backward_pass(g: nx.DiGraph, trainable: Collection[int]) -> BackwardPass:
+def backward_pass(g: CostGraph, trainable: Collection[int]) -> BackwardPass:
     """The backward cost of every node of an annotated graph (see the module docstring)."""
     t = _Tracker(g, trainable)
     t.forward()
@@ -204,8 +199,8 @@ def backward_pass(g: nx.DiGraph, trainable: Collection[int]) -> BackwardPass:
     for sid in (t.seeds if t.has_output else range(len(slots))):
         slots[sid].live = True
     result = BackwardPass()
-    for name, data in g.nodes(data=True):
-        result.calls[name] = [ZERO] * len(data.get("calls", ()))
+    for node in g:
+        result.calls[node.name] = [ZERO] * len(node.calls)
     kept: list[tuple[_Step, list[tuple[str, int]], int]] = []   # step, (arg, slot), extra bytes
     for step in reversed(t.steps):
         live = any(slots[s].live and slots[s].grad for s in step.outs) or any(
@@ -304,7 +299,7 @@ def with_backward(report: Report, trainable: Collection[int],
                 Code.NO_BACKWARD, Severity.WARNING,
                 f"no backward formula for {op} (node '{node}': {why}); its backward is not "
                 f"counted and the training totals are partial", node=node,
-                module=report.graph.nodes[node]["module"], op=op))
+                module=report.graph.nodes[node].module, op=op))
     forward = report.totals.cost
     backward = total(layer.backward for layer in layers) if layers else ZERO
     missing = tuple(sorted(set(missing_ops)))

@@ -1,58 +1,98 @@
-"""Graph: the traced model as a networkx DiGraph. The only code that reads torch.fx node.meta.
+"""The only code that creates graph nodes, edges and input sources (core/graph.py's CostGraph).
 
-Each node carries plain data that later stages (annotate, fragmentation, guidelines, renderers)
-read without torch.fx: its kind, target, module path, output specs and recorded torch calls.
+Both captures hand it each node as it runs: what it is (kind, target, module), the values it read
+and the tensors it made. Data edges follow tensor identity: every tensor a node makes (or, for
+`x[i] = v`, writes) remembers that node and its index among the node's outputs, so each input of
+a later node has an exact `source`. Weights (meta twins of parameters, buffers and constants) are
+not inputs. The fx capture passes its own edges (`preds`: every fx input node, including size
+arithmetic), so its structure is fx's graph.
 """
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections import Counter
+from typing import Any, Iterable
 
 import networkx as nx
-from torch import fx, nn
+from torch import Tensor
 
-from .recorder import NodeRecord, callable_name
+from ..core.calls import Recorded
+from ..core.graph import CostGraph, Node
+from ..core.tensors import TensorSpec
+from ..core.vocab import NodeKind
+from .recorder import Recording, _tensors
 
-
-def module_paths(graph: fx.Graph) -> dict[fx.Node, str]:
-    """The qualified name of the module each node belongs to ('' at the top level)."""
-    paths = {}
-    for node in graph.nodes:
-        if node.op == "call_module":
-            paths[node] = str(node.target)
-            continue
-        stack = node.meta.get("nn_module_stack")
-        paths[node] = next(reversed(stack.values()))[0] if stack else ""
-    return paths
+_CLEAN: dict[str, str] = {}   # module or function name -> node-name base ("features.3" -> "features_3")
 
 
-def describe_target(node: fx.Node, root: nn.Module) -> str:
-    if node.op == "call_module":
-        return type(root.get_submodule(node.target)).__name__
-    if node.op == "call_method":
-        return f"Tensor.{node.target}"
-    if node.op == "call_function":
-        return callable_name(node.target)
-    return str(node.target)
+class GraphBuilder:
+    """Collects the nodes of one capture, in execution order."""
 
+    def __init__(self, recording: Recording) -> None:
+        self.recording = recording
+        self.nodes: dict[str, Node] = {}
+        self.dag = nx.DiGraph()
+        self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
+                                                          # wrote it, index among its outputs)
+        self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
+        self._names: Counter[str] = Counter()
 
-def build(graph: fx.Graph, root: nn.Module, records: dict[fx.Node, NodeRecord],
-          paths: dict[fx.Node, str]) -> nx.DiGraph:
-    """One networkx node per fx node (keyed by node name), one edge per data dependency."""
-    g = nx.DiGraph()
-    for order, node in enumerate(graph.nodes):
-        record = records[node]
-        inputs = [records[a].outputs for a in node.all_input_nodes if a.op != "get_attr"]
-        attrs: dict[str, Any] = {
-            "order": order,
-            "kind": node.op,
-            "target": describe_target(node, root),
-            "module": paths.get(node, ""),
-            "inputs": tuple(s for outs in inputs for s in outs),
-            "outputs": record.outputs,
-            "calls": tuple(record.calls),
-            "unrecorded": record.unrecorded,
-        }
-        g.add_node(node.name, **attrs)
-        for arg in node.all_input_nodes:
-            g.add_edge(arg.name, node.name)
-    return g
+    def name(self, base: str) -> str:
+        """A fresh node name from a module path or function name: 'features_3', 'add_2'."""
+        clean = _CLEAN.get(base)
+        if clean is None:
+            clean = _CLEAN[base] = re.sub(r"\W+", "_", base).strip("_") or "node"
+        n = self._names[clean]
+        self._names[clean] += 1
+        return clean if n == 0 else f"{clean}_{n}"
+
+    def reserve(self, name: str) -> None:
+        """Keep `name` (an input's own name) from being given to another node."""
+        self._names[name] += 1
+
+    def add(self, name: str, kind: NodeKind | str, target: str, module: str, read: Any,
+            outputs: tuple[TensorSpec, ...], calls: Iterable[Recorded] = (),
+            unrecorded: bool = False, preds: Iterable[str] | None = None) -> Node:
+        """A node that read the tensors in `read` (nested args, kwargs): one input per distinct
+        activation, with its source; an edge from each source node (or from each of `preds`)."""
+        inputs, sources, found, seen = [], [], [], set()
+        weights = self.recording.weights
+        spec = self.recording.spec
+        producer = self.producer
+        for t in _tensors(read):
+            key = id(t)
+            if key in seen or key in weights:
+                continue
+            seen.add(key)
+            inputs.append(spec(t))
+            source = producer.get(key)
+            sources.append(source)
+            if source is not None and source[0] not in found:
+                found.append(source[0])
+        node = Node(name, len(self.nodes), kind, target, module, tuple(inputs), outputs,
+                    tuple(calls), tuple(sources), unrecorded)
+        self.nodes[name] = node
+        self.dag.add_node(name)
+        for source in (found if preds is None else preds):
+            self.dag.add_edge(source, name)
+        return node
+
+    def made(self, name: str, tensors: list[Tensor]) -> None:
+        """`tensors` are the outputs of node `name`, in order (later readers depend on it)."""
+        for index, t in enumerate(tensors):
+            self.producer[id(t)] = (name, index)
+        self.alive.append(tensors)
+
+    def mark_data_dependent(self, assumptions: dict[str, str]) -> None:
+        """Nodes whose own output size depends on data (`assumptions`: node -> why), and every
+        node downstream of one, are `data_dependent`."""
+        affected = set(assumptions)
+        for source in assumptions:
+            affected |= nx.descendants(self.dag, source)
+        for name in affected:
+            self.nodes[name].data_dependent = True
+        for name, why in assumptions.items():
+            self.nodes[name].assumption = why
+
+    def graph(self) -> CostGraph:
+        return CostGraph(self.nodes, self.dag)

@@ -3,7 +3,7 @@ alternative and the fallback when this one stops).
 
 It runs the model's own forward, with its real Python control flow (`if x.shape[-1] > 10`, loops
 over `x.size(0)`, `x[i] = v`, non-tensor outputs, third-party code), on meta tensors: a meta clone
-of the model (the Interpreter's throw-away clones: meta twins of every parameter and buffer, no
+of the model (meta.py's throw-away clones: meta twins of every parameter and buffer, no
 hooks), under the same `_Recorder` TorchFunctionMode as the fx path, so the same bindings and
 formulas apply. The user's model is only read. It is faster than tracing with torch.fx (which
 builds a node, with its metadata, per Python-level op before anything is recorded) and follows
@@ -14,7 +14,7 @@ nothing of the user's) gets a forward that says which module is running. torch.n
 leaves, as in the fx capture: every torch call under one is recorded into one `call_module` node;
 every other torch call is a `call_function` / `call_method` node of the innermost running module.
 Data edges follow tensor identity: each tensor remembers the node that made (or last wrote) it.
-The networkx graph carries the same node attributes as `graph.build`.
+capture/builder.py makes the nodes, edges and input sources, as for the fx capture.
 
 Sizes that depend on tensor values (nonzero, a boolean mask, nms, unique) cannot be known from
 shapes. The capture takes their static upper bound, every candidate kept, records that assumption
@@ -26,22 +26,21 @@ tiny CPU tensors, so code may read them back (`.item()`, `.tolist()`).
 from __future__ import annotations
 
 import contextlib
-import re
 import sys
-from collections import Counter
 from typing import Any
 
-import networkx as nx
 import torch
 from torch import Tensor, nn
 
-from .fx import _user_frame, is_leaf
-from ..errors import EagerError
-from ..ops import META, lookup
+from ..core.graph import CostGraph
 from ..core.report import Diagnostic
-from .recorder import Interpreter, Recorded, _new_tensors, _Recorder, _tensors, callable_name
 from ..core.tensors import format_shape
-from ..core.vocab import Code, Severity
+from ..core.vocab import Code, NodeKind, Severity
+from ..errors import EagerError, first_line
+from ..ops import META, lookup
+from .builder import GraphBuilder
+from .fx import _user_frame, is_leaf
+from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
 
 NAME = "eager (meta tensors)"
 
@@ -61,9 +60,6 @@ EQUIVALENTS = (
      "counted as its coordinate-trick form (one nms over all boxes), which torchvision uses for "
      "fewer boxes and which gives the same result"),
 )
-
-
-_CLEAN: dict[str, str] = {}   # module or function name -> node-name base ("features.3" -> "features_3")
 
 
 _MAYBE_DATA_DEPENDENT: dict[Any, bool] = {}
@@ -113,7 +109,7 @@ class _EagerRecorder(_Recorder):
     """The fx path's recorder, plus: one graph node per torch call made outside a leaf layer."""
 
     def __init__(self, capture: EagerCapture) -> None:
-        super().__init__(capture.interp)
+        super().__init__(capture.recording)
         self.capture = capture
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -154,85 +150,44 @@ class _EagerRecorder(_Recorder):
         rule = lookup(func)
         if rule is None:
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.interp.record(None, func, dict(enumerate(args), **kwargs), out))
+                self.calls.append(self.recording.record(None, func, dict(enumerate(args), **kwargs), out))
             return out
         bound = rule.bind(args, kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
         if isinstance(recorded, Tensor) or _tensors(recorded):
-            self.calls.append(self.interp.record(rule, func, bound, recorded))
+            self.calls.append(self.recording.record(rule, func, bound, recorded))
         return out
 
 
 class EagerCapture:
-    """Runs a meta clone of `model` and builds the networkx graph of what it did."""
+    """Runs a meta clone of `model` and hands what it did to the graph builder."""
 
-    def __init__(self, model: nn.Module, interp: Interpreter) -> None:
+    def __init__(self, model: nn.Module, recording: Recording) -> None:
         self.model = model
-        self.interp = interp
-        self.g = nx.DiGraph()
-        self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
-                                                          # wrote it, index among its outputs)
-        self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
+        self.recording = recording
+        self.builder = GraphBuilder(recording)
         self.stack: list[str] = [""]           # qualified names of the running user modules
         self.leaf: str | None = None           # the torch.nn layer running now, if any
         self.leaf_why: list[str] = []
         self.failed: str | None = None         # the layer the capture stopped in, with its inputs
         self.sources: dict[str, str] = {}      # node -> why its sizes depend on data
         self.replaced: dict[str, str] = {}     # why a library function was swapped -> module
-        self._names: Counter[str] = Counter()
         self._is_leaf = is_leaf
         self.recorder = _EagerRecorder(self)
 
     # ---- nodes ------------------------------------------------------------------------------
-    def _name(self, base: str) -> str:
-        clean = _CLEAN.get(base)
-        if clean is None:
-            clean = _CLEAN[base] = re.sub(r"\W+", "_", base).strip("_") or "node"
-        base = clean
-        n = self._names[base]
-        self._names[base] += 1
-        return base if n == 0 else f"{base}_{n}"
-
-    def _add(self, name: str, kind: str, target: str, module: str, read: Any, outputs: tuple,
-             calls: tuple, unrecorded: bool = False) -> None:
-        inputs, sources, preds, seen = [], [], [], set()
-        weights = self.interp.weights
-        spec = self.interp.spec
-        producer = self.producer
-        for t in _tensors(read):
-            key = id(t)
-            if key in seen or key in weights:
-                continue
-            seen.add(key)
-            inputs.append(spec(t))
-            source = producer.get(key)
-            sources.append(source)
-            if source is not None and source[0] not in preds:
-                preds.append(source[0])
-        # `sources`: exactly which output of which node each input is (graph.build's nodes read
-        # whole predecessors, so the training tracker matches their values by spec instead)
-        self.g.add_node(name, order=len(self.g), kind=kind, target=target, module=module,
-                        inputs=tuple(inputs), outputs=outputs, calls=calls, unrecorded=unrecorded,
-                        sources=tuple(sources))
-        for source in preds:
-            self.g.add_edge(source, name)
-
-    def _made(self, name: str, tensors: list[Tensor]) -> None:
-        for index, t in enumerate(tensors):
-            self.producer[id(t)] = (name, index)
-        self.alive.append(tensors)
-
     def add_call(self, func: Any, args: tuple, kwargs: dict, out: Any, calls: list[Recorded],
                  why: str | None) -> None:
         target = callable_name(func)
-        kind = "call_method" if target.startswith("Tensor.") else "call_function"
-        name = self._name(getattr(func, "__name__", target.rsplit(".", 1)[-1]))
+        kind = NodeKind.CALL_METHOD if target.startswith("Tensor.") else NodeKind.CALL_FUNCTION
+        builder = self.builder
+        name = builder.name(getattr(func, "__name__", target.rsplit(".", 1)[-1]))
         outputs = tuple(s for rec in calls for s in rec.call.outputs)
-        self._add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
+        builder.add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
         made = _tensors(out)
         if func is Tensor.__setitem__ and args and isinstance(args[0], Tensor):
             made.append(args[0])           # x[i] = v writes x: later readers depend on this node
-        self._made(name, made)
+        builder.made(name, made)
         if why:
             self.sources[name] = why
 
@@ -273,27 +228,29 @@ class EagerCapture:
         finally:
             self.leaf = None
         calls, recorder.calls = tuple(recorder.calls), []
-        name = self._name(qualname or type(module).__name__)
+        builder = self.builder
+        name = builder.name(qualname or type(module).__name__)
         outs = _tensors(out)
         unrecorded = not calls and bool(outs) and _new_tensors(out, args, kwargs)
-        self._add(name, "call_module", type(module).__name__, qualname, (args, kwargs),
-                  tuple(self.interp.spec(t) for t in outs), calls, unrecorded)
-        self._made(name, outs)
+        builder.add(name, NodeKind.CALL_MODULE, type(module).__name__, qualname, (args, kwargs),
+                    tuple(self.recording.spec(t) for t in outs), calls, unrecorded)
+        builder.made(name, outs)
         if self.leaf_why:
             self.sources[name] = self.leaf_why[0]
         return out
 
     # ---- the run ----------------------------------------------------------------------------
-    def run(self, inputs: dict[str, Any]) -> nx.DiGraph:
-        root = self.interp.clone("")
+    def run(self, inputs: dict[str, Any]) -> CostGraph:
+        root = self.recording.meta.clone("")
         self._wrap(root, "")
+        builder = self.builder
         for name, value in inputs.items():
             tensors = _tensors(value)
             if tensors:
-                self._add(name, "placeholder", name, "", (),
-                          tuple(self.interp.spec(t) for t in tensors), ())
-                self._names[name] += 1
-                self._made(name, tensors)
+                builder.add(name, NodeKind.PLACEHOLDER, name, "", (),
+                            tuple(self.recording.spec(t) for t in tensors))
+                builder.reserve(name)
+                builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
             with patch, self._equivalents(), self.recorder:
@@ -301,9 +258,9 @@ class EagerCapture:
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
             raise EagerError(_explain(exc, self.failed or (
                 f"module '{self.stack[-1]}'" if self.stack[-1] else ""))) from exc
-        self._add(self._name("output"), "output", "output", "", out, (), ())
-        self._mark_data_dependent()
-        return self.g
+        builder.add(builder.name("output"), NodeKind.OUTPUT, "output", "", out, ())
+        builder.mark_data_dependent(self.sources)
+        return builder.graph()
 
     @contextlib.contextmanager
     def _equivalents(self):
@@ -326,14 +283,6 @@ class EagerCapture:
             for module, name, original in saved:
                 setattr(module, name, original)
 
-    def _mark_data_dependent(self) -> None:
-        affected = set(self.sources)
-        for source in self.sources:
-            affected |= nx.descendants(self.g, source)
-        for name, data in self.g.nodes(data=True):
-            data["data_dependent"] = name in affected
-            data["assumption"] = self.sources.get(name, "")
-
 
 @contextlib.contextmanager
 def _nonzero_assumed():
@@ -351,7 +300,7 @@ def _nonzero_assumed():
 def _explain(exc: BaseException, where: str) -> str:
     line = _user_frame(exc)
     text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
+    first = first_line(exc)
     if "meta tensor" in text and ("item()" in text or "no data" in text):
         first = ("the forward reads a tensor's value (an `if` on a tensor, .item(), .tolist()), "
                  "which no static analysis can follow")
@@ -360,33 +309,33 @@ def _explain(exc: BaseException, where: str) -> str:
     return f"the eager capture stopped{where}{at}: {type(exc).__name__}: {first}"
 
 
-def capture(model: nn.Module, interp: Interpreter,
-            inputs: dict[str, Any]) -> tuple[nx.DiGraph, dict[str, str]]:
+def capture(model: nn.Module, recording: Recording,
+            inputs: dict[str, Any]) -> tuple[CostGraph, dict[str, str]]:
     """The graph of `model`'s real forward on meta `inputs` (see the module docstring), and the
     library functions swapped for their static equivalents (why -> module that called one)."""
-    run = EagerCapture(model, interp)
+    run = EagerCapture(model, recording)
     return run.run(inputs), run.replaced
 
 
 _CAPS = ("Tensor.__getitem__", "torch.topk", "Tensor.topk", "torch.narrow", "Tensor.narrow")
 
 
-def diagnostics(g: nx.DiGraph, replaced: dict[str, str]) -> list[Diagnostic]:
+def diagnostics(g: CostGraph, replaced: dict[str, str]) -> list[Diagnostic]:
     """CM009s: each kind of data-dependent op per module (with its assumed upper bound), the
     model's own limits that cap the sizes downstream (a slice or top-k of a data-dependent size:
     RPN keeping its post-NMS top N), how many nodes depend on data, and library functions that
     were swapped for a static-shape equivalent."""
     sources: dict[tuple[str, str], list[tuple[str, tuple]]] = {}
     caps: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for name, data in g.nodes(data=True):
-        if data.get("assumption"):
-            sources.setdefault((data["module"], data["assumption"]), []).append(
-                (name, data["outputs"][0].shape if data["outputs"] else ()))
-        elif data.get("data_dependent") and data["target"] in _CAPS and data["inputs"] and \
-                data["outputs"] and data["inputs"][0].ndim and data["outputs"][0].ndim:
-            before, after = data["inputs"][0].shape[0], data["outputs"][0].shape[0]
+    for node in g:
+        if node.assumption:
+            sources.setdefault((node.module, node.assumption), []).append(
+                (node.name, node.outputs[0].shape if node.outputs else ()))
+        elif node.data_dependent and node.target in _CAPS and node.inputs and \
+                node.outputs and node.inputs[0].ndim and node.outputs[0].ndim:
+            before, after = node.inputs[0].shape[0], node.outputs[0].shape[0]
             if after < before:
-                caps.setdefault((data["module"], after), []).append((name, before))
+                caps.setdefault((node.module, after), []).append((node.name, before))
     found = []
     for (module, why), nodes in sources.items():
         first, shape = nodes[0]
@@ -395,7 +344,7 @@ def diagnostics(g: nx.DiGraph, replaced: dict[str, str]) -> list[Diagnostic]:
             Code.DATA_DEPENDENT, Severity.WARNING,
             f"{why} (node '{first}'{more}, module '{module or '(top level)'}'); assumed its "
             f"static upper bound, every element kept ({format_shape(shape) or 'a scalar'})",
-            node=first, module=module, op=g.nodes[first]["target"]))
+            node=first, module=module, op=g.nodes[first].target))
     for (module, after), nodes in caps.items():
         most = max(before for _, before in nodes)
         found.append(Diagnostic(
@@ -404,7 +353,7 @@ def diagnostics(g: nx.DiGraph, replaced: dict[str, str]) -> list[Diagnostic]:
             f"{most:,}) in module '{module or '(top level)'}' (node '{nodes[0][0]}'"
             f"{f' and {len(nodes) - 1} more' if len(nodes) > 1 else ''}): the sizes after it "
             f"assume that at least {after} survive", node=nodes[0][0], module=module))
-    affected = [n for n, flag in g.nodes(data="data_dependent") if flag]
+    affected = [node.name for node in g if node.data_dependent]
     if affected:
         found.append(Diagnostic(
             Code.DATA_DEPENDENT, Severity.WARNING,

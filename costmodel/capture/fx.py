@@ -1,4 +1,6 @@
-"""Capture: trace an nn.Module into a torch.fx graph at module granularity.
+"""The torch.fx capture: trace an nn.Module into a torch.fx graph at module granularity, then run
+that graph on meta tensors (`MetaInterpreter`, a torch.fx.Interpreter) under the shared recorder
+and hand every node to the graph builder. The only code that reads torch.fx node.meta.
 
 torch.nn modules are leaves, so graph nodes carry the user's module names (`features.3.conv.1`);
 the user's own modules are traced through. Tracing never runs the user's hooks, and it happens in
@@ -18,7 +20,12 @@ from typing import Any, Iterator
 import torch
 from torch import fx, nn
 
-from ..errors import CaptureError
+from ..core.graph import CostGraph
+from ..core.tensors import format_shape
+from ..core.vocab import COMPUTE, NodeKind
+from ..errors import CaptureError, ShapeError, first_line
+from .builder import GraphBuilder
+from .recorder import Recording, _new_tensors, _Recorder, _tensors, callable_name
 
 
 _UNPACK: dict[Any, tuple[list[int], list[tuple[str, Any]]]] = {}  # code -> offsets, (op, arg)
@@ -192,9 +199,121 @@ def trace(model: nn.Module, provided: set[str], training: bool = False) -> fx.Gr
             module = f" in module '{where}'" if where else ""
             line = _user_frame(exc)
             at = f" at {line}" if line else ""
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = first_line(exc)
             raise CaptureError(
                 f"torch.fx could not trace {type(model).__name__}{module}{at}: "
                 f"{type(exc).__name__}: {first}") from exc
         finally:
             _take_new_attributes(model, before)
+
+
+# ---- running the traced graph on meta tensors -----------------------------------------------
+
+def module_paths(graph: fx.Graph) -> dict[fx.Node, str]:
+    """The qualified name of the module each node belongs to ('' at the top level)."""
+    paths = {}
+    for node in graph.nodes:
+        if node.op == "call_module":
+            paths[node] = str(node.target)
+            continue
+        stack = node.meta.get("nn_module_stack")
+        paths[node] = next(reversed(stack.values()))[0] if stack else ""
+    return paths
+
+
+def describe_target(node: fx.Node, root: nn.Module) -> str:
+    if node.op == "call_module":
+        return type(root.get_submodule(node.target)).__name__
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    if node.op == "call_function":
+        return callable_name(node.target)
+    return str(node.target)
+
+
+def _describe(node: fx.Node) -> str:
+    if node.op == "call_module":
+        return f"call_module {node.target}"
+    if node.op == "call_method":
+        return f"Tensor.{node.target}"
+    return callable_name(node.target)
+
+
+class MetaInterpreter(fx.Interpreter):
+    """Runs a traced graph of `model` on meta tensors: leaf modules as hook-free meta clones,
+    attributes as meta twins, each compute node under the recorder; every node goes to the
+    builder with the values it read, so its inputs' sources are exact (by tensor identity)."""
+
+    def __init__(self, model: nn.Module, graph: fx.Graph, recording: Recording,
+                 inputs: dict[str, Any]) -> None:
+        super().__init__(model, garbage_collect_values=False, graph=graph)
+        self.extra_traceback = False     # our ShapeError is the message
+        self.model = model
+        self.recording = recording
+        self.meta = recording.meta
+        self.meta.constants = getattr(graph, "constants", {})
+        self.inputs = inputs
+        self.paths = module_paths(graph)
+        self.builder = GraphBuilder(recording)
+        self.recorder = _Recorder(recording)
+
+    def capture(self) -> CostGraph:
+        self.run(enable_io_processing=False)
+        return self.builder.graph()
+
+    def run_node(self, n: fx.Node) -> Any:
+        args, kwargs = self.fetch_args_kwargs_from_env(n)
+        kind = NodeKind(n.op)
+        calls: list = []
+        if kind in COMPUTE:
+            if kind is NodeKind.CALL_MODULE:
+                self.meta.clone(n.target)    # its meta twins are made outside the recorder
+            recorder = self.recorder
+            recorder.calls = calls
+            try:
+                with recorder:
+                    value = getattr(self, n.op)(n.target, args, kwargs)
+            except Exception as exc:  # noqa: BLE001 - becomes one clear message
+                raise self._failed(n, args, kwargs, exc) from exc
+            calls = recorder.calls
+        else:
+            value = getattr(self, n.op)(n.target, args, kwargs)
+        outs = _tensors(value) if kind is not NodeKind.GET_ATTR and kind is not NodeKind.OUTPUT \
+            else []
+        unrecorded = kind in COMPUTE and not calls and bool(outs) and _new_tensors(value, args, kwargs)
+        spec = self.recording.spec
+        self.builder.add(n.name, kind, describe_target(n, self.model), self.paths.get(n, ""),
+                         () if kind is NodeKind.PLACEHOLDER else (args, kwargs),
+                         tuple(spec(t) for t in outs), calls, unrecorded,
+                         preds=[a.name for a in n.all_input_nodes])
+        self.builder.made(n.name, outs)
+        return value
+
+    # ---- one method per node kind -------------------------------------------------------------
+    def placeholder(self, target: str, args: tuple, kwargs: dict) -> Any:
+        name = target.lstrip("*")
+        if name in self.inputs:
+            return self.inputs[name]
+        if args:
+            return args[0]
+        raise ShapeError(f"no input given for forward argument '{name}'")
+
+    def get_attr(self, target: str, args: tuple, kwargs: dict) -> Any:
+        return self.meta.attr(target)
+
+    def call_module(self, target: str, args: tuple, kwargs: dict) -> Any:
+        return self.meta.clone(target).forward(*args, **kwargs)
+
+    def _failed(self, n: fx.Node, args: tuple, kwargs: dict, exc: Exception) -> ShapeError:
+        shapes = ", ".join(format_shape(tuple(t.shape)) or "scalar"
+                           for t in _tensors((args, kwargs))) or "no tensors"
+        where = self.paths.get(n) or "(top level)"
+        return ShapeError(
+            f"shape propagation failed at node '{n.name}' ({_describe(n)}) in module "
+            f"'{where}' with input shapes [{shapes}]: {type(exc).__name__}: {first_line(exc)}")
+
+
+def capture(model: nn.Module, graph: fx.Graph, recording: Recording,
+            inputs: dict[str, Any]) -> CostGraph:
+    """The cost graph of the traced `graph` of `model`, run on meta `inputs`. Raises ShapeError."""
+    return MetaInterpreter(model, graph, recording, inputs).capture()

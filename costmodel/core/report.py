@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 from .cost import METRICS, Cost, total
@@ -172,6 +171,15 @@ class Row(_CostFields):
 
 @dataclass(frozen=True, repr=False)
 class Report:
+    """The result of costmodel.analyze(): layers, totals and diagnostics, plus the annotated cost
+    graph (`graph`, a core.graph.CostGraph; None for a report read back from JSON).
+
+    The data model computes no analysis. `guidelines` reads the G1-G4 findings from the graph's
+    analysis context (analysis/context.py, which analyze() attaches to the graph; each analysis
+    is computed once per graph). `str(report)` (the full text report), `_repr_html_()` and
+    `plot()` import and call the pure renderers in render/ on first use; `repr(report)` is one
+    cheap line."""
+
     model: str
     inputs: tuple[InputInfo, ...]
     mode: str
@@ -179,7 +187,7 @@ class Report:
     totals: Totals
     diagnostics: tuple[Diagnostic, ...]
     capture: str = CaptureKind.FX
-    graph: Any = field(default=None, compare=False, repr=False)   # networkx.DiGraph
+    graph: Any = field(default=None, compare=False, repr=False)   # core.graph.CostGraph
     schema_version: str = SCHEMA_VERSION
     train: TrainTotals | None = None        # mode="train" only
 
@@ -213,12 +221,13 @@ class Report:
     def assumed_input(self) -> bool:
         return any(i.assumed for i in self.inputs)
 
-    @cached_property
+    @property
     def guidelines(self) -> tuple[Diagnostic, ...]:
-        """ShuffleNet V2 guideline findings (G1-G4), computed from the graph on first use with the
-        default thresholds and device profile; costmodel.guidelines.check() takes others."""
-        from ..analysis.guidelines import check
-        return tuple(check(self.graph)) if self.graph is not None else ()
+        """ShuffleNet V2 guideline findings (G1-G4) with the default thresholds and device
+        profile, computed once by the graph's analysis context; costmodel.guidelines.check()
+        takes others. Empty without a graph."""
+        context = getattr(self.graph, "context", None)
+        return context.guidelines() if context is not None else ()
 
     # ---- serialisation --------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -274,7 +283,11 @@ class Report:
         from ..render.text import render
         return render(self)
 
-    __repr__ = __str__
+    def __repr__(self) -> str:
+        t = self.totals
+        inputs = ", ".join(f"{i.name}={'x'.join(map(str, i.shape))}:{i.dtype}" for i in self.inputs)
+        return (f"<Report {self.model} [{inputs}] mode={self.mode}: MAdds={t.madds:,} "
+                f"FLOPs={t.flops:,} params={t.params:,} MAC={t.mac:,} {t.status}>")
 
     def _repr_html_(self) -> str:
         from ..render.html import render

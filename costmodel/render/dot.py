@@ -12,7 +12,7 @@ import math
 import shutil
 import subprocess
 
-from ..analysis import structure
+from ..analysis.context import context, graph_of
 from ..core.report import Report
 from ..core.tensors import format_shape
 from . import layout
@@ -39,14 +39,11 @@ def _fill(mac: int, lo: int, hi: int) -> str:
 
 
 def render(report: Report) -> str:
-    g = report.graph
-    if g is None:
-        raise ValueError("--format dot needs the analysis graph (a report read back from JSON "
-                         "has none): analyse the model")
+    g = graph_of(report)
     dag = layout.full_view(g)
     macs = [d["cost"].mac for _, d in dag.nodes(data=True) if d["cost"].mac > 0]
     lo, hi = min(macs, default=0), max(macs, default=0)
-    blocks = {b.path: b for b in structure.blocks(g)}
+    blocks = {b.path: b for b in context(g).blocks()}
     owner: dict[str, str] = {}
     for path in blocks:
         for n, d in dag.nodes(data=True):
@@ -61,7 +58,7 @@ def render(report: Report) -> str:
     def node_line(n: str, indent: str) -> str:
         d = dag.nodes[n]
         c = d["cost"]
-        outs = g.nodes[n].get("outputs") or ()
+        outs = g.nodes[n].outputs
         label = [n, d["target"] + (f" ({d['category']})" if d["category"] else "")]
         if outs:
             label.append(", ".join(format_shape(s.shape) for s in outs[:2]))

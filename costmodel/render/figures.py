@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from ..analysis import latency
-from ..analysis import structure
+from ..analysis.context import context, graph_of
 from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
 from ..core.tensors import format_shape
@@ -164,7 +164,7 @@ def roofline(report: Report, profile: Any = None, est: latency.Estimate | None =
     """Each kernel-launching op by arithmetic intensity (FLOPs per MAC byte) against its
     estimated performance (FLOPs / estimated time), under the roofs of the device profile."""
     go = plotly()
-    est = est or latency.estimate(report, profile)
+    est = est or context(report).estimate(profile)
     prof = est.profile
     ops = [op for op in est.ops if op.flops > 0 and op.bytes > 0 and op.seconds > 0]
     fig = go.Figure()
@@ -226,16 +226,14 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
     switch it), blocks (structure.find_blocks) as shaded boxes labelled with their fragments and
     branches, a range slider for the whole model. `window` layers are shown at first."""
     go = plotly()
-    g = report.graph
-    if g is None:
-        raise ValueError("the graph view needs the analysis graph (a report read back from JSON "
-                         "has none): analyse the model")
+    g = graph_of(report)
+    ctx = context(g)
     view = layout.graph_view(g, max_nodes)
     dag = view.dag
-    est = est or latency.estimate(report, profile)
+    est = est or ctx.estimate(profile)
     seconds = est.by_name()
-    block_paths = structure.find_blocks(g) if view.depth is None else []
-    block_info = {b.path: b for b in structure.blocks(g)} if block_paths else {}
+    block_info = {b.path: b for b in ctx.blocks()} if view.depth is None else {}
+    block_paths = list(block_info)
     members = {p: [n for n in dag if layout._in_module(dag.nodes[n]["module"], p)]
                for p in block_paths}
     lay = layout.layered(dag, members)
@@ -258,9 +256,9 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
         d = dag.nodes[n]
         c = d["cost"]
         shapes = ""
-        if view.depth is None and g.nodes[n].get("outputs"):
+        if view.depth is None and g.nodes[n].outputs:
             shapes = "<br>out " + _e(", ".join(format_shape(s.shape)
-                                               for s in g.nodes[n]["outputs"][:2]))
+                                               for s in g.nodes[n].outputs[:2]))
         hover.append(
             f"<b>{_e(n)}</b><br>{_e(d['module'] or '(top level)')}<br>{_e(d['target'])}"
             + (f" · {_e(d['category'])}" if d["category"] else "") + shapes
@@ -343,11 +341,11 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
 def _short(g: Any, name: str) -> str:
     """A few characters for an anchor node, as the papers label their figures: "1x1", "3x3 dw",
     "3x3 g4", "fc", "pool"; "" for the others."""
-    data = g.nodes[name]
-    category = str(data.get("category") or "")
+    node = g.nodes[name]
+    category = str(node.category or "")
     if category not in ANCHOR_KINDS:
         return ""
-    for rec in data.get("calls", ()):
+    for rec in node.calls:
         if rec.call.op == "conv":
             weight = rec.call.t("weight")
             groups = rec.call.attr("groups", 1)

@@ -1,7 +1,8 @@
 """Text section: structure (kernels, critical path, fragments), latency estimate and G1-G4.
 
 `render_section(report)` is what the text renderer appends after the totals when the report has
-its analysis graph. No torch import.
+its analysis graph. Every analysis comes from the graph's context (analysis/context.py), computed
+once per report; this module only formats. No torch import.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from tabulate import tabulate
 
 from ..analysis import guidelines as gl
 from ..analysis import latency
-from ..analysis import structure
+from ..analysis.context import context
 from ..core.report import Report
 from ..core.vocab import Mode
 from .units import duration, percent
@@ -24,7 +25,7 @@ def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = N
                  top: int | None = None) -> list[tuple]:
     """(layer, module, category, estimated time, FLOPs per byte, bound) per kernel-launching
     layer, slowest first: the per-layer columns for `--device`."""
-    est = latency.estimate(report, profile)
+    est = context(report).estimate(profile)
     ops = sorted(est.ops, key=lambda op: -op.seconds)
     return [(op.name, op.module or "-", op.category, duration(op.seconds), f"{op.intensity:.3g}",
              op.bound) for op in (ops if top is None else ops[:top])]
@@ -35,11 +36,11 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                    top: int = 5) -> str:
     """Structure, latency estimate on `profile` (default latency.DEFAULT_PROFILE) and the G1-G4
     findings, as plain text."""
-    g = report.graph
+    ctx = context(report)
     profile = latency.load_profile(profile)
-    model = structure.model_structure(g)
-    blocks = structure.blocks(g, depth)
-    est = latency.estimate(g, profile)
+    model = ctx.model_structure
+    blocks = ctx.blocks(depth)
+    est = ctx.estimate(profile)
     lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == Mode.TRAIN
                                                 else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
@@ -64,7 +65,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     lines.append(tabulate(latency_rows(report, profile, top),
                           headers=("slowest layers", "module", "category", "time", "FLOPs/byte",
                                    "bound"), tablefmt="simple", disable_numparse=True))
-    findings = gl.check(g, thresholds, profile, depth)
+    findings = ctx.guidelines(thresholds, profile, depth)
     lines += ["", "guidelines (ShuffleNet V2 G1-G4)"]
     if not findings:
         lines.append("  no finding above the thresholds")

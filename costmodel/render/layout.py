@@ -22,6 +22,7 @@ from typing import Any
 import networkx as nx
 
 from ..core.cost import ZERO, total
+from ..core.graph import CostGraph
 
 #: above this many drawn nodes, the graph is collapsed to modules (see `graph_view`).
 MAX_NODES = 2500
@@ -50,31 +51,31 @@ class Layout:
     blocks: dict[str, tuple[float, float, float, float]] = field(default_factory=dict)
 
 
-def _drawn(g: nx.DiGraph) -> list[str]:
+def _drawn(g: CostGraph) -> list[str]:
     """Nodes worth a marker: not `get_attr`, and not metadata (`x.size()`: no tensor out)."""
-    return [n for n, d in g.nodes(data=True) if d.get("kind") != "get_attr"
-            and (d.get("outputs") or d.get("kind") in ("output", "placeholder")
-                 or d.get("cost") not in (None, ZERO))]
+    return [d.name for d in g if d.kind != "get_attr"
+            and (d.outputs or d.kind in ("output", "placeholder")
+                 or d.cost not in (None, ZERO))]
 
 
-def full_view(g: nx.DiGraph) -> nx.DiGraph:
+def full_view(g: CostGraph) -> nx.DiGraph:
     dag = nx.DiGraph()
     for n in _drawn(g):
         d = g.nodes[n]
-        dag.add_node(n, module=d.get("module", ""), target=str(d.get("target", "")),
-                     category=str(d.get("category") or ""), status=str(d.get("status") or ""),
-                     kind=d.get("kind", ""), cost=d.get("cost") or ZERO, members=(n,))
+        dag.add_node(n, module=d.module, target=str(d.target),
+                     category=str(d.category or ""), status=str(d.status or ""),
+                     kind=str(d.kind), cost=d.cost or ZERO, members=(n,))
     dag.add_edges_from((u, v) for u, v in g.edges if u in dag and v in dag)
     return dag
 
 
-def collapsed_view(g: nx.DiGraph, depth: int) -> nx.DiGraph | None:
+def collapsed_view(g: CostGraph, depth: int) -> nx.DiGraph | None:
     """One node per module at `depth` (a node in a shallower module stays itself); None when the
     result has a cycle (a module called twice around another)."""
     group: dict[str, str] = {}
     members: dict[str, list[str]] = {}
     for n in _drawn(g):
-        module = g.nodes[n].get("module", "")
+        module = g.nodes[n].module
         parts = module.split(".") if module else []
         key = ".".join(parts[:depth]) if len(parts) >= depth else n
         group[n] = key
@@ -83,26 +84,26 @@ def collapsed_view(g: nx.DiGraph, depth: int) -> nx.DiGraph | None:
     for key, names in members.items():
         first = g.nodes[names[0]]
         single = len(names) == 1
-        dag.add_node(key, module=first.get("module", "") if single else key,
-                     target=str(first.get("target", "")) if single else f"{len(names)} nodes",
-                     category=str(first.get("category") or "") if single else "module",
-                     status=str(first.get("status") or ""), kind=first.get("kind", "")
+        dag.add_node(key, module=first.module if single else key,
+                     target=str(first.target) if single else f"{len(names)} nodes",
+                     category=str(first.category or "") if single else "module",
+                     status=str(first.status or ""), kind=str(first.kind)
                      if single else "module",
-                     cost=total(g.nodes[n].get("cost") or ZERO for n in names),
+                     cost=total(g.nodes[n].cost or ZERO for n in names),
                      members=tuple(names))
     dag.add_edges_from((group[u], group[v]) for u, v in g.edges
                        if u in group and v in group and group[u] != group[v])
     return dag if nx.is_directed_acyclic_graph(dag) else None
 
 
-def graph_view(g: nx.DiGraph, max_nodes: int = MAX_NODES) -> View:
+def graph_view(g: CostGraph, max_nodes: int = MAX_NODES) -> View:
     """Every node when there are at most `max_nodes`; else the modules at the shallowest depth
     whose collapsed graph has at most `max_nodes` nodes (the deepest one that still helps when
     none does)."""
     drawn = _drawn(g)
     if len(drawn) <= max_nodes:
         return View(full_view(g), None, len(drawn))
-    depths = max((len(g.nodes[n].get("module", "").split(".")) for n in drawn), default=1)
+    depths = max((len(g.nodes[n].module.split(".")) for n in drawn), default=1)
     best = None
     for depth in range(depths, 0, -1):   # deepest first: keep as much detail as fits
         dag = collapsed_view(g, depth)

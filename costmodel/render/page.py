@@ -15,9 +15,8 @@ import json
 from collections import Counter
 from typing import Any
 
-from ..analysis import guidelines as gl
 from ..analysis import latency
-from ..analysis import structure
+from ..analysis.context import context
 from ..core.cost import METRIC_LABELS, METRICS
 from ..core.report import Report
 from ..core.tensors import format_input, format_shape
@@ -187,9 +186,10 @@ def render(report: Report, profile: Any = None, *, max_nodes: int | None = None)
                             "modules": figures.module_treemap(report),
                             "operators": figures.operator_chart(report)}
     if g is not None:
-        est = latency.estimate(report, profile)
-        model = structure.model_structure(g)
-        findings = gl.check(g, None, est.profile)
+        ctx = context(report)
+        est = ctx.estimate(profile)
+        model = ctx.model_structure
+        findings = ctx.guidelines(None, est.profile)
         figs["roofline"] = figures.roofline(report, est=est)
         kw = {} if max_nodes is None else {"max_nodes": max_nodes}
         figs["graph"] = figures.graph_figure(report, est=est, **kw)

@@ -1,0 +1,121 @@
+"""Input normalisation and inference: what analyze() was given, as meta tensors by forward
+argument name, and the input a model's first layer implies when none was given."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, fx, nn
+
+from ..core.report import Diagnostic, InputInfo
+from ..core.tensors import format_shape, parse_input
+from ..core.vocab import Code, Severity
+from ..errors import AnalysisError, CaptureError, InputSpecError
+from ..ops import META
+from . import fx as capture
+
+InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
+
+
+def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...]]:
+    if isinstance(value, Tensor):
+        meta = torch.empty_strided(tuple(value.shape), value.stride(), dtype=value.dtype,
+                                   device=META)
+        return meta, str(value.dtype).removeprefix("torch."), tuple(value.shape)
+    if isinstance(value, str):
+        name, shape, dtype = parse_input(value)
+    elif isinstance(value, Sequence) and value and all(isinstance(d, int) for d in value):
+        shape, dtype = tuple(value), "float32"
+        if any(d <= 0 for d in shape):
+            raise InputSpecError(f"{what} shape {shape} must have positive dimensions")
+    else:
+        raise InputSpecError(
+            f"{what} must be a shape string like '1x3x224x224', a tuple of ints or a tensor, "
+            f"not {type(value).__name__}")
+    return torch.empty(shape, dtype=getattr(torch, dtype), device=META), dtype, shape
+
+
+def split_inputs(inputs: tuple) -> list[InputLike]:
+    """analyze(m, a, b) and analyze(m, [a, b]) both give two inputs; analyze(m, (1, 3)) gives one."""
+    if len(inputs) == 1 and isinstance(inputs[0], list) and inputs[0] and not all(
+            isinstance(d, int) for d in inputs[0]):
+        return list(inputs[0])
+    return list(inputs)
+
+
+def forward_names(model: nn.Module) -> list[str]:
+    return [p.name for p in capture.forward_parameters(model)
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def first_layer(model: nn.Module, graph: fx.Graph | None) -> tuple[str, nn.Module | None]:
+    """The first torch.nn layer the forward calls (fx graph order), or else the first declared."""
+    if graph is not None:
+        first = next((n for n in graph.nodes if n.op == "call_module"), None)
+        return (first.target, model.get_submodule(first.target)) if first is not None else ("", None)
+    is_leaf = capture.is_leaf
+    return next(((n, m) for n, m in model.named_modules() if n and is_leaf(m, n)), ("", None))
+
+
+def infer_input(model: nn.Module, graph: fx.Graph | None) -> tuple[tuple[int, ...], str]:
+    """The input of a model whose first layer says it: Conv2d(C) -> 1xCx224x224, and so on."""
+    target, layer = first_layer(model, graph)
+    how = ('pass one, e.g. costmodel.analyze(model, "1x3x224x224") or '
+           '`costmodel report SPEC --input 1x3x224x224`')
+    if isinstance(layer, nn.Conv2d):
+        return (1, layer.in_channels, 224, 224), f"its first layer is {target} = Conv2d({layer.in_channels}, ...)"
+    if isinstance(layer, nn.Conv3d):
+        return (1, layer.in_channels, 16, 112, 112), f"its first layer is {target} = Conv3d({layer.in_channels}, ...)"
+    if isinstance(layer, nn.Linear):
+        return (1, layer.in_features), f"its first layer is {target} = Linear({layer.in_features}, ...)"
+    found = f"its first layer is {target} ({type(layer).__name__})" if layer is not None else (
+        "it has no layer that fixes its input shape")
+    raise AnalysisError(f"cannot infer the input of {type(model).__name__}: {found}; {how}")
+
+
+@dataclass
+class Inputs:
+    """What analyze() was given, ready for a capture."""
+
+    values: dict[str, Tensor]                # forward argument name -> meta tensor
+    infos: list[InputInfo]
+    diagnostics: list[Diagnostic]            # CM003 when an input was assumed
+    provided: set[str]                       # the forward arguments fx must not fix to defaults
+    traced: fx.Graph | None = None           # the fx trace made to infer an input (reusable)
+
+
+def prepare(model: nn.Module, positional: list, named: dict, training: bool) -> Inputs:
+    """Meta tensors for the forward's arguments, by name; when none is given, the one its first
+    layer implies (CM003). Raises AnalysisError or InputSpecError."""
+    names = forward_names(model)
+    if len(positional) > len(names) and not any(
+            p.kind == p.VAR_POSITIONAL for p in capture.forward_parameters(model)):
+        raise AnalysisError(f"{type(model).__name__}.forward takes {len(names)} positional "
+                            f"inputs, but {len(positional)} were given")
+    free = [n for n in names if n not in named]
+    values: dict[str, Tensor] = {}
+    infos: list[InputInfo] = []
+    for name, value in [*zip(free, positional), *named.items()]:
+        values[name], dt, shape = meta_input(value, f"input '{name}'")
+        infos.append(InputInfo(name, shape, dt))
+    given = Inputs(values, infos, [], set(values))
+    if values:
+        return given
+    # the first layer the forward calls fixes the input: fx finds it without one
+    if not free:
+        raise AnalysisError(f"{type(model).__name__}.forward takes no positional input to infer")
+    given.provided.add(free[0])
+    try:
+        given.traced = capture.trace(model, given.provided, training)
+    except CaptureError:
+        pass
+    shape, why = infer_input(model, given.traced)
+    values[free[0]] = torch.empty(shape, device=META)
+    infos.append(InputInfo(free[0], shape, "float32", assumed=True))
+    given.diagnostics.append(Diagnostic(
+        Code.INPUT_ASSUMED, Severity.WARNING,
+        f"no input given; assumed {free[0]} = {format_shape(shape)} float32 because {why}. "
+        f"Pass the real one to be sure."))
+    return given
