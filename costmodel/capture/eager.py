@@ -40,6 +40,7 @@ from ..errors import EagerError
 from ..ops import META, lookup
 from ..core.report import Diagnostic
 from .recorder import Interpreter, Recorded, _new_tensors, _Recorder, _tensors, callable_name
+from ..core.vocab import OpFlag
 from ..core.tensors import format_shape
 from ..core.vocab import Code, Severity
 
@@ -47,10 +48,6 @@ NAME = "eager (meta tensors)"
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
-_DATA_DEPENDENT = {torch.nonzero, Tensor.nonzero, torch.argwhere, Tensor.argwhere,
-                   torch.masked_select, Tensor.masked_select, torch.unique, Tensor.unique,
-                   torch.unique_consecutive, Tensor.unique_consecutive, torch.bincount}
-_INDEXING = {Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put, Tensor.index_put_}
 
 
 #: Library functions whose loop runs over tensor values, each with an equivalent of static shape
@@ -66,37 +63,11 @@ EQUIVALENTS = (
 _CLEAN: dict[str, str] = {}   # module or function name -> node-name base ("features.3" -> "features_3")
 
 
-_MAYBE_DATA_DEPENDENT: dict[Any, bool] = {}
-
-
-def _maybe_data_dependent(func: Any) -> bool:
-    """Whether `_data_dependent` needs to look at this callable's arguments (cached per callable)."""
-    try:
-        return _MAYBE_DATA_DEPENDENT[func]
-    except KeyError:
-        found = _MAYBE_DATA_DEPENDENT[func] = (
-            func in _DATA_DEPENDENT or func in _INDEXING or func is torch.where
-            or getattr(func, "_qualified_op_name", None) == "torchvision::nms")
-        return found
-    except TypeError:  # an unhashable callable
-        return True
-
-
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
-    """Why the output size of this call depends on tensor values, or None."""
-    if not _maybe_data_dependent(func):
-        return None
-    if func in _DATA_DEPENDENT:
-        return f"{callable_name(func)} keeps a number of elements that depends on the data"
-    if func is torch.where and len(args) + len(kwargs) == 1:
-        return "torch.where(condition) keeps a number of elements that depends on the data"
-    if func in _INDEXING and len(args) > 1:
-        index = args[1] if isinstance(args[1], tuple) else (args[1],)
-        if any(isinstance(i, Tensor) and i.dtype in (torch.bool, torch.uint8) for i in index):
-            return "indexing with a boolean mask keeps a number of elements that depends on the data"
-    if getattr(func, "_qualified_op_name", None) == "torchvision::nms":
-        return "nms keeps a number of boxes that depends on the data"
-    return None
+    """Why the output size of this call depends on tensor values, or None (`ops` says which
+    callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
+    binding = lookup(func)
+    return None if binding.sizes is None else binding.sizes(binding, args, kwargs)
 
 
 def _to_meta(value: Any) -> Any:
@@ -151,15 +122,16 @@ class _EagerRecorder(_Recorder):
         """A few Python numbers made into a tensor, and arithmetic on such tensors only: run it
         for real on the CPU (tiny), so that code can read the values back (.item(), .tolist())."""
         out = func(*args, **kwargs)
-        rule = lookup(func)
+        binding = lookup(func)
+        rule = binding.rule
         if rule is None:
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.interp.record(None, func, dict(enumerate(args), **kwargs), out))
+                self.calls.append(self.interp.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         bound = rule.bind(args, kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
         if isinstance(recorded, Tensor) or _tensors(recorded):
-            self.calls.append(self.interp.record(rule, func, bound, recorded))
+            self.calls.append(self.interp.record(binding, bound, recorded))
         return out
 
 
@@ -368,7 +340,10 @@ def capture(model: nn.Module, interp: Interpreter,
     return run.run(inputs), run.replaced
 
 
-_CAPS = ("Tensor.__getitem__", "torch.topk", "Tensor.topk", "torch.narrow", "Tensor.narrow")
+def _caps(data: dict) -> bool:
+    """A slice, narrow or top-k called outside a layer: it may cap a data-dependent size."""
+    return data["kind"] != "call_module" and any(
+        OpFlag.CAPS_SIZES in rec.call.flags for rec in data["calls"])
 
 
 def diagnostics(g: nx.DiGraph, replaced: dict[str, str]) -> list[Diagnostic]:
@@ -382,7 +357,7 @@ def diagnostics(g: nx.DiGraph, replaced: dict[str, str]) -> list[Diagnostic]:
         if data.get("assumption"):
             sources.setdefault((data["module"], data["assumption"]), []).append(
                 (name, data["outputs"][0].shape if data["outputs"] else ()))
-        elif data.get("data_dependent") and data["target"] in _CAPS and data["inputs"] and \
+        elif data.get("data_dependent") and _caps(data) and data["inputs"] and \
                 data["outputs"] and data["inputs"][0].ndim and data["outputs"][0].ndim:
             before, after = data["inputs"][0].shape[0], data["outputs"][0].shape[0]
             if after < before:

@@ -110,7 +110,6 @@ class GradCall:
 
     call: OpCall
     needs: frozenset[str]        # tensor arguments that need a gradient ("tensors.1" in a tuple)
-    target: str = ""             # the torch callable ("Tensor.expand"), for data-movement rules
 
     def wants(self, name: str) -> bool:
         return name in self.needs or any(n.startswith(name + ".") for n in self.needs)
