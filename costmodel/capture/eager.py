@@ -40,9 +40,8 @@ from ..errors import EagerError
 from ..ops import META, lookup
 from ..core.report import Diagnostic
 from .recorder import Interpreter, Recorded, _new_tensors, _Recorder, _tensors, callable_name
-from ..core.vocab import OpFlag
 from ..core.tensors import format_shape
-from ..core.vocab import Code, Severity
+from ..core.vocab import Code, OpFlag, Severity
 
 NAME = "eager (meta tensors)"
 

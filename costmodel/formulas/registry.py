@@ -12,7 +12,7 @@ Conventions (the README has the full table):
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..core.calls import OpCall
