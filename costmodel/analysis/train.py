@@ -38,9 +38,7 @@ from ..formulas import FORMULAS
 from ..formulas import BACKWARD, NO_BACKWARD, GradCall, backward_of
 from ..core.report import Diagnostic, Report, Totals, TrainTotals
 from ..core.tensors import TensorSpec
-from ..core.vocab import COMPUTE, Code, NodeKind, NodeStatus, Severity, Status
-
-_DETACH = {"Tensor.detach", "Tensor.detach_", "torch.detach"}
+from ..core.vocab import COMPUTE, Code, NodeKind, NodeStatus, OpFlag, Severity, Status
 _FLOATING = ("float", "bfloat", "complex")
 
 
@@ -106,9 +104,7 @@ def _take(pool: list[tuple[TensorSpec, int]], spec: TensorSpec, used: set[int],
 
 
 def _is_inplace(rec) -> bool:
-    name = rec.name.rsplit(".", 1)[-1]
-    return bool(rec.call.attrs.get("inplace")) or name.startswith("__i") or (
-        name.endswith("_") and not name.endswith("__"))
+    return bool(rec.call.attrs.get("inplace")) or OpFlag.INPLACE in rec.call.flags
 
 
 class _Tracker:
@@ -165,7 +161,7 @@ class _Tracker:
                         sid = self.new(spec, upstream, (name, -1))
                     used.add(sid)
                     args.append((arg, spec, sid, self.slots[sid].grad))
-            grad = rec.name not in _DETACH and any(a[3] for a in args)
+            grad = OpFlag.DETACH not in rec.call.flags and any(a[3] for a in args)
             first = next((a[2] for a in args if a[2] is not None), None)
             view = rec.call.op == "view" or bool(rec.call.attrs.get("is_view")) or (
                 rec.call.op == "dropout" and (not rec.call.attrs.get("training")
@@ -220,7 +216,7 @@ def backward_pass(g: CostGraph, trainable: Collection[int]) -> BackwardPass:
             result.missing.append((step.node, call.op if known else step.rec.name, known))
             continue
         try:
-            back = backward_of(GradCall(call, needs, step.rec.name))
+            back = backward_of(GradCall(call, needs))
         except Exception as exc:  # noqa: BLE001 - a formula bug must not hide the rest
             result.missing.append((step.node, f"{call.op} (backward formula error: "
                                               f"{type(exc).__name__}: {exc})", True))

@@ -32,10 +32,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from ..core.graph import CostGraph
+from ..core.graph import CostGraph, Node
 from ..core.report import Diagnostic
 from ..core.tensors import format_shape
-from ..core.vocab import Code, NodeKind, Severity
+from ..core.vocab import Code, NodeKind, OpFlag, Severity
 from ..errors import EagerError, first_line
 from ..ops import META, lookup
 from .builder import GraphBuilder
@@ -46,10 +46,6 @@ NAME = "eager (meta tensors)"
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
-_DATA_DEPENDENT = {torch.nonzero, Tensor.nonzero, torch.argwhere, Tensor.argwhere,
-                   torch.masked_select, Tensor.masked_select, torch.unique, Tensor.unique,
-                   torch.unique_consecutive, Tensor.unique_consecutive, torch.bincount}
-_INDEXING = {Tensor.__getitem__, Tensor.__setitem__, Tensor.index_put, Tensor.index_put_}
 
 
 #: Library functions whose loop runs over tensor values, each with an equivalent of static shape
@@ -62,37 +58,13 @@ EQUIVALENTS = (
 )
 
 
-_MAYBE_DATA_DEPENDENT: dict[Any, bool] = {}
-
-
-def _maybe_data_dependent(func: Any) -> bool:
-    """Whether `_data_dependent` needs to look at this callable's arguments (cached per callable)."""
-    try:
-        return _MAYBE_DATA_DEPENDENT[func]
-    except KeyError:
-        found = _MAYBE_DATA_DEPENDENT[func] = (
-            func in _DATA_DEPENDENT or func in _INDEXING or func is torch.where
-            or getattr(func, "_qualified_op_name", None) == "torchvision::nms")
-        return found
-    except TypeError:  # an unhashable callable
-        return True
 
 
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
-    """Why the output size of this call depends on tensor values, or None."""
-    if not _maybe_data_dependent(func):
-        return None
-    if func in _DATA_DEPENDENT:
-        return f"{callable_name(func)} keeps a number of elements that depends on the data"
-    if func is torch.where and len(args) + len(kwargs) == 1:
-        return "torch.where(condition) keeps a number of elements that depends on the data"
-    if func in _INDEXING and len(args) > 1:
-        index = args[1] if isinstance(args[1], tuple) else (args[1],)
-        if any(isinstance(i, Tensor) and i.dtype in (torch.bool, torch.uint8) for i in index):
-            return "indexing with a boolean mask keeps a number of elements that depends on the data"
-    if getattr(func, "_qualified_op_name", None) == "torchvision::nms":
-        return "nms keeps a number of boxes that depends on the data"
-    return None
+    """Why the output size of this call depends on tensor values, or None (`ops` says which
+    callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
+    binding = lookup(func)
+    return None if binding.sizes is None else binding.sizes(binding, args, kwargs)
 
 
 def _to_meta(value: Any) -> Any:
@@ -147,15 +119,16 @@ class _EagerRecorder(_Recorder):
         """A few Python numbers made into a tensor, and arithmetic on such tensors only: run it
         for real on the CPU (tiny), so that code can read the values back (.item(), .tolist())."""
         out = func(*args, **kwargs)
-        rule = lookup(func)
+        binding = lookup(func)
+        rule = binding.rule
         if rule is None:
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(None, func, dict(enumerate(args), **kwargs), out))
+                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         bound = rule.bind(args, kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
         if isinstance(recorded, Tensor) or _tensors(recorded):
-            self.calls.append(self.recording.record(rule, func, bound, recorded))
+            self.calls.append(self.recording.record(binding, bound, recorded))
         return out
 
 
@@ -317,7 +290,10 @@ def capture(model: nn.Module, recording: Recording,
     return run.run(inputs), run.replaced
 
 
-_CAPS = ("Tensor.__getitem__", "torch.topk", "Tensor.topk", "torch.narrow", "Tensor.narrow")
+def _caps(node: Node) -> bool:
+    """A slice, narrow or top-k called outside a layer: it may cap a data-dependent size."""
+    return node.kind is not NodeKind.CALL_MODULE and any(
+        OpFlag.CAPS_SIZES in rec.call.flags for rec in node.calls)
 
 
 def diagnostics(g: CostGraph, replaced: dict[str, str]) -> list[Diagnostic]:
@@ -331,7 +307,7 @@ def diagnostics(g: CostGraph, replaced: dict[str, str]) -> list[Diagnostic]:
         if node.assumption:
             sources.setdefault((node.module, node.assumption), []).append(
                 (node.name, node.outputs[0].shape if node.outputs else ()))
-        elif node.data_dependent and node.target in _CAPS and node.inputs and \
+        elif node.data_dependent and _caps(node) and node.inputs and \
                 node.outputs and node.inputs[0].ndim and node.outputs[0].ndim:
             before, after = node.inputs[0].shape[0], node.outputs[0].shape[0]
             if after < before:

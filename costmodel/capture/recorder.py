@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.calls import OpCall, Recorded
-from ..ops import META, NAMES, Rule, lookup
+from ..ops import META, Binding, lookup
 from ..core.tensors import ITEMSIZE, TensorSpec
 from .meta import MetaModel, Weight  # noqa: F401 - Weight: the records a spec's role comes from
 
@@ -24,18 +24,7 @@ _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
 
 def callable_name(func: Any) -> str:
     """The name costmodel prints for a torch callable: 'F.conv2d', 'Tensor.add', 'torch.cat'."""
-    known = NAMES.get(func)
-    if known is not None:
-        return known
-    name = getattr(func, "__name__", None) or repr(func)
-    qualname = getattr(func, "__qualname__", "") or ""
-    if getattr(func, "__objclass__", None) is not None or qualname.startswith(("TensorBase.", "Tensor.")):
-        return "Tensor." + name
-    module = getattr(func, "__module__", None) or ""
-    if module.startswith("torch._C") or qualname.startswith("_VariableFunctionsClass"):
-        return "torch." + name
-    module = {"torch.nn.functional": "F", "_operator": "operator"}.get(module, module)
-    return f"{module}.{name}" if module else name
+    return lookup(func).name
 
 
 class _Recorder(TorchFunctionMode):
@@ -46,13 +35,14 @@ class _Recorder(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        if args and mutates(func):
+        binding = lookup(func)
+        if args and binding.mutates:
             self.recording.forget(args[0])
-        rule = lookup(func)
+        rule = binding.rule
         if rule is None:
             out = func(*args, **kwargs)
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(None, func, dict(enumerate(args), **kwargs), out))
+                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         if rule.create and kwargs.get("device") != META:
             kwargs = {**kwargs, "device": META}
@@ -62,25 +52,8 @@ class _Recorder(TorchFunctionMode):
             out = func(*args, **kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
         if _has_tensor(recorded):
-            self.calls.append(self.recording.record(rule, func, bound, recorded))
+            self.calls.append(self.recording.record(binding, bound, recorded))
         return out
-
-
-_MUTATES: dict[Any, bool] = {}
-
-
-def mutates(func: Any) -> bool:
-    """Whether `func` may change its first argument's metadata in place: `unsqueeze_`, `resize_`,
-    `set_`, an attribute setter (`x.data = y`). Cached per callable, like `ops.lookup`."""
-    try:
-        return _MUTATES[func]
-    except KeyError:
-        name = getattr(func, "__name__", "") or ""
-        found = _MUTATES[func] = name == "__set__" or (
-            name.endswith("_") and not name.endswith("__"))
-        return found
-    except TypeError:  # an unhashable callable
-        return True
 
 
 def _has_tensor(value: Any) -> bool:
@@ -162,7 +135,8 @@ class Recording:
     def forget(self, t: Any) -> None:
         self._specs.pop(id(t), None)
 
-    def record(self, rule: Rule | None, func: Any, bound: dict, out: Any) -> Recorded:
+    def record(self, binding: Binding, bound: dict, out: Any) -> Recorded:
+        rule = binding.rule
         tensors: dict[str, Any] = {}
         attrs: dict[str, Any] = {}
         params: list[tuple[int, int]] = []
@@ -183,11 +157,12 @@ class Recording:
         if rule is not None and rule.extra is not None:
             attrs.update(rule.extra(bound, out))
         outputs = (spec(out),) if isinstance(out, Tensor) else tuple(spec(t) for t in _tensors(out))
-        name = callable_name(func)
+        name = binding.name
         op = rule.op if rule is not None else name
         if op == "copy" and attrs.get("is_view"):
             op = "view"
-        return Recorded(OpCall(op, tensors, outputs, attrs), name, rule is not None, tuple(params))
+        return Recorded(OpCall(op, tensors, outputs, attrs, binding.flags), name, rule is not None,
+                        tuple(params))
 
     def _param(self, t: Tensor, params: list) -> None:
         weight = self.weights.get(id(t))

@@ -5,16 +5,20 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
 from .tensors import TensorSpec
+from .vocab import OpFlag
 
 
 @dataclass(frozen=True)
 class OpCall:
-    """One call of an op: its tensors by argument name, its outputs, and its other arguments."""
+    """One call of an op: its tensors by argument name, its outputs, its other arguments, and
+    the facts the capture knows about the torch callable (`OpFlag`s: in place, detach, how a
+    copy's gradient flows), copied from its binding in `ops/`."""
 
     op: str
     tensors: Mapping[str, Any] = field(default_factory=dict)   # name -> TensorSpec | tuple | None
     outputs: tuple[TensorSpec, ...] = ()
     attrs: Mapping[str, Any] = field(default_factory=dict)
+    flags: frozenset[OpFlag] = frozenset()
 
     def t(self, name: str) -> TensorSpec | None:
         value = self.tensors.get(name)

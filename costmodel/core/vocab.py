@@ -5,7 +5,7 @@ JSON, and cannot drift between the engine, the report and the renderers.
 """
 from __future__ import annotations
 
-from enum import Enum
+from enum import Enum, unique
 
 
 class StrEnum(str, Enum):
@@ -139,3 +139,18 @@ class Bound(StrEnum):
     COMPUTE = "compute"
     MEMORY = "memory"
     OVERHEAD = "overhead"
+
+
+@unique
+class OpFlag(StrEnum):
+    """Facts about a torch callable that travel with its recorded call (`OpCall.flags`): ops/
+    sets them once per callable, pure code (formulas, analysis) reads them."""
+
+    INPLACE = "inplace"            # writes its first argument: `relu_`, `__iadd__`, `copy_`
+    MUTATES = "mutates"            # may change its first argument's metadata: `unsqueeze_`, `x.data = y`
+    DETACH = "detach"              # its output needs no gradient, whatever its input
+    SUM_BACK = "sum back"          # a copy whose backward sums gy over copies: expand, repeat
+    SCATTER_ADD = "scatter-add"    # a copy whose backward scatter-adds gy: gather, index, getitem
+    PASS_ON = "pass on"            # a copy whose backward hands gy on as views: cat, reshape, clone
+    CAPS_SIZES = "caps sizes"      # can cap a data-dependent size: a slice, narrow, top-k
+    DATA_DEPENDENT = "data-dependent"  # its output size may depend on tensor values (nonzero, nms)

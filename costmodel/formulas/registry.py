@@ -11,7 +11,8 @@ Conventions (the README has the full table):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import contextlib
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..core.calls import OpCall
@@ -28,22 +29,34 @@ class Entry:
     name: str
     formula: Formula
     categorize: Categorize
+    category: Category | None = None    # the category, when it does not depend on the call
 
 
 FORMULAS: dict[str, Entry] = {}
 
 
+def _check_names(kind: str, names: tuple, table: Mapping[str, Any]) -> None:
+    """Op names are non-empty strs, each registered once (checked before anything registers)."""
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{kind} names must be non-empty strs, not {name!r}")
+        if name in table:
+            raise KeyError(f"{kind} {name!r} registered twice")
+
+
 def formula(*names: str, category: Category | Categorize) -> Callable[[Formula], Formula]:
     """Register `fn` as the formula of each op in `names`. Duplicate names are a bug: refuse them."""
-    categorize = category if callable(category) else (lambda call, _c=category: _c)
+    static = category if isinstance(category, Category) else None
+    categorize = category if static is None else (lambda call, _c=static: _c)
 
     def register(fn: Formula) -> Formula:
         for name in names:  # check every name first: a refused registration registers nothing
             if name in FORMULAS:
                 raise KeyError(f"formula {name!r} registered twice "
                                f"({FORMULAS[name].formula.__qualname__} and {fn.__qualname__})")
+        _check_names("formula", names, FORMULAS)
         for name in names:
-            FORMULAS[name] = Entry(name, fn, categorize)
+            FORMULAS[name] = Entry(name, fn, categorize, static)
         return fn
 
     return register
@@ -110,7 +123,6 @@ class GradCall:
 
     call: OpCall
     needs: frozenset[str]        # tensor arguments that need a gradient ("tensors.1" in a tuple)
-    target: str = ""             # the torch callable ("Tensor.expand"), for data-movement rules
 
     def wants(self, name: str) -> bool:
         return name in self.needs or any(n.startswith(name + ".") for n in self.needs)
@@ -148,13 +160,10 @@ class Backward:
 BackwardFormula = Callable[[GradCall], Backward]
 BACKWARD: dict[str, BackwardFormula] = {}
 
-#: Ops with a forward formula and, so far, no backward rule. In train mode they make the totals
-#: partial with a CM010 diagnostic. Both are composites of ops that have rules; decomposing them
-#: is the fix.
-NO_BACKWARD = {
-    "local_response_norm": "a composite (pow, avg_pool, div) costmodel records as one call",
-    "lp_pool": "a composite (pow, avg_pool, sign, relu) costmodel records as one call",
-}
+#: Ops with a forward formula and, so far, no backward rule, each with its reason (registered by
+#: `no_backward()` in `backward/<family>.py`). In train mode they make the totals partial with a
+#: CM010 diagnostic.
+NO_BACKWARD: dict[str, str] = {}
 
 
 def backward(*names: str) -> Callable[[BackwardFormula], BackwardFormula]:
@@ -164,10 +173,21 @@ def backward(*names: str) -> Callable[[BackwardFormula], BackwardFormula]:
             if name in BACKWARD:
                 raise KeyError(f"backward formula {name!r} registered twice "
                                f"({BACKWARD[name].__qualname__} and {fn.__qualname__})")
+        _check_names("backward formula", names, BACKWARD)
+        _check_names("backward formula", names, NO_BACKWARD)
         for name in names:
             BACKWARD[name] = fn
         return fn
     return register
+
+
+def no_backward(name: str, reason: str) -> None:
+    """Say that op `name` has, so far, no backward rule, and why (an explicit "ignored" entry)."""
+    _check_names("backward formula", (name,), BACKWARD)
+    _check_names("no-backward entry", (name,), NO_BACKWARD)
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValueError(f"no_backward({name!r}) needs a reason")
+    NO_BACKWARD[name] = reason
 
 
 def backward_of(grad: GradCall) -> Backward:
@@ -219,3 +239,60 @@ def tensor_args(call: OpCall) -> list[tuple[str, TensorSpec]]:
     return found
 
 
+
+
+# ---- coverage ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CoverageRow:
+    """One op of the coverage table (docs render it; tests check it)."""
+
+    op: str
+    family: str                 # the file name in ops/, formulas/forward/, formulas/backward/
+    category: str               # "varies" when the formula decides per call (conv: depthwise...)
+    callables: int              # torch callables (and custom operators) bound to the op
+    backward: bool              # has a backward rule (else its NO_BACKWARD reason says why)
+    no_backward: str = ""
+
+
+def coverage(bound: Mapping[str, int]) -> list[CoverageRow]:
+    """One row per forward formula, sorted by family and op. `bound`: op -> number of callables
+    bound to it (`costmodel.ops.bound_ops()`; formulas cannot import torch)."""
+    rows = [CoverageRow(name, entry.formula.__module__.rsplit(".", 1)[-1],
+                        str(entry.category) if entry.category is not None else "varies",
+                        bound.get(name, 0), name in BACKWARD, NO_BACKWARD.get(name, ""))
+            for name, entry in FORMULAS.items()]
+    return sorted(rows, key=lambda r: (r.family, r.op))
+
+
+def coverage_problems(bound: Iterable[str], formulas: Iterable[str] = (),
+                      backward: Iterable[str] = (), no_backward: Mapping[str, str] | None = None
+                      ) -> list[str]:
+    """What breaks the one-home-per-op rule, as sentences (empty: none). Defaults: the real
+    registries; pass doctored copies to test the check itself."""
+    bound, formulas = set(bound), set(formulas or FORMULAS)
+    backward = set(backward or BACKWARD)
+    no_backward = NO_BACKWARD if no_backward is None else no_backward
+    problems = [f"{op}: bound, but has no forward formula" for op in sorted(bound - formulas)]
+    problems += [f"{op}: a forward formula that no torch callable is bound to"
+                 for op in sorted(formulas - bound)]
+    problems += [f"{op}: neither a backward rule nor a NO_BACKWARD entry with its reason"
+                 for op in sorted(formulas - backward - set(no_backward))]
+    problems += [f"{op}: a backward rule and a NO_BACKWARD entry" for op in sorted(backward & set(no_backward))]
+    problems += [f"{op}: a backward rule with no forward formula" for op in sorted(backward - formulas)]
+    problems += [f"{op}: a NO_BACKWARD entry with an empty reason"
+                 for op, why in sorted(no_backward.items()) if not why.strip()]
+    return problems
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[None]:
+    """Formulas, backward rules and NO_BACKWARD entries registered inside the block are dropped
+    when it ends (tests, the recipe in `costmodel.formulas`)."""
+    saved = dict(FORMULAS), dict(BACKWARD), dict(NO_BACKWARD)
+    try:
+        yield
+    finally:
+        for table, before in zip((FORMULAS, BACKWARD, NO_BACKWARD), saved):
+            table.clear()
+            table.update(before)

@@ -10,7 +10,8 @@ from .shape_rules import META
 bind_op("nms", "torchvision::nms", ("boxes", "scores", "iou_threshold"),
         # data-dependent: how many boxes survive depends on the scores; the static upper bound
         # is every box, which the eager capture assumes and reports (CM009)
-        shape=lambda b: torch.empty((b["boxes"].shape[0],), dtype=torch.int64, device=META))
+        shape=lambda b: torch.empty((b["boxes"].shape[0],), dtype=torch.int64, device=META),
+        sizes=lambda b, args, kwargs: "nms keeps a number of boxes that depends on the data")
 bind_op("roi_align", "torchvision::roi_align",
         ("input", "rois", "spatial_scale", "pooled_height", "pooled_width", "sampling_ratio",
          "aligned"))

@@ -6,7 +6,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .registry import bind
+from ..core.vocab import OpFlag
+from .registry import Binding, bind, note
 from .shape_rules import _cat, _embedding
 
 def _base(t: Tensor) -> Tensor:
@@ -33,35 +34,65 @@ bind("embedding", "F.embedding", ("input", "weight", "padding_idx", "max_norm", 
                                   "scale_grad_by_freq", "sparse"), shape=_embedding)
 
 MOVE = ("input", "*args")
-bind("view", "Tensor.detach Tensor.detach_ torch.detach Tensor.requires_grad_ Tensor.__get__",
-     MOVE, extra=_always_view)
+DETACH, SUM_BACK, SCATTER_ADD, PASS_ON, CAPS = (OpFlag.DETACH, OpFlag.SUM_BACK, OpFlag.SCATTER_ADD,
+                                                OpFlag.PASS_ON, OpFlag.CAPS_SIZES)
+
+
+def _keeps_data(b: Binding, args: tuple, kwargs: dict) -> str:
+    return f"{b.name} keeps a number of elements that depends on the data"
+
+
+def _mask_index(b: Binding, args: tuple, kwargs: dict) -> str | None:
+    """x[mask], x[mask] = v: a boolean (or uint8) index keeps a data-dependent number of elements."""
+    if len(args) > 1:
+        index = args[1] if isinstance(args[1], tuple) else (args[1],)
+        if any(isinstance(i, Tensor) and i.dtype in (torch.bool, torch.uint8) for i in index):
+            return "indexing with a boolean mask keeps a number of elements that depends on the data"
+    return None
+
+
+bind("view", "Tensor.detach Tensor.detach_ torch.detach", MOVE, extra=_always_view, flags=(DETACH,))
+bind("view", "Tensor.requires_grad_ Tensor.__get__", MOVE, extra=_always_view)
+# copies whose backward hands gy on as it is, or as views of it
 bind("copy", "Tensor.view Tensor.view_as Tensor.reshape Tensor.reshape_as torch.reshape "
-     "Tensor.flatten torch.flatten Tensor.unflatten torch.unflatten Tensor.permute torch.permute "
+     "Tensor.flatten torch.flatten Tensor.unflatten torch.unflatten Tensor.contiguous "
+     "Tensor.clone torch.clone", MOVE, extra=_view_extra, flags=(PASS_ON,))
+# copies whose backward sums gy over the repeated or broadcast copies
+bind("copy", "Tensor.expand Tensor.expand_as torch.broadcast_to Tensor.broadcast_to "
+     "torch.broadcast_tensors Tensor.repeat Tensor.tile torch.tile Tensor.repeat_interleave "
+     "torch.repeat_interleave", MOVE, extra=_view_extra, flags=(SUM_BACK,))
+# copies whose backward scatter-adds gy into the input's gradient
+bind("copy", "torch.take Tensor.take F.unfold", MOVE, extra=_view_extra, flags=(SCATTER_ADD,))
+bind("copy", "torch.masked_select Tensor.masked_select", MOVE, extra=_view_extra,
+     flags=(SCATTER_ADD,), sizes=_keeps_data)
+bind("copy", "Tensor.__getitem__", MOVE, extra=_view_extra, flags=(SCATTER_ADD, CAPS),
+     sizes=_mask_index)
+bind("copy", "Tensor.narrow torch.narrow", MOVE, extra=_view_extra, flags=(CAPS,))
+bind("copy", "Tensor.index_put_ Tensor.index_put", MOVE, extra=_view_extra, sizes=_mask_index)
+# any other copy: its backward is the inverse copy
+bind("copy", "Tensor.permute torch.permute "
      "Tensor.transpose torch.transpose Tensor.t torch.t Tensor.T Tensor.mT Tensor.squeeze "
-     "torch.squeeze Tensor.unsqueeze torch.unsqueeze Tensor.expand Tensor.expand_as "
-     "torch.broadcast_to Tensor.broadcast_to Tensor.narrow torch.narrow Tensor.select torch.select "
+     "torch.squeeze Tensor.unsqueeze torch.unsqueeze Tensor.select torch.select "
      "Tensor.unbind torch.unbind Tensor.split torch.split Tensor.split_with_sizes Tensor.chunk "
-     "torch.chunk Tensor.tensor_split torch.tensor_split Tensor.__getitem__ Tensor.movedim "
+     "torch.chunk Tensor.tensor_split torch.tensor_split Tensor.movedim "
      "torch.movedim Tensor.moveaxis torch.moveaxis Tensor.swapaxes torch.swapaxes Tensor.swapdims "
-     "Tensor.diagonal torch.diagonal Tensor.as_strided Tensor.unfold Tensor.contiguous "
-     "Tensor.clone torch.clone Tensor.repeat Tensor.tile torch.tile Tensor.repeat_interleave "
-     "torch.repeat_interleave Tensor.roll torch.roll Tensor.flip torch.flip torch.fliplr "
+     "Tensor.diagonal torch.diagonal Tensor.as_strided Tensor.unfold "
+     "Tensor.roll torch.roll Tensor.flip torch.flip torch.fliplr "
      "torch.flipud torch.rot90 Tensor.to Tensor.type Tensor.type_as Tensor.float Tensor.half "
      "Tensor.double Tensor.bfloat16 Tensor.int Tensor.long Tensor.bool Tensor.cpu "
-     "torch.broadcast_tensors torch.meshgrid torch.atleast_1d torch.atleast_2d torch.atleast_3d "
+     "torch.meshgrid torch.atleast_1d torch.atleast_2d torch.atleast_3d "
      "torch.channel_shuffle torch.native_channel_shuffle F.channel_shuffle F.pixel_shuffle "
      "F.pixel_unshuffle torch.pixel_shuffle torch.pixel_unshuffle F.pad torch.constant_pad_nd "
-     "F.unfold F.fold torch.masked_select Tensor.masked_select torch.take Tensor.take "
-     "Tensor.copy_ Tensor.fill_ Tensor.zero_ Tensor.index_put_ Tensor.index_put",
+     "F.fold Tensor.copy_ Tensor.fill_ Tensor.zero_",
      MOVE, extra=_view_extra)
 bind("copy", "torch.cat torch.concat torch.concatenate", ("tensors", "dim"), shape=_cat,
-     extra=_view_extra)
+     extra=_view_extra, flags=(PASS_ON,))
 bind("copy", "torch.stack torch.hstack torch.vstack torch.dstack", ("tensors", "dim"),
-     extra=_view_extra)
+     extra=_view_extra, flags=(PASS_ON,))
 bind("copy", "torch.gather Tensor.gather torch.take_along_dim Tensor.take_along_dim",
-     ("input", "dim", "index"), extra=_view_extra)
+     ("input", "dim", "index"), extra=_view_extra, flags=(SCATTER_ADD,))
 bind("copy", "torch.index_select Tensor.index_select", ("input", "dim", "index"),
-     extra=_view_extra)
+     extra=_view_extra, flags=(SCATTER_ADD,))
 bind("copy", "torch.scatter Tensor.scatter Tensor.scatter_ torch.scatter_add Tensor.scatter_add "
      "Tensor.scatter_add_ Tensor.index_add Tensor.index_add_ Tensor.index_copy "
      "Tensor.index_copy_", ("input", "dim", "index", "src"), extra=_view_extra)
@@ -76,4 +107,9 @@ bind("create", "torch.zeros_like torch.ones_like torch.full_like torch.empty_lik
 
 # x[index] = value writes into a region of x and returns None: record the region as the output.
 bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
-     result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False})
+     result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False},
+     sizes=_mask_index)
+
+# Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported).
+note("torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere torch.unique Tensor.unique "
+     "torch.unique_consecutive Tensor.unique_consecutive torch.bincount", sizes=_keeps_data)

@@ -1,7 +1,8 @@
 """Bindings of element-wise ops, activations, softmax, reductions and dropout."""
 from __future__ import annotations
 
-from .registry import bind
+from ..core.vocab import OpFlag
+from .registry import Binding, bind
 from .shape_rules import _binary, _compare, _first, _mean_sum, _same
 
 UNARY = ("input", "inplace")
@@ -11,6 +12,10 @@ for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu
 bind("relu", "torch.relu Tensor.relu", ("input",), shape=_same)
 bind("relu", "torch.relu_ Tensor.relu_ F.relu_", ("input",), shape=_first, inplace=True)
 bind("leaky_relu", "F.leaky_relu", ("input", "negative_slope", "inplace"), shape=_same)
+bind("rrelu", "F.rrelu", ("input", "lower", "upper", "training", "inplace"), shape=_same)
+bind("rrelu", "torch.rrelu", ("input", "lower", "upper", "training", "generator"), shape=_same)
+bind("rrelu", "torch.rrelu_ F.rrelu_", ("input", "lower", "upper", "training", "generator"),
+     shape=_first, inplace=True)
 bind("hardtanh", "F.hardtanh", ("input", "min_val", "max_val", "inplace"), shape=_same)
 bind("gelu", "F.gelu", ("input", "approximate"), shape=_same)
 bind("softplus", "F.softplus", ("input", "beta", "threshold"), shape=_same)
@@ -53,16 +58,27 @@ for _name in ("neg", "abs", "reciprocal", "sqrt", "rsqrt", "square", "exp", "exp
               "asinh", "acosh", "atanh", "erf", "erfc", "erfinv", "sign", "sgn", "floor", "ceil",
               "round", "trunc", "frac", "logical_not", "bitwise_not", "isnan", "isinf", "isfinite",
               "nan_to_num", "logit"):
-    bind(_name, f"torch.{_name} Tensor.{_name} torch.special.{_name}", ("input",))
+    method = "" if _name in ("neg", "abs") else f"Tensor.{_name}"   # below, with __neg__, __abs__
+    bind(_name, f"torch.{_name} {method} torch.special.{_name}", ("input",))
     bind(_name, f"Tensor.{_name}_ torch.{_name}_", ("input",), shape=_first, inplace=True)
-bind("neg", "Tensor.__neg__", ("input",), shape=_same)
-bind("abs", "Tensor.__abs__", ("input",), shape=_same)
+bind("neg", "Tensor.neg Tensor.__neg__", ("input",), shape=_same)
+bind("abs", "Tensor.abs Tensor.__abs__", ("input",), shape=_same)
 bind("bitwise_not", "Tensor.__invert__", ("input",))
 bind("clamp", "torch.clamp Tensor.clamp torch.clip Tensor.clip", ("input", "min", "max"),
      shape=_same)
 bind("clamp", "torch.clamp_ Tensor.clamp_ Tensor.clip_", ("input", "min", "max"), shape=_first,
      inplace=True)
-bind("where", "torch.where Tensor.where", ("condition", "input", "other"))
+
+
+def _where_sizes(b: Binding, args: tuple, kwargs: dict) -> str | None:
+    """torch.where(condition), with one argument, is nonzero: its size depends on the data."""
+    if len(args) + len(kwargs) == 1:
+        return "torch.where(condition) keeps a number of elements that depends on the data"
+    return None
+
+
+bind("where", "torch.where", ("condition", "input", "other"), sizes=_where_sizes)
+bind("where", "Tensor.where", ("condition", "input", "other"))
 bind("masked_fill", "torch.masked_fill Tensor.masked_fill", ("input", "mask", "value"))
 bind("masked_fill", "Tensor.masked_fill_", ("input", "mask", "value"), shape=_first, inplace=True)
 bind("lerp", "torch.lerp Tensor.lerp", ("input", "end", "weight"))
@@ -76,7 +92,8 @@ for _name in ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "ar
               "cumsum", "cumprod", "logsumexp", "count_nonzero", "nansum", "nanmean", "median",
               "topk", "sort", "argsort", "var", "std", "var_mean", "std_mean", "norm"):
     bind(_name, f"torch.{_name} Tensor.{_name}", REDUCE,
-         shape=_mean_sum if _name in ("sum", "mean") else None)
+         shape=_mean_sum if _name in ("sum", "mean") else None,
+         flags=(OpFlag.CAPS_SIZES,) if _name == "topk" else ())   # a top-k can cap a size
 bind("norm", "torch.linalg.vector_norm torch.linalg.norm", REDUCE)
 
 DROPOUT = ("input", "p", "training", "inplace")

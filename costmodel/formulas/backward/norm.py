@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ...core.tensors import TensorSpec
-from ..registry import Backward, GradCall, Kernels, backward, grad_out
+from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
 
 # ---- normalisation --------------------------------------------------------------------------
@@ -77,3 +77,7 @@ def normalize(grad: GradCall) -> Backward:
     call, gy = grad.call, grad_out(grad.call)
     return Kernels().add(flops=5 * gy.numel, reads=(gy, call.t("input"), call.out),
                          writes=(call.t("input"),)).done("input", "out")
+
+
+# A composite of ops that have rules; decomposing it is the fix.
+no_backward("local_response_norm", "a composite (pow, avg_pool, div) costmodel records as one call")

@@ -5,7 +5,7 @@ import math
 
 from ...core.tensors import TensorSpec
 from ..forward.pool import INTERPOLATE_FLOPS, _tuple, adaptive_window_total
-from ..registry import Backward, GradCall, Kernels, backward, grad_out
+from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
 
 # ---- pooling and resampling -----------------------------------------------------------------
@@ -55,3 +55,7 @@ def interpolate(grad: GradCall) -> Backward:
         return adaptive_avg_pool(grad)
     return Kernels().add(flops=gy.numel * (INTERPOLATE_FLOPS[mode] + 1), reads=(gy,),
                          writes=(call.t("input"),)).done()
+
+
+# A composite of ops that have rules; decomposing it is the fix.
+no_backward("lp_pool", "a composite (pow, avg_pool, sign, relu) costmodel records as one call")
