@@ -46,3 +46,28 @@ def test_every_call_form_is_costed(request, fn, madds):
     oracle = counter.get_total_flops() // 2
     if "mv" not in request.node.callspec.id:      # FlopCounterMode counts no mv / addmv
         assert oracle == madds
+
+
+class VarArgs(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(10, 3)
+
+    def forward(self, *args):
+        x, scale = args
+        return self.fc(x) * scale
+
+
+def test_a_varargs_forward_receives_its_inputs_and_a_0d_input_is_an_empty_shape():
+    report = costmodel.analyze(VarArgs(), "4x10", ())
+    assert report.totals.madds == 4 * 10 * 3
+    assert [(i.name, i.shape) for i in report.inputs] == [("args_0", (4, 10)), ("args_1", ())]
+    assert report.totals.flops == 2 * 4 * 10 * 3 + 4 * 3 + 4 * 3     # matmul, bias, the scaling
+
+
+@pytest.mark.parametrize("wrap", [torch.nn.DataParallel, torch.compile])
+def test_wrappers_are_analysed_as_the_model_they_run(wrap):
+    model = torch.nn.Sequential(torch.nn.Linear(10, 20), torch.nn.ReLU(), torch.nn.Linear(20, 3))
+    report = costmodel.analyze(wrap(model), "2x10")
+    assert report.totals.madds == 2 * (10 * 20 + 20 * 3)
+    assert [layer.name for layer in report.layers if layer.madds] == ["0", "2"]
