@@ -51,6 +51,7 @@ def main() -> None:
 
     import torch
     import transformers
+
     import costmodel
 
     cfg = llama_70b_config(args.layers)

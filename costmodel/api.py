@@ -11,8 +11,8 @@ from torch import nn
 from .analysis.annotate import annotate
 from .analysis.context import AnalysisContext
 from .capture import eager
+from .capture import fx as _fx  # analyze()'s `capture` argument shadows a module named capture
 from .capture import inputs as _inputs
-from .capture import fx as _fx   # analyze()'s `capture` argument shadows a module named capture
 from .capture.recorder import Recording
 from .core.cost import total
 from .core.graph import CostGraph

@@ -13,9 +13,9 @@ from fractions import Fraction
 import pytest
 
 from costmodel.core.cost import Cost
-from costmodel.formulas import FORMULAS, OpCall, cost_of, formula
 from costmodel.core.tensors import TensorSpec, spec
 from costmodel.core.vocab import CONTRACTION, Category
+from costmodel.formulas import FORMULAS, OpCall, cost_of, formula
 
 
 def param(*shape: int) -> TensorSpec:

@@ -34,11 +34,11 @@ from typing import Collection, Iterator
 
 from ..core.cost import ZERO, Cost, total
 from ..core.graph import CostGraph, Node
-from ..formulas import FORMULAS
-from ..formulas import BACKWARD, NO_BACKWARD, GradCall, backward_of
 from ..core.report import Diagnostic, Report, Totals, TrainTotals
 from ..core.tensors import TensorSpec
 from ..core.vocab import COMPUTE, Code, NodeKind, NodeStatus, OpFlag, Severity, Status
+from ..formulas import BACKWARD, FORMULAS, NO_BACKWARD, GradCall, backward_of
+
 _FLOATING = ("float", "bfloat", "complex")
 
 

@@ -27,7 +27,6 @@ from ..errors import CaptureError, ShapeError, first_line
 from .builder import GraphBuilder
 from .recorder import Recording, _new_tensors, _Recorder, _tensors, callable_name
 
-
 _UNPACK: dict[Any, tuple[list[int], list[tuple[str, Any]]]] = {}  # code -> offsets, (op, arg)
 
 

@@ -40,11 +40,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import parse_increase, parse_percent, parse_quantity
 from ..core.cost import METRIC_LABELS
 from ..core.vocab import Mode
 from ..errors import BudgetError, ConfigError, first_line
-
+from .budget import parse_increase, parse_percent, parse_quantity
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
 MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",

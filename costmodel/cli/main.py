@@ -155,8 +155,8 @@ def _write(text: str, output: str | None) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .gate import analyze_spec
     from ..render import formats
+    from .gate import analyze_spec
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -190,11 +190,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from . import gate as check
+    from ..core.tensors import canonical_dtype
     from . import config
+    from . import gate as check
     from .budget import parse_increase, parse_quantity
     from .gate import split_inputs
-    from ..core.tensors import canonical_dtype
 
     limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
               if getattr(args, f"max_{m}") is not None}
@@ -237,8 +237,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from .gate import analyze_spec, read_report
     from .diff import compare, render
+    from .gate import analyze_spec, read_report
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")

@@ -59,8 +59,21 @@ The same steps, run in scratch registries that are dropped at the end of the blo
 False
 '''
 from . import backward, forward  # noqa: F401  (fill the registries)
-from .registry import (BACKWARD, FORMULAS, NO_BACKWARD, Backward, CoverageRow, GradCall, OpCall,
-                       backward_of, cost_of, coverage, coverage_problems, formula, no_backward)
+from .registry import (
+    BACKWARD,
+    FORMULAS,
+    NO_BACKWARD,
+    Backward,
+    CoverageRow,
+    GradCall,
+    OpCall,
+    backward_of,
+    cost_of,
+    coverage,
+    coverage_problems,
+    formula,
+    no_backward,
+)
 
 __all__ = ["BACKWARD", "FORMULAS", "NO_BACKWARD", "Backward", "CoverageRow", "GradCall", "OpCall",
            "backward_of", "cost_of", "coverage", "coverage_problems", "formula", "no_backward"]

@@ -10,6 +10,7 @@ from ..core.vocab import OpFlag
 from .registry import Binding, bind, note
 from .shape_rules import _cat, _embedding
 
+
 def _base(t: Tensor) -> Tensor:
     return t._base if t._base is not None else t
 

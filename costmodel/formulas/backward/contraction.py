@@ -7,7 +7,6 @@ from ...core.tensors import TensorSpec
 from ..forward.contraction import _attention_batch, einsum_cost, matmul_madds
 from ..registry import Backward, GradCall, Kernels, backward, grad_out
 
-
 # ---- contractions ---------------------------------------------------------------------------
 
 def _weighted(grad: GradCall, madds: int, x: str, w: str, b: str | None) -> Backward:

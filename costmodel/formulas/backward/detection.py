@@ -4,7 +4,6 @@ from __future__ import annotations
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, tensor_args
 from .pointwise import zero_gradient
 
-
 # ---- detection ------------------------------------------------------------------------------
 
 backward("nms")(zero_gradient)   # kept-box indices: integers, never differentiated

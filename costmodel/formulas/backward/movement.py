@@ -6,7 +6,6 @@ from ...core.tensors import TensorSpec
 from ...core.vocab import OpFlag
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, tensor_args
 
-
 # ---- data movement and embedding ------------------------------------------------------------
 
 @backward("view", "copy")

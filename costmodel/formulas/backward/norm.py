@@ -6,7 +6,6 @@ import math
 from ...core.tensors import TensorSpec
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
-
 # ---- normalisation --------------------------------------------------------------------------
 
 def _norm_backward(grad: GradCall, groups: int, training: bool, prep: int = 2) -> Backward:
