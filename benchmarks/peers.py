@@ -170,8 +170,8 @@ class Built:
 
 def build(name: str, speed_models: tuple[str, ...]) -> Built:
     import torch
-    from torch import nn
     import torch.nn.functional as F
+    from torch import nn
 
     torch.manual_seed(0)
     speed = name in speed_models
@@ -302,6 +302,7 @@ class ToolFailed(RuntimeError):
 
 def runner(tool: str, model, x, spec: str, log_path: str, no_grad: bool = False) -> Callable[[], dict]:
     import contextlib
+
     import torch
 
     def grad_mode():
@@ -457,7 +458,7 @@ def child(tool: str, built: Built, workload: str, args, out_path: str, log_path:
             call = runner(tool, built.model, x, spec, log_path, args.no_grad)
         except ImportError as e:
             result = {"state": "not installed", "error": one_line(e)}
-            raise SystemExit
+            raise SystemExit from None
         deadline = time.perf_counter() + args.timeout * 0.8
         resettable = reset_hwm()
         rss0 = read_status("VmRSS")
@@ -555,6 +556,7 @@ def worker(args) -> None:
     """Builds each model in turn and forks one child per (tool, workload)."""
     import ctypes
     import gc
+
     import torch
     torch.set_num_threads(1)     # the parent never starts an OpenMP pool, so forking stays safe
     import warnings
@@ -598,8 +600,10 @@ def worker(args) -> None:
 
 def scale_worker(args) -> None:
     import gc
+
     import torch
     from torch import nn
+
     import costmodel
     torch.set_num_threads(1)
     n = args.scale
@@ -656,12 +660,12 @@ def stream_workers(names: list[str], passthrough: list[str], stall: float):
         lines: queue.Queue = queue.Queue()
         err_tail: list[str] = []
 
-        def pump_out(stream):
+        def pump_out(stream, lines=lines):     # this worker's queue, not the next one's
             for line in stream:
                 lines.put(line)
             lines.put(None)           # end of stream: the worker has exited
 
-        def pump_err(stream):
+        def pump_err(stream, err_tail=err_tail):
             for line in stream:
                 err_tail.append(line)
                 del err_tail[:-20]
@@ -1038,7 +1042,7 @@ def summary_tables(data: dict) -> tuple[list[str], list[str]]:
                    f"{pct(v['median_abs_err'])} | {worst} | {len(v['over'])} / "
                    f"{len(v['under_silent'])} | {params} | {'; '.join(wrong) or 'none'} |")
 
-        def w(key):
+        def w(key, v=v):
             d = v[key]
             if d["median_s"] is None:
                 return "–"
@@ -1051,7 +1055,7 @@ def summary_tables(data: dict) -> tuple[list[str], list[str]]:
 
 
 def render(data: dict) -> str:
-    meta, s = data["meta"], data["summary"]
+    meta = data["meta"]
     tools = meta["tools"]
     by = {(r["model"], r["tool"], r["workload"]): r for r in data["results"]}
     models = data["models"]

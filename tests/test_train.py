@@ -23,9 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import costmodel
 from costmodel.core.cost import Cost
+from costmodel.core.tensors import spec
 from costmodel.formulas import FORMULAS, OpCall
 from costmodel.formulas.registry import BACKWARD, NO_BACKWARD, GradCall, backward, backward_of
-from costmodel.core.tensors import spec
 
 
 def param(*shape: int):
@@ -85,14 +85,14 @@ def test_linear_matmul_and_addmm_backward():
 
 
 def test_sdpa_backward_recomputes_scores_and_keeps_logsumexp():
-    b, h, l, s, e = 2, 4, 16, 12, 8
-    call = OpCall("sdpa", {"query": spec(b, h, l, e), "key": spec(b, h, s, e),
-                           "value": spec(b, h, s, e)}, (spec(b, h, l, e),), {})
-    scores = b * h * l * s
+    b, h, n, s, e = 2, 4, 16, 12, 8
+    call = OpCall("sdpa", {"query": spec(b, h, n, e), "key": spec(b, h, s, e),
+                           "value": spec(b, h, s, e)}, (spec(b, h, n, e),), {})
+    scores = b * h * n * s
     full = backward_of(GradCall(call, frozenset({"query", "key", "value"})))
     # recompute q k^T, gV, gP, gQ, gK
     assert full.cost.madds == scores * e + scores * e + scores * e + scores * e + scores * e
-    assert full.extra_bytes == 4 * b * h * l
+    assert full.extra_bytes == 4 * b * h * n
     assert set(full.saved) >= {"query", "key", "value", "out"}
     only_v = bwd(call, "value")                       # no gP, gQ, gK
     assert only_v.madds == scores * e + scores * e
@@ -219,8 +219,12 @@ def test_training_semantics_in_the_forward():
     n = 2 * 8 * 4 * 4
     ev = costmodel.analyze(model, "2x3x4x4")
     tr = costmodel.analyze(model, "2x3x4x4", mode="train")
-    bn = lambda r: next(layer for layer in r.layers if layer.op == "batch_norm")
-    drop = lambda r: next(layer for layer in r.layers if layer.op == "dropout")
+    def bn(r):
+        return next(layer for layer in r.layers if layer.op == "batch_norm")
+
+    def drop(r):
+        return next(layer for layer in r.layers if layer.op == "dropout")
+
     assert bn(ev).forward.flops == 2 * n
     assert bn(tr).forward.flops >= 7 * n              # batch statistics: 3 + 2 + 2 per element
     assert drop(ev).forward.flops == 0 and drop(tr).forward.flops == n
@@ -333,10 +337,10 @@ class SDPABlock(nn.Module):
         self.ln, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
 
     def forward(self, x):
-        b, l, d = x.shape
-        q, k, v = self.qkv(self.ln(x)).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.ln(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return x + self.out(y.transpose(1, 2).reshape(b, l, d))
+        return x + self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
 class SelfAttention(nn.Module):

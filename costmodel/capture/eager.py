@@ -245,8 +245,9 @@ class EagerCapture:
                 if module is not None and hasattr(module, equivalent):
                     original = getattr(module, name)
                     saved.append((module, name, original))
+                    replacement = getattr(module, equivalent)
 
-                    def swapped(*args, _fn=getattr(module, equivalent), _why=why, **kwargs):
+                    def swapped(*args, _fn=replacement, _why=why, **kwargs):
                         self.replaced.setdefault(_why, self.stack[-1])
                         return _fn(*args, **kwargs)
 

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from ...core.cost import Cost
 from ..forward.pointwise import ACTIVATIONS, ELEMENTWISE
-from ..registry import BACKWARD, Backward, BackwardFormula, GradCall, Kernels, backward, grad_out, tensor_args
-
+from ..registry import (
+    BACKWARD,
+    Backward,
+    BackwardFormula,
+    GradCall,
+    Kernels,
+    backward,
+    grad_out,
+    tensor_args,
+)
 
 # ---- element-wise ---------------------------------------------------------------------------
 
@@ -59,7 +67,7 @@ def subtract(grad: GradCall) -> Backward:
 @backward("div")
 def divide(grad: GradCall) -> Backward:
     """a / b: grad_a = gy / b (1 FLOP per element), grad_b = -grad_a * out / ... (2); saves b (and a)."""
-    call, gy = grad.call, grad_out(grad.call)
+    gy = grad_out(grad.call)
     k = Kernels()
     saved = []
     for name, spec in grad.grad_inputs():
