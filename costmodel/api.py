@@ -26,7 +26,8 @@ InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a ten
 
 def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike] | None = None,
             mode: str = "eval", dtype: str | None = None, capture: str = "auto") -> Report:
-    """Static cost of `model` on the given input shapes; nothing real runs and the model is untouched.
+    """Static cost of `model` on the given input shapes; nothing real runs and the model is
+    untouched.
 
     inputs: one per positional forward argument: '1x3x224x224[:dtype]', (1, 3, 224, 224), a
         tensor (only its shape and dtype are used), or a list of these. With no input, costmodel
@@ -57,8 +58,9 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
                               training=mode == "train", how=capture)
             if mode == "train":
                 from .analysis.train import with_backward
-                report = with_backward(report, {id(p) for p in model.parameters() if p.requires_grad},
-                                       sum(p.numel() for p in model.parameters() if p.requires_grad))
+                trained = [p for p in model.parameters() if p.requires_grad]
+                report = with_backward(report, {id(p) for p in trained},
+                                       sum(p.numel() for p in trained))
             return report
     finally:
         if gc_was_enabled:

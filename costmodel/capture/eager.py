@@ -123,7 +123,8 @@ class _EagerRecorder(_Recorder):
         rule = binding.rule
         if rule is None:
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
+                self.calls.append(
+                    self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         bound = rule.bind(args, kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
@@ -196,7 +197,8 @@ class EagerCapture:
             if self.failed is None:   # the innermost layer that failed, and what it was given
                 shapes = ", ".join(format_shape(tuple(t.shape)) or "scalar"
                                    for t in _tensors((args, kwargs))) or "no tensors"
-                self.failed = f"layer '{qualname}' ({type(module).__name__}) with input shapes [{shapes}]"
+                self.failed = (f"layer '{qualname}' ({type(module).__name__}) "
+                               f"with input shapes [{shapes}]")
             raise
         finally:
             self.leaf = None
@@ -261,7 +263,8 @@ class EagerCapture:
 @contextlib.contextmanager
 def _nonzero_assumed():
     """torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True), without the
-    class that `patch` builds on every call: meta nonzero() keeps every element (the upper bound)."""
+    class that `patch` builds on every call: meta nonzero() keeps every element (the upper
+    bound)."""
     config = torch.fx.experimental._config
     saved = config.meta_nonzero_assume_all_nonzero
     config.meta_nonzero_assume_all_nonzero = True

@@ -42,7 +42,8 @@ class _Recorder(TorchFunctionMode):
         if rule is None:
             out = func(*args, **kwargs)
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
+                self.calls.append(
+                    self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         if rule.create and kwargs.get("device") != META:
             kwargs = {**kwargs, "device": META}

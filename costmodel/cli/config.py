@@ -238,7 +238,8 @@ def _check_keys(values: dict, allowed: frozenset[str], where: str) -> None:
     for key in values:
         if _norm(key) not in allowed:
             close = difflib.get_close_matches(_norm(key), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
+            hint = (f"; did you mean {close[0]!r}?" if close
+                    else f"; known keys: {', '.join(sorted(allowed))}")
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 

@@ -46,7 +46,8 @@ def _mode_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_options(parser: argparse.ArgumentParser, suffix: str = "", what: str = "") -> None:
-    parser.add_argument(f"--input{suffix}", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+    parser.add_argument(f"--input{suffix}", action="append", default=[],
+                        metavar="[NAME=]SHAPE[:DTYPE]",
                         help=f"input shape{what}, e.g. 1x3x224x224 or attention_mask=1x128:int64; "
                              "repeat for several inputs (default: the file's INPUT, else inferred)")
     parser.add_argument(f"--arg{suffix}", action="append", default=[], metavar="KEY=VALUE",
@@ -185,7 +186,8 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise UsageError("--seconds must be positive")
     profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
     print(describe(profile))
-    print(f"saved     {path}   (use it with --device {profile.name if args.output is None else path})")
+    device = profile.name if args.output is None else path
+    print(f"saved     {path}   (use it with --device {device})")
     return 0
 
 

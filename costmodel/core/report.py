@@ -212,7 +212,8 @@ class Report:
         """One row per op category, most MAC first."""
         groups: dict[str, list[Cost]] = {}
         for layer in self.layers:
-            for call in layer.calls or (CallCost(layer.op, layer.target, layer.category, layer.cost),):
+            calls = layer.calls or (CallCost(layer.op, layer.target, layer.category, layer.cost),)
+            for call in calls:
                 groups.setdefault(str(call.category), []).append(call.cost)
         rows = [Row(key, 0, len(costs), total(costs)) for key, costs in groups.items()]
         return sorted(rows, key=lambda r: -r.cost.mac)
@@ -233,7 +234,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "model": self.model, "mode": self.mode,
                 "capture": self.capture, "inputs": [i.to_dict() for i in self.inputs],
-                "totals": self.totals.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
+                "totals": self.totals.to_dict(),
+                "layers": [layer.to_dict() for layer in self.layers],
                 "diagnostics": [d.to_dict() for d in self.diagnostics],
                 **({"train": self.train.to_dict()} if self.train is not None else {})}
 
