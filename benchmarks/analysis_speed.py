@@ -57,10 +57,13 @@ def main() -> None:
         model = torchvision.models.get_model(name).eval()
         size = 224
         costmodel.analyze(model, f"1x3x{size}x{size}")  # warm-up: imports, first-call caches
-        a1 = best(lambda model=model, size=size: costmodel.analyze(model, f"1x3x{size}x{size}"), args.repeat)
-        a32 = best(lambda model=model, size=size: costmodel.analyze(model, f"32x3x{size}x{size}"), args.repeat)
+        a1 = best(lambda model=model, size=size: costmodel.analyze(model, f"1x3x{size}x{size}"),
+                  args.repeat)
+        a32 = best(lambda model=model, size=size: costmodel.analyze(model, f"32x3x{size}x{size}"),
+                   args.repeat)
         big = size * 4 if not name.startswith("vit") else size  # ViT's size is fixed by its weights
-        a_big = best(lambda model=model, big=big: costmodel.analyze(model, f"1x3x{big}x{big}"), args.repeat)
+        a_big = best(lambda model=model, big=big: costmodel.analyze(model, f"1x3x{big}x{big}"),
+                     args.repeat)
         with torch.inference_mode():
             x1 = torch.randn(1, 3, size, size)
             x32 = torch.randn(32, 3, size, size)

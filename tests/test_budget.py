@@ -1,4 +1,5 @@
-"""Budget parsing and judging: exact values, and fuzzing that proves only documented errors escape."""
+"""Budget parsing and judging: exact values, and fuzzing that proves only documented errors
+escape."""
 from __future__ import annotations
 
 import pytest

@@ -23,7 +23,8 @@ def report():
 
 def test_rows_sum_to_totals(report):
     for metric in ("madds", "flops", "mac", "mac_bytes"):
-        assert sum(getattr(layer, metric) for layer in report.layers) == getattr(report.totals, metric)
+        assert (sum(getattr(layer, metric) for layer in report.layers)
+                == getattr(report.totals, metric))
     assert sum(layer.params for layer in report.layers) + report.totals.params_unused == \
         report.totals.params
 

@@ -200,7 +200,8 @@ def saved_by_autograd(model: nn.Module, shape: tuple[int, ...]) -> int:
 @pytest.mark.parametrize("factory, shape", [
     (lambda: torchvision.models.resnet18(), (1, 3, 64, 64)),
     (lambda: torchvision.models.mobilenet_v3_small(), (2, 3, 64, 64)),  # in-place hardswish, SE
-    (lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10)), (4, 32)),
+    (lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10)),
+     (4, 32)),
     (lambda: SelfAttention(need_weights=True), (2, 16, 32)),    # keeps the attention matrix
     (lambda: SelfAttention(need_weights=False), (2, 16, 32)),   # fused: keeps the log-sum-exp
     # dropout=0: with attention dropout, CPU falls back to the math kernel (GPUs keep fused)
@@ -239,7 +240,8 @@ def test_report_structure_and_schema():
     for layer in report.layers:
         assert layer.forward + layer.backward == layer.cost
     rows = report.by_operator()
-    assert sum(r.madds for r in rows) == sum(layer.madds for layer in report.layers) == report.totals.madds
+    assert (sum(r.madds for r in rows) == sum(layer.madds for layer in report.layers)
+            == report.totals.madds)
     assert report.by_module(depth=0)[0].flops == report.totals.flops
     data = json.loads(report.to_json())
     assert data["train"]["total"]["madds"] == report.totals.madds
@@ -338,7 +340,8 @@ class SDPABlock(nn.Module):
 
     def forward(self, x):
         b, n, d = x.shape
-        q, k, v = self.qkv(self.ln(x)).reshape(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        qkv = self.qkv(self.ln(x)).reshape(b, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         return x + self.out(y.transpose(1, 2).reshape(b, n, d))
 
@@ -409,7 +412,8 @@ def test_torchvision_train_madds_match_flop_counter_up_to_its_grouped_conv_gap(
         model = factory()
     report = costmodel.analyze(model, shape, mode="train")
     assert report.totals.status == "complete"
-    assert report.totals.madds + grouped_conv_excess(report) == oracle_madds(model, [shape]) + recompute
+    assert (report.totals.madds + grouped_conv_excess(report)
+            == oracle_madds(model, [shape]) + recompute)
 
 
 def test_llama_style_decoder_with_grouped_query_attention_matches_flop_counter():
