@@ -42,8 +42,6 @@ from .builder import GraphBuilder
 from .fx import _user_frame, is_leaf
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
 
-NAME = "eager (meta tensors)"
-
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
 
