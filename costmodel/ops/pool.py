@@ -4,7 +4,8 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .registry import bind
-from .shape_rules import _adaptive, _with_indices, _interpolate, _pool
+from .shape_rules import _adaptive, _interpolate, _pool, _with_indices
+
 
 def _spatial(n: int) -> Callable[[dict, Any], dict]:
     return lambda b, out: {"spatial_dims": n}
