@@ -235,6 +235,25 @@ def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
         return [((q, q, q, 8, 2, *weights), {}),
                 ((q, q, q, 8, 2, *weights), {"need_weights": True, "average_attn_weights": False}),
                 ((q, q, q, 8, 2, *weights), {"need_weights": False})]
+    if op.endswith("_cell"):
+        g = {"lstm_cell": 4, "gru_cell": 3}.get(op, 1)
+        w_ih, w_hh, b = _t(g * 6, 5), _t(g * 6, 6), _t(g * 6)
+        h = _t(3, 6)
+        hx = (h, h) if op == "lstm_cell" else h
+        return [((_t(3, 5), hx, w_ih, w_hh, b, b), {}), ((_t(3, 5), hx, w_ih, w_hh), {})]
+    if op in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        mode = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}[op]
+        found = []
+        for proj, bidirectional in ((0, False), (3, True)) if op == "lstm" else ((0, True),):
+            with torch.device(META):
+                layer = torch.nn.modules.rnn.RNNBase(mode, 5, 6, num_layers=2, proj_size=proj,
+                                                     bidirectional=bidirectional)
+            d = 2 if bidirectional else 1
+            h = _t(2 * d, 3, proj or 6)
+            hx = (h, _t(2 * d, 3, 6)) if op == "lstm" else h
+            found.append(((_t(7, 3, 5), hx, layer._flat_weights, True, 2, 0.0, False,
+                           bidirectional, False), {}))
+        return found
     k = int(name.rstrip("d")[-1])
     xs = _t(2, 3, *(9,) * k)
     if op in ("max_pool", "avg_pool"):

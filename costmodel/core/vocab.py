@@ -35,6 +35,7 @@ class Category(StrEnum):
     CREATION = "creation"
     DROPOUT = "dropout"
     UNSUPPORTED = "unsupported"
+    RECURRENT = "recurrent"
 
 
 #: Categories whose arithmetic is multiply-adds (they are the only ones with MAdds > 0).

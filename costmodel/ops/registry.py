@@ -52,8 +52,11 @@ class Rule:
     #: numpy aliases (`axis=` is `dim`); a keyword that is one of `params` is never renamed
     keywords: dict[str, str] = field(default_factory=lambda: dict(NUMPY_ALIASES))
     spread: bool = False                      # "*name" given one list or tuple: its items
+    binder: Callable[[tuple, dict], dict] | None = None   # overloads: binds instead of `params`
 
     def bind(self, args: tuple, kwargs: dict) -> dict:
+        if self.binder is not None:
+            return self.binder(args, kwargs)
         params = self.params
         if params and params[-1].startswith("*"):
             head = len(params) - 1
