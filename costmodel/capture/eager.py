@@ -226,7 +226,7 @@ class EagerCapture:
                 builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
-            with patch, self._equivalents(), self.recorder:
+            with patch, as_a_trace(), self._equivalents(), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
@@ -257,6 +257,53 @@ class EagerCapture:
         finally:
             for module, name, original in saved:
                 setattr(module, name, original)
+
+
+@contextlib.contextmanager
+def as_a_trace():
+    """The capture is a trace, and says so to the code it runs (restored on exit):
+
+    - `torch.compiler.is_compiling()` is True, as under torch.export's non-strict mode (which
+      also runs the real Python forward on fake tensors and sets the same flag). Libraries skip
+      their value checks under a trace: transformers' `is_tracing()` (true under compile, jit,
+      fx proxies and FakeTensor) guards `warn_if_padding_and_no_attention_mask`,
+      `_ignore_causal_mask_sdpa` and `_ignore_bidirectional_mask_sdpa`, and takes the
+      compile-friendly path, which computes the same thing without reading values.
+    - `torch._check_tensor_all_with` / `torch._check_tensor_all` (compiler hints: "assume this
+      holds") assume a meta condition holds instead of reading it; a real one is still checked.
+    - torch.distributions objects built with the default argument validation skip it
+      (`Distribution.set_default_validate_args(False)`): validation reads values, and the
+      arguments are meta tensors.
+    - `nn.Transformer*`'s `_detect_is_causal_mask` reads the mask to see if it is causal: a mask
+      of unknown values (a meta input) counts as not causal, so the mask is applied as given,
+      which costs what a causal mask costs on the MATH backend.
+    """
+    compiler = torch.compiler
+    distribution = torch.distributions.Distribution
+    transformer = torch.nn.modules.transformer
+    saved = (compiler._is_compiling_flag, distribution._validate_args,
+             torch._check_tensor_all_with, transformer._detect_is_causal_mask)
+    check, detect = saved[2], saved[3]
+
+    def check_tensor_all_with(error_type, cond, message=None):
+        if isinstance(cond, Tensor) and cond.is_meta:
+            return None   # a compiler hint on values the capture does not have: assume it holds
+        return check(error_type, cond, message)
+
+    def detect_is_causal_mask(mask, is_causal=None, size=None):
+        if is_causal is None and isinstance(mask, Tensor) and mask.is_meta:
+            return False   # unknown values: apply the mask as given
+        return detect(mask, is_causal, size)
+
+    compiler._is_compiling_flag = True
+    distribution._validate_args = False
+    torch._check_tensor_all_with = check_tensor_all_with
+    transformer._detect_is_causal_mask = detect_is_causal_mask
+    try:
+        yield
+    finally:
+        (compiler._is_compiling_flag, distribution._validate_args,
+         torch._check_tensor_all_with, transformer._detect_is_causal_mask) = saved
 
 
 @contextlib.contextmanager
