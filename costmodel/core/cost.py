@@ -11,7 +11,7 @@ METRIC_LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """MAdds, FLOPs, params and MAC (elements and bytes) of one op, in the vocabulary of the README (docs/conventions.md).
+    """MAdds, FLOPs, params and MAC (elements and bytes) of one op, in the README's vocabulary.
 
     madds:     multiply-adds of contraction ops (conv, linear, matmul, attention)
     flops:     2 * madds + every other arithmetic operation
