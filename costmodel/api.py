@@ -48,6 +48,10 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     if capture not in tuple(CaptureChoice):
         raise ValueError(f"capture={capture!r} is not one of {', '.join(CaptureChoice)}")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
+    if isinstance(model, torch.jit.ScriptModule):
+        raise AnalysisError(
+            f"{type(model).__name__} is a TorchScript module (torch.jit.script / torch.jit.trace), "
+            f"which has no Python forward to run; analyse the eager nn.Module it was made from")
     model = _unwrap(model)
     if _fx.is_leaf(model):
         model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through

@@ -146,3 +146,165 @@ def test_distributions_with_default_validation():
     report = eager(Gaussian(), "2x8")
     assert report.totals.madds == 2 * 8 * 16
     assert torch.distributions.Distribution._validate_args == default
+
+
+# ---- 3. values read from constants -----------------------------------------------------------
+
+class PaddedConv(nn.Module):
+    """Encodec's form: padding sizes kept as integer buffers, read as numbers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(2, 4, 5, stride=2)
+        self.register_buffer("stride", torch.tensor(2), persistent=False)
+        self.register_buffer("kernel_size", torch.tensor(5), persistent=False)
+        self.register_buffer("padding_total", torch.tensor(3), persistent=False)
+
+    def forward(self, x):
+        length = x.shape[-1]
+        n_frames = (length - self.kernel_size + self.padding_total) / self.stride + 1
+        n_frames = torch.ceil(n_frames).to(torch.int64) - 1
+        extra = n_frames * self.stride + self.kernel_size - self.padding_total - length
+        x = nn.functional.pad(x, (self.padding_total, extra))   # 0-d tensors used as sizes
+        end = x.shape[-1] - extra
+        return self.conv(x[..., :end])
+
+
+def test_integer_buffers_are_read_as_numbers():
+    model = PaddedConv()
+    x = torch.randn(1, 2, 33)
+    out_len = model(x).shape[-1]   # the real forward: (33 + 3 - 5) // 2 + 1 = 16
+    assert out_len == 16
+    report = eager(model, "1x2x33")
+    assert report.layers[-1].outputs[0] == (1, 4, out_len)
+    assert report.totals.madds == out_len * 4 * 2 * 5
+
+
+class QuantScale(nn.Module):
+    """A quantization scale and zero point kept as one-element float and int buffers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+        self.register_buffer("scale", torch.tensor([0.5]))
+        self.register_buffer("zero_point", torch.tensor([3], dtype=torch.int32))
+
+    def forward(self, x):
+        scale, zero = self.scale.item(), int(self.zero_point)
+        return self.fc(x) * scale + zero
+
+
+class ConstantMask(nn.Module):
+    """LED / Longformer's form: a mask built from constants, read back (.item(), .tolist(),
+    an `if` on it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x):
+        mask = torch.ones(x.shape[:2], device=x.device, dtype=torch.long)
+        mask[:, -1] = 2
+        is_global = (mask > 1).flatten().any().item()
+        positions = torch.arange(x.shape[1], device=x.device)
+        keep = positions[mask[0] == 1].tolist()
+        if bool(mask.sum() > 0) and is_global:
+            x = x[:, keep]
+        return self.fc(x)
+
+
+def test_constants_and_small_buffers_are_read():
+    assert eager(QuantScale(), "2x8").totals.madds == 2 * 8 * 8
+    report = eager(ConstantMask(), "1x5x8")
+    assert report.layers[-1].outputs[0] == (1, 4, 8)   # the real mask keeps 4 of 5 positions
+    assert report.totals.madds == 4 * 8 * 8
+
+
+class WrittenFromData(nn.Module):
+    """A constant that an activation writes into is no longer known: reading it still stops."""
+
+    def forward(self, x):
+        mask = torch.zeros(x.shape, device=x.device)
+        mask[x > 0] = 1
+        return x[:, : int(mask.sum())]
+
+
+def test_a_constant_written_from_data_is_not_known():
+    with pytest.raises(costmodel.errors.CostmodelError, match="reads a tensor's value"):
+        eager(WrittenFromData(), "1x5")
+
+
+def test_vjepa2_target_mask_from_arange():
+    """V-JEPA 2 builds its default masks with torch.arange and reads `target_mask.max() + 1`."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.VJEPA2Model(transformers.VJEPA2Config(
+            hidden_size=32, num_hidden_layers=1, num_attention_heads=2, mlp_ratio=2, crop_size=32,
+            patch_size=8, frames_per_clip=2, tubelet_size=2, pred_hidden_size=32,
+            pred_num_hidden_layers=1, pred_num_attention_heads=2)).eval()
+    expected = oracle(model, torch.randn(1, 2, 3, 32, 32))
+    report = eager(model, "1x2x3x32x32")
+    assert report.totals.status == Status.COMPLETE
+    assert report.totals.madds == expected
+
+
+def test_longformer_global_attention_flag():
+    """Longformer reads `is_index_global_attn.flatten().any().item()` of a mask it builds from
+    torch.ones: its linear layers match FlopCounterMode's addmm count."""
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.LongformerModel(transformers.LongformerConfig(
+            **{**SMALL, "num_hidden_layers": 1}, attention_window=4)).eval()
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(torch.ones(1, 16, dtype=torch.int64))
+    addmm = sum(v for k, v in counter.get_flop_counts()["Global"].items() if "addmm" in str(k))
+    report = eager(model, "1x16:int64")
+    assert report.totals.status == Status.COMPLETE
+    assert sum(layer.madds for layer in report.layers if layer.op == "linear") == addmm // 2
+
+
+# ---- 4. misleading errors --------------------------------------------------------------------
+
+class MovesToCpu(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = self.fc(x.to("cpu"))
+        return y.cpu().to(torch.device("cpu"), torch.float32) + y.to(x)
+
+
+def test_a_device_move_stays_on_meta():
+    report = eager(MovesToCpu(), "2x8")
+    assert report.totals.madds == 2 * 8 * 4
+
+
+class Experts(nn.Module):
+    """Switch Transformers / NLLB-MoE's form: an expert picked by a tensor formatted into a key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.experts = nn.ModuleDict({f"expert_{i}": nn.Linear(4, 4) for i in range(2)})
+
+    def forward(self, x):
+        idx = x.argmax(-1)[0]
+        return self.experts[f"expert_{idx}"](x)
+
+
+def test_a_tensor_formatted_into_a_key_says_so():
+    with pytest.raises(costmodel.errors.CostmodelError) as info:
+        eager(Experts(), "1x4")
+    message = str(info.value)
+    assert "\n" not in message and "formats a tensor into a string" in message
+    assert "KeyError" in message
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+def test_torchscript_modules_need_the_eager_module():
+    model = nn.Sequential(nn.Linear(4, 4))
+    for scripted in (torch.jit.script(model), torch.jit.trace(model, torch.randn(1, 4))):
+        with pytest.raises(costmodel.errors.AnalysisError, match="TorchScript .* eager nn.Module"):
+            costmodel.analyze(scripted, "1x4")

@@ -22,6 +22,16 @@ on the node, and marks the node and everything downstream `data_dependent`. Bran
 (`if x.sum() > 0`, `.item()`) cannot be followed statically: it stops the capture with an error
 that names the user's line. Tensors built from Python numbers (`torch.tensor([h, w])`) are real,
 tiny CPU tensors, so code may read them back (`.item()`, `.tolist()`).
+
+Known values: tensors that hold no input data keep their real value next to their meta tensor
+(`Recording.values`, at most `VALUE_CAP` elements each): the outputs of constant factories
+(`torch.ones`, `torch.arange`, `zeros_like`, ...; not random or uninitialised ones), small integer
+buffers and one-element buffers (meta.py), and whatever is computed from such tensors only (the
+same call runs on the real values, on the CPU). Reading one (`.item()`, `.tolist()`, `bool()`,
+`int()`, f"{t}") answers from its value; a 0-d one passed where torch wants a number
+(`F.pad(x, (t, 0))`, `x[..., :t]`) is that number; a data-dependent op on known values
+(`nonzero`, a boolean mask) has its exact size. A write from unknown data (`mask[x > 0] = 1`)
+makes the value unknown again. A device move (`x.to("cpu")`, `.cuda()`) stays on meta.
 """
 from __future__ import annotations
 
@@ -40,10 +50,27 @@ from ..errors import EagerError, first_line
 from ..ops import META, lookup
 from .builder import GraphBuilder
 from .fx import _user_frame, is_leaf
+from .meta import VALUE_CAP
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
+#: Factories of constant values (not random, not uninitialised): a small output keeps its value.
+_CONST_FACTORIES = {torch.zeros, torch.ones, torch.full, torch.arange, torch.linspace,
+                    torch.logspace, torch.eye, torch.tril_indices, torch.triu_indices}
+#: The same, shaped like a tensor whose values they do not read.
+_CONST_LIKE = {torch.zeros_like, torch.ones_like, torch.full_like, Tensor.new_zeros,
+               Tensor.new_ones, Tensor.new_full, Tensor.new_tensor}
+#: Calls that turn a tensor's value into Python data.
+_READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__,
+          Tensor.__index__, Tensor.__format__, Tensor.numpy, Tensor.__complex__}
+#: Device moves: on a meta tensor they stay on meta (a move changes no shape and costs nothing
+#: here).
+_MOVES = {Tensor.to, Tensor.cpu, Tensor.cuda}
+_SETITEM = Tensor.__setitem__
+_UNKNOWN = object()
+_RANDOM_WORDS = ("rand", "normal", "bernoulli", "multinomial", "poisson", "dropout", "uniform",
+                 "exponential", "cauchy", "geometric", "empty")
 
 
 #: Library functions whose loop runs over tensor values, each with an equivalent of static shape
@@ -65,6 +92,90 @@ def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     return None if binding.sizes is None else binding.sizes(binding, args, kwargs)
 
 
+def _meta_like(value: Any) -> Any:
+    """`value` with each tensor replaced by a meta tensor of its sizes, strides and dtype."""
+    if isinstance(value, Tensor):
+        return torch.empty_strided(tuple(value.shape), value.stride(), dtype=value.dtype,
+                                   device=META)
+    if isinstance(value, (list, tuple)):
+        items = [_meta_like(v) for v in value]
+        return type(value)(items) if type(value) in (list, tuple) or not hasattr(
+            type(value), "_fields") else type(value)(*items)
+    return value
+
+
+def _try(func: Any, args: tuple, kwargs: dict) -> Any:
+    """func on real values, or _UNKNOWN where it fails (a meta tensor of unknown value among
+    them): then the result's value is unknown, as an activation's."""
+    try:
+        return func(*args, **kwargs)
+    except Exception:  # noqa: BLE001
+        return _UNKNOWN
+
+
+def _random(name: str) -> bool:
+    """A random or uninitialised result: its values are not constants."""
+    return any(word in name for word in _RANDOM_WORDS)
+
+
+def _real_args(values: dict[int, tuple[Tensor, Tensor]], value: Any) -> Any:
+    """`value` with each meta tensor of known value replaced by that value (a CPU tensor), and
+    the meta device by the CPU."""
+    if isinstance(value, Tensor):
+        known = values.get(id(value))
+        return known[1] if known is not None else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_real_args(values, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _real_args(values, v) for k, v in value.items()}
+    if isinstance(value, torch.device) and value.type == "meta" or \
+            isinstance(value, str) and value == "meta":
+        return "cpu"
+    return value
+
+
+def _as_numbers(values: dict[int, tuple[Tensor, Tensor]], value: Any) -> Any:
+    """`value` with each 0-d meta tensor of known value replaced by its Python number."""
+    if isinstance(value, Tensor):
+        known = values.get(id(value))
+        return known[1].item() if known is not None and value.ndim == 0 else value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_as_numbers(values, v) for v in value)
+    if isinstance(value, dict):
+        return {k: _as_numbers(values, v) for k, v in value.items()}
+    if isinstance(value, slice):
+        return slice(*(_as_numbers(values, v) for v in (value.start, value.stop, value.step)))
+    return value
+
+
+def _has_number(values: dict[int, tuple[Tensor, Tensor]], value: Any) -> bool:
+    if isinstance(value, Tensor):
+        return value.ndim == 0 and id(value) in values
+    if isinstance(value, (list, tuple)):
+        return any(_has_number(values, v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_number(values, v) for v in value.values())
+    if isinstance(value, slice):
+        return any(_has_number(values, v) for v in (value.start, value.stop, value.step))
+    return False
+
+
+def _stay_on_meta(func: Any, args: tuple, kwargs: dict) -> tuple[Any, tuple, dict]:
+    """x.to(device) / x.cpu() / x.cuda() on a meta tensor, as a call that keeps it on meta (a
+    device move changes no shape); `x.to(other)` reads only other's dtype."""
+    if func is not Tensor.to:   # .cpu(), .cuda(...): no dtype change
+        return Tensor.to, (args[0], META), {}
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, Tensor):
+            return value.dtype
+        if isinstance(value, (str, torch.device)) or type(value) is int:   # x.to("cpu"), .to(0)
+            return META
+        return value
+    return func, (args[0], *(fix(a) for a in args[1:])), {
+        k: fix(v) if k in ("device", "other") else v for k, v in kwargs.items()}
+
+
 def _to_meta(value: Any) -> Any:
     if isinstance(value, Tensor):
         return value if value.device == META else value.to(META)
@@ -81,37 +192,119 @@ class _EagerRecorder(_Recorder):
     def __init__(self, capture: EagerCapture) -> None:
         super().__init__(capture.recording)
         self.capture = capture
+        self.values = capture.recording.values   # id(meta) -> (meta, its real value)
+        self.exact = False    # the last call was data-dependent, on known data: its size is exact
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         cap = self.capture
         why = _data_dependent(func, args, kwargs)
+        self.exact = False
         if cap.leaf is not None:
             out = self._call(func, types, args, kwargs)
-            if why:
+            if why and not self.exact:
                 cap.leaf_why.append(why)
             return out
         self.calls = []
         out = self._call(func, types, args, kwargs)
+        if self.exact:
+            why = None   # its data was known: the size is exact
         if self.calls:
             cap.add_call(func, args, kwargs, out, self.calls, why)
         return out
 
     def _call(self, func, types, args, kwargs):
         first = args[0] if args else None
-        if not (isinstance(first, Tensor) and first.is_meta):   # else the common case: an op
-            tensors = _tensors((args, kwargs))                  # on a meta activation
+        if isinstance(first, Tensor) and first.is_meta:
+            if func in _MOVES:   # x.to("cpu"), x.cuda(): a device move stays on meta
+                func, args, kwargs = _stay_on_meta(func, args, kwargs)
+            if id(first) not in self.values and func not in _CONST_LIKE:
+                return self._meta(func, types, args, kwargs)   # the common case: an activation
+        else:
+            tensors = _tensors((args, kwargs))
             from_numbers = not tensors and func in _PY_DATA and "device" not in kwargs
             on_cpu_only = bool(tensors) and all(t.device != META for t in tensors) and \
                 kwargs.get("device") in (None, "cpu")
             if from_numbers or on_cpu_only:
                 return self._real(func, args, kwargs)
+            if not tensors and func not in _CONST_FACTORIES:
+                return self._meta(func, types, args, kwargs)
+        return self._known(func, types, args, kwargs)
+
+    def _meta(self, func, types, args, kwargs):
         try:
             return _Recorder.__torch_function__(self, func, types, args, kwargs)
         except RuntimeError as exc:   # a CPU constant met a meta activation: move it to meta
-            if "device" not in str(exc) or all(t.device == META for t in _tensors((args, kwargs))):
+            if "device" in str(exc) and any(t.device != META for t in _tensors((args, kwargs))):
+                return _Recorder.__torch_function__(self, func, types, _to_meta(args),
+                                                    _to_meta(kwargs))
+            if not self._numbers(args, kwargs):
                 raise
-            return _Recorder.__torch_function__(self, func, types, _to_meta(args), _to_meta(kwargs))
+        except Exception:  # noqa: BLE001 - a size given as a one-number tensor, read by torch
+            if not self._numbers(args, kwargs):
+                raise
+        # a 0-d tensor of known value used as a number (F.pad(x, (t, 0)), x.repeat(b, t)):
+        # the call gets that number
+        values = self.values
+        return _Recorder.__torch_function__(self, func, types, _as_numbers(values, args),
+                                            _as_numbers(values, kwargs))
+
+    def _numbers(self, args: tuple, kwargs: dict) -> bool:
+        """Whether a 0-d tensor of known value sits among the arguments (or in a slice)."""
+        return _has_number(self.values, (args, kwargs))
+
+    # ---- known values -------------------------------------------------------------------------
+    def _known(self, func, types, args, kwargs):
+        """A call that may read or make a tensor of known value (a constant factory's output, a
+        small integer buffer, what was computed from them): the meta call is recorded as any
+        other, and the same call runs on the real values, so code can read them back."""
+        values = self.values
+        binding = lookup(func)
+        if func in _READS:   # .item(), bool(), .tolist(), f"{t}": answered from the real value
+            if id(args[0]) in values:
+                return func(*_real_args(values, args), **_real_args(values, kwargs))
+            return self._meta(func, types, args, kwargs)
+        if binding.sizes is not None and func is not _SETITEM and all(
+                id(t) in values or t.device != META for t in _tensors((args, kwargs))):
+            real = _try(func, _real_args(values, args), _real_args(values, kwargs))
+            if real is not _UNKNOWN:   # a data-dependent size, of known data: exact
+                return self._exact(func, binding, args, kwargs, real)
+        out = self._meta(func, types, args, kwargs)
+        outs = _tensors(out)
+        real: Any = _UNKNOWN
+        if any(t.numel() > VALUE_CAP for t in outs) or _random(binding.name):
+            pass
+        elif func in _CONST_FACTORIES:
+            real = _try(func, _real_args(values, args), {**kwargs, "device": "cpu"})
+        elif func in _CONST_LIKE:
+            template = torch.empty(tuple(args[0].shape), dtype=args[0].dtype)
+            real = _try(func, (template, *_real_args(values, args[1:])),
+                        {**kwargs, "device": "cpu"})
+        elif all(id(t) in values or t.device != META for t in _tensors((args, kwargs))):
+            real = _try(func, _real_args(values, args), _real_args(values, kwargs))
+        if real is _UNKNOWN:
+            writes = binding.mutates or OpFlag.INPLACE in binding.flags or func is _SETITEM
+            if writes and args and isinstance(args[0], Tensor):
+                values.pop(id(args[0]), None)   # written from data: its value is unknown now
+            return out
+        for meta, value in zip(outs, _tensors(real)):
+            if meta.is_meta and meta.shape == value.shape:
+                values[id(meta)] = (meta, value)
+        return out
+
+    def _exact(self, func: Any, binding: Any, args: tuple, kwargs: dict, real: Any) -> Any:
+        """A data-dependent op (nonzero, a boolean mask, unique) on tensors of known value: its
+        meta output has the real output's sizes, recorded without an upper-bound assumption."""
+        out = _meta_like(real)
+        rule = binding.rule
+        bound = rule.bind(args, kwargs) if rule is not None else dict(enumerate(args), **kwargs)
+        recorded = out if rule is None or rule.result is None else rule.result(bound, out)
+        if _tensors(recorded):
+            self.calls.append(self.recording.record(binding, bound, recorded))
+        for meta, value in zip(_tensors(out), _tensors(real)):
+            self.values[id(meta)] = (meta, value)
+        self.exact = True
+        return out
 
     def _real(self, func, args, kwargs):
         """A few Python numbers made into a tensor, and arithmetic on such tensors only: run it
@@ -226,7 +419,7 @@ class EagerCapture:
                 builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
-            with patch, as_a_trace(), self._equivalents(), self.recorder:
+            with patch, as_a_trace(self.recording.values), self._equivalents(), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
@@ -260,7 +453,7 @@ class EagerCapture:
 
 
 @contextlib.contextmanager
-def as_a_trace():
+def as_a_trace(values: dict[int, Any]):
     """The capture is a trace, and says so to the code it runs (restored on exit):
 
     - `torch.compiler.is_compiling()` is True, as under torch.export's non-strict mode (which
@@ -275,8 +468,8 @@ def as_a_trace():
       (`Distribution.set_default_validate_args(False)`): validation reads values, and the
       arguments are meta tensors.
     - `nn.Transformer*`'s `_detect_is_causal_mask` reads the mask to see if it is causal: a mask
-      of unknown values (a meta input) counts as not causal, so the mask is applied as given,
-      which costs what a causal mask costs on the MATH backend.
+      of unknown values (a meta input, not a constant) counts as not causal, so the mask is
+      applied as given, which costs what a causal mask costs on the MATH backend.
     """
     compiler = torch.compiler
     distribution = torch.distributions.Distribution
@@ -291,7 +484,8 @@ def as_a_trace():
         return check(error_type, cond, message)
 
     def detect_is_causal_mask(mask, is_causal=None, size=None):
-        if is_causal is None and isinstance(mask, Tensor) and mask.is_meta:
+        if is_causal is None and isinstance(mask, Tensor) and mask.is_meta and \
+                id(mask) not in values:
             return False   # unknown values: apply the mask as given
         return detect(mask, is_causal, size)
 
@@ -327,6 +521,10 @@ def _explain(exc: BaseException, where: str) -> str:
     if "meta tensor" in text and ("item()" in text or "no data" in text):
         first = ("the forward reads a tensor's value (an `if` on a tensor, .item(), .tolist()), "
                  "which no static analysis can follow")
+    elif isinstance(exc, KeyError) and "device='meta'" in text:
+        first = (f"a key made from a tensor's value ({first}): the forward formats a tensor into "
+                 f"a string (f'expert_{{idx}}'), which needs its value; no static analysis can "
+                 f"follow it")
     where = f" in {where}" if where else ""
     at = f" at {line}" if line else ""
     return f"the eager capture stopped{where}{at}: {type(exc).__name__}: {first}"

@@ -29,6 +29,9 @@ _HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
                "_forward_pre_hooks_with_kwargs")            # hook id -> flag: copied as they are
 _NO_HOOKS = ("_backward_hooks", "_backward_pre_hooks")      # never run: nothing runs backward
 
+#: The most elements a tensor of known value may have (a real CPU copy is kept and computed).
+VALUE_CAP = 1 << 16
+
 
 @dataclass(frozen=True, slots=True)
 class Weight:
@@ -39,6 +42,14 @@ class Weight:
     key: int             # id() of the user's tensor: equal keys are the same (tied) tensor
     numel: int
     requires_grad: bool
+
+
+def _known_constant(t: Tensor) -> bool:
+    """A buffer or constant whose value the capture keeps: real, small, and an integer, a flag
+    or a single number (float arrays are data: positional tables, running statistics)."""
+    if t.is_meta or t.is_quantized or t.numel() > VALUE_CAP:
+        return False
+    return t.numel() == 1 or not (t.is_floating_point() or t.is_complex())
 
 
 class MetaModel:
@@ -54,6 +65,7 @@ class MetaModel:
         self.hooks_ran: set[str] = set()             # modules whose forward hooks ran
         self.hooks_failed: dict[str, str] = {}       # module -> why a hook of it was skipped
         self._clone_of: dict[int, nn.Module] = {}    # id(user module) -> its clone
+        self.values: dict[int, tuple[Tensor, Tensor]] = {}   # id(meta) -> (meta, real CPU value)
 
     def twin(self, t: Tensor, name: str, role: str) -> Tensor:
         meta = self._twins.get(id(t))
@@ -61,6 +73,8 @@ class MetaModel:
             meta = torch.empty_strided(tuple(t.shape), t.stride(), dtype=t.dtype, device=META)
             self._twins[id(t)] = meta
             self.weights[id(meta)] = Weight(name, role, id(t), t.numel(), bool(t.requires_grad))
+            if role != "param" and _known_constant(t):
+                self.values[id(meta)] = (meta, t.detach().to("cpu", copy=True))
         return meta
 
     def clone(self, qualname: str) -> nn.Module:

@@ -99,6 +99,7 @@ class Recording:
                  float_dtype: str | None = None) -> None:
         self.meta = MetaModel(model, training=training)
         self.weights = self.meta.weights            # id(meta twin) -> Weight
+        self.values = self.meta.values              # id(meta) -> (meta, real value): eager.py
         self.float_dtype = float_dtype
         self._dtype_cache: dict[torch.dtype, tuple[str, int]] = {}
         self._specs: dict[int, tuple[Tensor, TensorSpec]] = {}   # id -> (tensor, its spec)
