@@ -82,7 +82,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
     return Report(name, tuple(given.infos), "train" if training else "eval", tuple(layers), totals,
-                  tuple(diagnostics), used, g)
+                  tuple(diagnostics), used, g, dtype=float_dtype)
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,

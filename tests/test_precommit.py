@@ -123,7 +123,7 @@ def _check_gate(path: pathlib.Path, env: dict[str, str]) -> None:
     assert refused.returncode != 0, output
     assert "Failed" in output
     excess = 100.0 * (mac(64) - 100_000) / 100_000
-    assert f"net.py:build  MAC 267.7K > budget 100.0K (+{excess:.1f}%)" in output, output
+    assert f"net (net.py:build)  MAC 267.7K > budget 100.0K (+{excess:.1f}%)" in output, output
     log = _git(path, "log", "--oneline", env=env).stdout.strip().splitlines()
     assert len(log) == 1   # the wider model was not committed
 

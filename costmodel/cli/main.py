@@ -100,8 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
                        help="allowed growth over the baseline, e.g. mac=2%% (default with "
                             "--baseline: 0%% for every metric); a bare 2%% means every metric")
+    check.add_argument("--allow-baseline-mismatch", action="store_true",
+                       help="compare with a baseline measured in another mode, dtype or on "
+                            "other inputs (refused by default)")
     check.add_argument("--strict", action="store_true",
-                       help="fail when the analysis is partial (an op has no formula)")
+                       help="fail when the analysis is partial (an op has no formula) or its "
+                            "input was assumed (CM003)")
     check.add_argument("--config", metavar="FILE",
                        help="pyproject.toml or setup.cfg to read budgets from (default: the "
                             "nearest one with a costmodel section, from the current folder up)")
@@ -233,7 +237,8 @@ def run_check(args: argparse.Namespace) -> int:
                 target.dtype = args.dtype
             if args.mode != Mode.EVAL:
                 target.mode = args.mode
-    return check.run(targets, verbose=args.verbose, quiet=args.quiet)
+    return check.run(targets, verbose=args.verbose, quiet=args.quiet,
+                     allow_mismatch=args.allow_baseline_mismatch)
 
 
 def run_diff(args: argparse.Namespace) -> int:

@@ -1,0 +1,210 @@
+"""Issue 14: the gate never says "pass" when it did not look, machine-readable output stays
+machine-readable whatever the model prints, and the loader handles ordinary projects.
+
+Expected costs are the conv formula written out (background.md), never costmodel's output."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+
+import pytest
+
+from costmodel.cli import main
+
+NET = """\
+from torch import nn
+INPUT = "1x3x8x8"
+
+def build(width: int = 4):
+    return nn.Sequential(nn.Conv2d(3, width, 3, padding=1, bias=False), nn.ReLU())
+"""
+
+
+def conv_madds(width: int = 4, hw: int = 8) -> int:
+    return width * hw * hw * 3 * 3 * 3
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture()
+def project(tmp_path, monkeypatch):
+    (tmp_path / "net.py").write_text(NET)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+# ---- 1. user code cannot end or hijack the run ----------------------------------------------
+
+EXITS = {
+    "import exit 0": "import sys\nsys.exit(0)\n" + NET,
+    "argv guard": "import sys\nif len(sys.argv) < 2:\n    sys.exit('usage: bad.py DATA')\n" + NET,
+    "builder exit": NET + "\ndef build_exit():\n    raise SystemExit(0)\n",
+    "forward exit": NET + "\nclass M(nn.Module):\n    def forward(self, x):\n"
+                    "        raise SystemExit(0)\n\ndef build_exit():\n    return M()\n",
+    "generator exit": NET + "\ndef build_exit():\n    raise GeneratorExit('odd')\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(EXITS))
+def test_user_code_that_exits_is_an_error_and_the_run_goes_on(project, capsys, case):
+    (project / "bad.py").write_text(EXITS[case])
+    spec = "bad.py:build_exit" if "build_exit" in EXITS[case] else "bad.py"
+    (project / "pyproject.toml").write_text(
+        f"[tool.costmodel.models.bad]\nspec = '{spec}'\nmax-madds = '1G'\n"
+        f"[tool.costmodel.models.good]\nspec = 'net.py'\nmax-madds = {conv_madds()}\n")
+    code, out, err = run(["check"], capsys)
+    assert code == 2, (out, err)
+    assert "costmodel: error: bad (" in err and err.count("costmodel: error") == 1, err
+    assert "good (net.py)  ok" in out and "1 could not be checked" in out, out
+
+
+def test_module_level_argparse_does_not_read_costmodels_options(project, capsys):
+    (project / "script.py").write_text(
+        "import argparse, sys\nparser = argparse.ArgumentParser()\n"
+        "parser.add_argument('--epochs', type=int, default=3)\nARGS = parser.parse_args()\n"
+        "SEEN = list(sys.argv)\n" + NET)
+    code, out, err = run(["check", "script.py", "--max-madds", conv_madds()], capsys)
+    assert code == 0, err
+    assert sys.argv[0] != "script.py"   # restored afterwards
+    mod = sys.modules["_costmodel_user_script"]
+    assert mod.SEEN == ["script.py"] and mod.ARGS.epochs == 3
+
+
+PRINTS = NET.replace("from torch import nn\n",
+                     "from torch import nn\nprint('import, | \"x\"')\n") + """
+class Loud(nn.Module):
+    def __init__(self):
+        super().__init__()
+        print('builder {"not": json')
+        self.conv = nn.Conv2d(3, 4, 3, padding=1, bias=False)
+
+    def forward(self, x):
+        print('forward,1,2')
+        return self.conv(x)
+
+def build_loud():
+    return Loud()
+"""
+
+
+@pytest.mark.parametrize("fmt", ["json", "csv", "markdown"])
+def test_machine_readable_output_parses_whatever_the_model_prints(project, capsys, fmt):
+    (project / "loud.py").write_text(PRINTS)
+    code, out, err = run(["report", "loud.py:build_loud", "--format", fmt], capsys)
+    assert code == 0, err
+    assert "import, |" in err and "builder {" in err and "forward,1,2" in err
+    assert "import" not in out.split("\n")[0] and "forward,1,2" not in out
+    if fmt == "json":
+        assert json.loads(out)["totals"]["madds"] == conv_madds()
+    elif fmt == "csv":
+        rows = list(csv.DictReader(io.StringIO(out)))
+        assert sum(int(r["madds"]) for r in rows) == conv_madds()
+    else:
+        assert out.lstrip().startswith(("#", "|")), out[:200]
+
+
+def test_the_builder_runs_once_when_it_fails(project, capsys):
+    (project / "counted.py").write_text(
+        "import os\nfrom torch import nn\n"
+        "def build():\n    print('building')\n    raise ValueError('width must be > 0')\n")
+    code, out, err = run(["report", "counted.py"], capsys)
+    assert code == 2 and err.count("building") == 1, err
+    assert "width must be > 0" in err and out == ""
+
+
+def test_the_builder_runs_once_when_it_succeeds(project, capsys):
+    (project / "counted.py").write_text(NET.replace("def build(width: int = 4):\n",
+                                                    "def build(width: int = 4):\n"
+                                                    "    print('building')\n"))
+    code, out, err = run(["report", "counted.py", "--format", "json"], capsys)
+    assert code == 0 and err.count("building") == 1, err
+
+
+def test_a_builder_that_needs_real_tensors_still_builds(project, capsys):
+    (project / "real.py").write_text(NET.replace(
+        "    return nn.Sequential(", "    assert float(nn.Linear(2, 2).weight.sum().item()) == "
+        "float(nn.Linear(2, 2).weight.sum().item()) or True\n    return nn.Sequential("))
+    code, out, err = run(["report", "real.py", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["madds"] == conv_madds()
+
+
+# ---- baselines that do not compare like with like --------------------------------------------
+
+def save(capsys, path, *extra):
+    code, out, err = run(["report", "net.py", "--format", "json", "-o", path, *extra], capsys)
+    assert code == 0, err
+
+
+@pytest.mark.parametrize("saved, checked, named", [
+    (["--mode", "train"], [], "mode train vs eval"),
+    (["--dtype", "float16"], [], "--dtype float16 vs (none)"),
+    (["--input", "1x3x16x16"], [], "inputs input=1x3x16x16:float32 vs input=1x3x8x8:float32"),
+    (["--input", "1x3x8x8:float16"], [], "input=1x3x8x8:float16 vs input=1x3x8x8:float32"),
+])
+def test_a_baseline_measured_differently_is_refused(project, capsys, saved, checked, named):
+    save(capsys, "base.json", *saved)
+    code, out, err = run(["check", "net.py", "--baseline", "base.json", *checked], capsys)
+    assert code == 2 and err.count("\n") == 1, (out, err)
+    assert "does not compare like with like" in err and "--allow-baseline-mismatch" in err
+    assert named in err, err
+    code, out, err = run(["check", "net.py", "--baseline", "base.json",
+                          "--allow-baseline-mismatch"], capsys)
+    assert code in (0, 1) and "measured differently" in out, (out, err)
+
+
+@pytest.mark.parametrize("value, message", [
+    (-5, "-5"), (float("nan"), "nan"), (float("inf"), "inf"), ("12", "not a number")])
+def test_negative_or_non_finite_baseline_values_are_refused(project, capsys, value, message):
+    save(capsys, "base.json")
+    data = json.loads((project / "base.json").read_text())
+    data["totals"]["mac"] = value
+    (project / "base.json").write_text(json.dumps(data))
+    code, out, err = run(["check", "net.py", "--baseline", "base.json"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "totals.mac" in err and message in err, err
+
+
+def test_a_baseline_of_another_schema_major_is_refused_naming_both(project, capsys):
+    save(capsys, "base.json")
+    data = json.loads((project / "base.json").read_text())
+    data["schema_version"] = "2.0"
+    (project / "base.json").write_text(json.dumps(data))
+    code, out, err = run(["check", "net.py", "--baseline", "base.json"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "2.0" in err and "1." in err, err
+
+
+def test_an_unchanged_baseline_passes(project, capsys):
+    save(capsys, "base.json")
+    code, out, err = run(["check", "net.py", "--baseline", "base.json"], capsys)
+    assert code == 0 and "net.py  ok" in out, (out, err)
+
+
+# ---- an assumed input is said; configured names -----------------------------------------------
+
+def test_an_assumed_input_is_said_and_strict_fails_on_it(project, capsys):
+    (project / "noinput.py").write_text(NET.replace('INPUT = "1x3x8x8"\n', ""))
+    madds = conv_madds(hw=224)    # inferred from Conv2d(3, ...): 1x3x224x224
+    code, out, err = run(["check", "noinput.py", "--max-madds", madds], capsys)
+    assert code == 0 and "CM003" in out and "1x3x224x224" in out, out
+    code, out, err = run(["check", "noinput.py", "--max-madds", madds, "--strict"], capsys)
+    assert code == 1 and "CM003" in out and "--strict fails" in out, out
+
+
+@pytest.mark.parametrize("config, body", [
+    ("pyproject.toml", "[tool.costmodel.models.narrow]\nspec = 'net.py'\nargs = {{ width = 4 }}\n"
+                       "max-madds = {a}\n[tool.costmodel.models.wide]\nspec = 'net.py'\n"
+                       "args = {{ width = 8 }}\nmax-madds = {b}\n"),
+    ("setup.cfg", "[costmodel:narrow]\nspec = net.py\nargs = width = 4\nmax-madds = {a}\n"
+                  "[costmodel:wide]\nspec = net.py\nargs = width = 8\nmax-madds = {b}\n"),
+])
+def test_check_prints_the_configured_names(project, capsys, config, body):
+    (project / config).write_text(body.format(a=conv_madds(4), b=conv_madds(8) - 1))
+    code, out, err = run(["check"], capsys)
+    assert code == 1, (out, err)
+    assert "narrow (net.py)  ok" in out and "wide (net.py)  MAdds" in out, out
