@@ -85,6 +85,11 @@ def load_examples():
     return module
 
 
+def _order(rows: list[tuple], index: int, reverse: bool = False) -> str:
+    """The labels of `rows`, sorted by column `index`."""
+    return " > ".join(r[0] for r in sorted(rows, key=lambda r: r[index], reverse=reverse))
+
+
 def paper_tables(profile: latency.DeviceProfile, runs: int) -> list[str]:
     """Table 1 (G1) and Table 2 (G2): paper ranking, measured ranking, costmodel's rankings."""
     g = load_examples()
@@ -100,18 +105,15 @@ def paper_tables(profile: latency.DeviceProfile, runs: int) -> list[str]:
             rows.append((row["label"], row["speed"], measured, report.totals.mac,
                          latency.estimate(report, profile).total_s))
 
-        def order(index: int, reverse: bool = False) -> str:
-            return " > ".join(r[0] for r in sorted(rows, key=lambda r: r[index], reverse=reverse))
-
         lines += [f"### {key.upper()}: {table['source']}", "",
                   "| config | paper speed (batches/s) | measured here (ms) | MAC | estimate (ms) |",
                   "|---|---|---|---|---|"]
         lines += [f"| {r[0]} | {r[1]} | {r[2] * 1e3:.2f} | {r[3] / 1e6:.1f}M | {r[4] * 1e3:.2f} |"
                   for r in rows]
-        lines += ["", f"- paper (fastest first):    {order(1, reverse=True)}",
-                  f"- measured here:            {order(2)}",
-                  f"- costmodel by MAC:         {order(3)}",
-                  f"- costmodel by estimate:    {order(4)}", ""]
+        lines += ["", f"- paper (fastest first):    {_order(rows, 1, reverse=True)}",
+                  f"- measured here:            {_order(rows, 2)}",
+                  f"- costmodel by MAC:         {_order(rows, 3)}",
+                  f"- costmodel by estimate:    {_order(rows, 4)}", ""]
     return lines
 
 

@@ -106,10 +106,12 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
             out = torch.empty(n, n)
             peak = 2 * n ** 3 / _best_seconds(lambda: torch.mm(a, b, out=out), share)
 
-            big = torch.randn(16 * 2 ** 20)        # 64 MiB, past the caches of most CPUs
-            dst = torch.empty_like(big)
-            bandwidth = 2 * big.nbytes / _best_seconds(lambda: dst.copy_(big), share)
-            del big, dst
+            def copy_bandwidth() -> float:         # frees its 128 MiB on return
+                big = torch.randn(16 * 2 ** 20)    # 64 MiB, past the caches of most CPUs
+                dst = torch.empty_like(big)
+                return 2 * big.nbytes / _best_seconds(lambda: dst.copy_(big), share)
+
+            bandwidth = copy_bandwidth()
 
             act = torch.randn(1, 64, 56, 56)       # 0.8 MB, a typical batch-1 activation
             res = torch.empty_like(act)
@@ -126,8 +128,9 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
                 "depthwise conv": conv(8, 8, 3, groups=8), "group conv": conv(8, 8, 1, groups=2),
                 "norm": nn.BatchNorm2d(8).eval(), "activation": nn.ReLU(),
                 "elementwise": lambda x: x + x, "max_pool": nn.MaxPool2d(3, 2, 1),
-                "linear": lambda x, fc=nn.Linear(16, 8): fc(x.view(8, 16)),
             }
+            fc = nn.Linear(16, 8)                  # built last, as before: the same random draws
+            fixed_ops["linear"] = lambda x: fc(x.view(8, 16))
             overheads = {kind: _best_seconds(lambda m=m: m(tiny), share / 2 / len(fixed_ops))
                          for kind, m in fixed_ops.items()}
             overhead = sorted(overheads.values())[len(overheads) // 2]   # the median kind
@@ -140,7 +143,7 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
                     # op reads what the op before it wrote, not what it read itself a moment ago
                     xs = itertools.cycle([torch.randn(shape)
                                           for _ in range(-(-2 ** 22 // (4 * math.prod(shape))))])
-                    t = _best_seconds(lambda: module(next(xs)), share / len(cases))
+                    t = _best_seconds(lambda m=module, xs=xs: m(next(xs)), share / len(cases))
                     total_flops += flops
                     total_time += max(t - overheads[kind], t / 2)
                 return total_flops / total_time

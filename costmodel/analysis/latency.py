@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from . import structure
 from ..core.graph import Node
 from ..core.vocab import Category
+from . import structure
 
 
 @dataclass(frozen=True)
