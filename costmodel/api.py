@@ -83,8 +83,14 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
+<<<<<<< HEAD
     return Report(name, tuple(given.infos), Mode.TRAIN if training else Mode.EVAL, tuple(layers),
                   totals, tuple(diagnostics), used, g, dtype=float_dtype)
+=======
+    mode = Mode.TRAIN if training else Mode.EVAL
+    return Report(name, tuple(given.infos), mode, tuple(layers), totals, tuple(diagnostics),
+                  used, g)
+>>>>>>> main
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
@@ -92,7 +98,7 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
     """The cost graph from the eager capture, or torch.fx's when asked or when eager stops."""
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
-    if how is not CaptureChoice.FX:   # the default: run the model's own forward once, on meta tensors
+    if how is not CaptureChoice.FX:   # the default: the model's own forward, once, on meta
         try:
             g, replaced = eager.capture(
                 model, Recording(model, training=training, float_dtype=float_dtype), given.values)

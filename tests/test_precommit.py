@@ -137,6 +137,7 @@ def _check_gate(path: pathlib.Path, env: dict[str, str]) -> None:
 def test_system_hook_gates_commits(tmp_path, hooks_repo):
     """`costmodel-check-system`: the costmodel installed where the user commits from."""
     env = _user_repo(tmp_path / "user", hooks_repo, "costmodel-check-system")
+    env["PYTHONPATH"] = str(ROOT)   # the costmodel of this checkout, not another install
     _check_gate(tmp_path / "user", env)
 
 
