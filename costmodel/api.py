@@ -83,14 +83,9 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
-<<<<<<< HEAD
-    return Report(name, tuple(given.infos), Mode.TRAIN if training else Mode.EVAL, tuple(layers),
-                  totals, tuple(diagnostics), used, g, dtype=float_dtype)
-=======
     mode = Mode.TRAIN if training else Mode.EVAL
     return Report(name, tuple(given.infos), mode, tuple(layers), totals, tuple(diagnostics),
-                  used, g)
->>>>>>> main
+                  used, g, dtype=float_dtype)
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
