@@ -208,3 +208,64 @@ def test_check_prints_the_configured_names(project, capsys, config, body):
     code, out, err = run(["check"], capsys)
     assert code == 1, (out, err)
     assert "narrow (net.py)  ok" in out and "wide (net.py)  MAdds" in out, out
+
+
+# ---- 2. the loader handles ordinary projects ---------------------------------------------------
+
+def test_a_file_is_a_real_module_so_dataclasses_work(project, capsys):
+    (project / "cfgnet.py").write_text(
+        "from __future__ import annotations\nfrom dataclasses import dataclass\n" + NET
+        + "\n@dataclass\nclass Config:\n    width: int = 4\n\n"
+          "def build_cfg():\n    return build(Config().width)\n")
+    code, out, err = run(["report", "cfgnet.py:build_cfg", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["madds"] == conv_madds()
+
+
+def test_project_root_imports_work(project, capsys):
+    (project / "models").mkdir()
+    (project / "models" / "blocks.py").write_text(NET)
+    (project / "models" / "net.py").write_text("from models.blocks import build  # noqa\n"
+                                               "INPUT = '1x3x8x8'\n")
+    code, out, err = run(["report", "models/net.py", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["madds"] == conv_madds()
+
+
+def test_relative_imports_in_a_package_file_work(project, capsys):
+    pkg = project / "proj"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "blocks.py").write_text(NET)
+    (pkg / "net.py").write_text("from .blocks import build  # noqa\nINPUT = '1x3x8x8'\n")
+    for spec in ("proj/net.py", str(pkg / "net.py"), "proj.net:build"):
+        code, out, err = run(["report", spec, "--format", "json"], capsys)
+        assert code == 0, (spec, err)
+        assert json.loads(out)["totals"]["madds"] == conv_madds()
+
+
+def test_a_relative_import_outside_a_package_gets_a_hint(project, capsys):
+    (project / "loose").mkdir()
+    (project / "loose" / "blocks.py").write_text(NET)
+    (project / "loose" / "net.py").write_text("from .blocks import build  # noqa\n")
+    code, out, err = run(["report", "loose/net.py"], capsys)
+    assert code == 2 and err.count("\n") == 1, err
+    assert "relative import" in err and "package.module:build" in err
+
+
+def test_an_nn_module_instance_is_the_model(project, capsys):
+    (project / "inst.py").write_text(NET + "\nmodel = build()\n")
+    code, out, err = run(["report", "inst.py:model", "--format", "json"], capsys)
+    assert code == 0, err
+    assert json.loads(out)["totals"]["madds"] == conv_madds()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("models", "is a directory"), ("models/", "is a directory"),
+    ("notes.txt", "not a Python file"), ("notes.txt:build", "not a Python file"),
+])
+def test_a_directory_or_non_python_spec_says_so(project, capsys, spec, message):
+    (project / "models").mkdir()
+    (project / "notes.txt").write_text("hello\n")
+    code, out, err = run(["report", spec], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
