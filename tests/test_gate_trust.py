@@ -146,7 +146,7 @@ def save(capsys, path, *extra):
     (["--mode", "train"], [], "mode train vs eval"),
     (["--dtype", "float16"], [], "--dtype float16 vs (none)"),
     (["--input", "1x3x16x16"], [], "inputs input=1x3x16x16:float32 vs input=1x3x8x8:float32"),
-    (["--input", "1x3x8x8:float16"], [], "input=1x3x8x8:float16 vs input=1x3x8x8:float32"),
+    (["--input", "2x3x8x8"], [], "inputs input=2x3x8x8:float32 vs input=1x3x8x8:float32"),
 ])
 def test_a_baseline_measured_differently_is_refused(project, capsys, saved, checked, named):
     save(capsys, "base.json", *saved)
@@ -268,4 +268,91 @@ def test_a_directory_or_non_python_spec_says_so(project, capsys, spec, message):
     (project / "models").mkdir()
     (project / "notes.txt").write_text("hello\n")
     code, out, err = run(["report", spec], capsys)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+
+
+# ---- 4. inputs as users write them -------------------------------------------------------------
+
+def _analysis_error(fn):
+    from costmodel.errors import CostmodelError
+    with pytest.raises(CostmodelError) as info:
+        fn()
+    return str(info.value)
+
+
+@pytest.mark.parametrize("case", ["embedding float", "bf16 linear", "int64 linear"])
+def test_inputs_torch_rejects_are_rejected_naming_the_layer(case):
+    import torch
+    from torch import nn
+
+    import costmodel
+
+    model, spec = {
+        "embedding float": (nn.Sequential(nn.Embedding(10, 4)), "1x5"),
+        "bf16 linear": (nn.Sequential(nn.Linear(4, 4)).to(torch.bfloat16), "1x4"),
+        "int64 linear": (nn.Sequential(nn.Linear(4, 4)), "1x4:int64"),
+    }[case]
+    x = torch.ones(1, 5) if case == "embedding float" else torch.ones(1, 4, dtype=(
+        torch.float32 if case == "bf16 linear" else torch.int64))
+    with pytest.raises(RuntimeError):   # real torch refuses it
+        model(x)
+    message = _analysis_error(lambda: costmodel.analyze(model, spec))
+    assert "layer '0'" in message and "\n" not in message, message
+
+
+def test_an_unknown_keyword_or_extra_positional_input_is_an_error():
+    from torch import nn
+
+    import costmodel
+
+    class Two(nn.Module):
+        def forward(self, x, mask=None):
+            return x * 2
+
+    assert "no input named 'maks'" in _analysis_error(
+        lambda: costmodel.analyze(Two(), "1x4", kwargs={"maks": "1x4"}))
+    assert "but 2 were given" in _analysis_error(
+        lambda: costmodel.analyze(Two(), "1x4", "1x4", kwargs={"mask": "1x4"}))
+    assert "but 3 were given" in _analysis_error(
+        lambda: costmodel.analyze(Two(), "1x4", "1x4", "1x4"))
+
+
+def _nested(n):
+    from torch import nn
+    m = nn.Linear(4, 4)
+    for _ in range(n):
+        m = nn.Sequential(m)
+    return m
+
+
+def test_deep_nesting_torch_runs_is_analysed_deeper_is_one_line():
+    import threading
+
+    import torch
+
+    import costmodel
+
+    model, results = _nested(245), {}
+
+    def fresh_stack():   # a new thread starts at depth 0, as a script does (pytest's is deep)
+        results["torch"] = model(torch.ones(1, 4)).shape   # torch runs it at the default limit
+        results["costmodel"] = costmodel.analyze(model, "1x4").totals.madds
+
+    thread = threading.Thread(target=fresh_stack)
+    thread.start()
+    thread.join()
+    assert results == {"torch": (1, 4), "costmodel": 4 * 4}
+    message = _analysis_error(lambda: costmodel.analyze(_nested(1200), "1x4"))
+    assert "nests too deeply" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["report", "net.py", "--depth", "0"], "--depth must be at least 1"),
+    (["diff", "net.py", "net.py", "--depth", "-1"], "--depth must be at least 1"),
+    (["report", "net.py", "--input", "99999999999999999999x3x224x224"], "more than any tensor"),
+    (["check", "net.py", "--max-mac", "1G", "--input", "9999999999x3x224x224x10000"],
+     "more than any tensor"),
+])
+def test_depth_and_over_large_shapes_are_refused(project, capsys, argv, message):
+    code, out, err = run(argv, capsys)
     assert code == 2 and err.count("\n") == 1 and message in err, err

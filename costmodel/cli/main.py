@@ -165,11 +165,17 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    _check_depth(args.depth)
     profile = _profile(args.device)
     report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
     _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
                           profile=profile), args.output)
     return 0
+
+
+def _check_depth(depth: int) -> None:
+    if depth < 1:
+        raise UsageError(f"--depth must be at least 1 (the top-level modules), not {depth}")
 
 
 def _profile(name: str | None):
@@ -249,6 +255,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
+    _check_depth(args.depth)
 
     def side(spec: str, inputs: list[str], arg: list[str]):
         if spec.endswith(".json"):
