@@ -14,6 +14,7 @@ from .analysis.context import AnalysisContext
 from .capture import eager
 from .capture import fx as _fx  # analyze()'s `capture` argument shadows a module named capture
 from .capture import inputs as _inputs
+from .capture.meta import packed_weights
 from .capture.recorder import Recording
 from .core.cost import total
 from .core.graph import CostGraph
@@ -208,6 +209,10 @@ def _model_findings(model: nn.Module, g: CostGraph, training: bool
         for key, p in module._parameters.items():
             if p is not None and id(p) not in all_params:
                 all_params[id(p)] = (f"{prefix}.{key}" if prefix else key, p.numel())
+        packed = packed_weights(module)   # a quantized Linear's packed weights are its params
+        for t, key, ident in packed or ():
+            if t is not None:
+                all_params[ident] = (f"{prefix}.{key}" if prefix else key, t.numel())
     read = {key for node in g for call in node.calls for key, _ in call.params}
     unused = {key: v for key, v in all_params.items() if key not in read}
     params_unused = sum(n for _, n in unused.values())

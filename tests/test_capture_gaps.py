@@ -308,3 +308,26 @@ def test_torchscript_modules_need_the_eager_module():
     for scripted in (torch.jit.script(model), torch.jit.trace(model, torch.randn(1, 4))):
         with pytest.raises(costmodel.errors.AnalysisError, match="TorchScript .* eager nn.Module"):
             costmodel.analyze(scripted, "1x4")
+
+
+# ---- 6. dynamically quantized models ---------------------------------------------------------
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("capture", ["eager", "fx"])
+def test_dynamically_quantized_linear(capture):
+    """quantize_dynamic's qint8 Linear keeps its weights packed (parameters() sees none): they are
+    counted as the model's parameters, with int8 bytes, and the MAdds are the linear's."""
+    model = nn.Sequential(nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 8)).eval()
+    float_params = sum(p.numel() for p in model.parameters())
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8)
+    assert sum(p.numel() for p in quantized.parameters()) == 0
+    report = costmodel.analyze(quantized, "2x16", capture=capture)
+    assert report.totals.status == Status.COMPLETE
+    assert report.totals.madds == 2 * (16 * 32 + 32 * 8)
+    assert report.totals.params == float_params == 16 * 32 + 32 + 32 * 8 + 8
+    assert report.totals.params_unused == 0
+    weights = [spec for node in report.graph for rec in node.calls
+               if rec.call.op == "linear" for name, spec in rec.call.tensors.items()
+               if name == "weight"]
+    assert [(w.shape, w.dtype, w.itemsize) for w in weights] == [
+        ((32, 16), "int8", 1), ((8, 32), "int8", 1)]

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..ops import META
 
@@ -52,6 +53,34 @@ def _known_constant(t: Tensor) -> bool:
     return t.numel() == 1 or not (t.is_floating_point() or t.is_complex())
 
 
+def packed_weights(mod: nn.Module) -> tuple[tuple[Tensor | None, str, int], ...] | None:
+    """The weights a dynamically quantized Linear (`torch.ao.quantization.quantize_dynamic`)
+    keeps packed, where `parameters()` does not see them: (tensor, name, key) for its weight (the
+    int8 values of a qint8 weight) and bias. The keys are fixed by the packed object, so the
+    capture and the parameter count agree: id(packed) for the weight, id(packed) + 1 for the bias
+    (an id is an address, so no other object has it)."""
+    packed = getattr(mod, "_packed_params", None)
+    unpack = getattr(packed, "_weight_bias", None)
+    if unpack is None or not callable(getattr(mod, "weight", None)):
+        return None
+    weight, bias = unpack()
+    if weight.is_quantized:
+        weight = weight.int_repr()
+    elif getattr(packed, "dtype", None) == torch.float16:   # stored as float16
+        weight = weight.to(torch.float16)
+    return (weight, "weight", id(packed)), (bias, "bias", id(packed) + 1)
+
+
+def _quantized_linear(weights: tuple[Tensor, Tensor | None], x: Tensor) -> Tensor:
+    """A dynamically quantized Linear's forward as it runs (quantize x to 8 bits, an 8-bit
+    linear, dequantize to x's dtype, add the bias), each step costed with its own bytes."""
+    weight, bias = weights
+    if weight.dtype == x.dtype:   # float16 dynamic quantization: a plain linear
+        return F.linear(x, weight, bias)
+    out = F.linear(x.to(weight.dtype), weight).to(x.dtype)
+    return out if bias is None else out + bias
+
+
 class MetaModel:
     """The meta twins and clones of one model, made on first use and kept for the capture."""
 
@@ -67,12 +96,13 @@ class MetaModel:
         self._clone_of: dict[int, nn.Module] = {}    # id(user module) -> its clone
         self.values: dict[int, tuple[Tensor, Tensor]] = {}   # id(meta) -> (meta, real CPU value)
 
-    def twin(self, t: Tensor, name: str, role: str) -> Tensor:
-        meta = self._twins.get(id(t))
+    def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
+        meta = self._twins.get(id(t) if key is None else key)
         if meta is None:
             meta = torch.empty_strided(tuple(t.shape), t.stride(), dtype=t.dtype, device=META)
-            self._twins[id(t)] = meta
-            self.weights[id(meta)] = Weight(name, role, id(t), t.numel(), bool(t.requires_grad))
+            key = id(t) if key is None else key
+            self._twins[key] = meta
+            self.weights[id(meta)] = Weight(name, role, key, t.numel(), bool(t.requires_grad))
             if role != "param" and _known_constant(t):
                 self.values[id(meta)] = (meta, t.detach().to("cpu", copy=True))
         return meta
@@ -109,6 +139,11 @@ class MetaModel:
         for k, v in mod.__dict__.items():
             if isinstance(v, Tensor):
                 state[k] = twin(v, dot + k, "const")
+        packed = packed_weights(mod)
+        if packed is not None:   # a dynamically quantized Linear: F.linear on its int8 weight
+            weight, bias = (None if t is None else twin(t, dot + name, "param", key)
+                            for t, name, key in packed)
+            state["forward"] = types.MethodType(_quantized_linear, (weight, bias))
         state["training"] = self.training
         clone.__dict__.update(state)
         return clone
