@@ -126,14 +126,19 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
     if how is not CaptureChoice.FX:   # the default: the model's own forward, once, on meta
-        try:
-            recording = Recording(model, training=training, float_dtype=float_dtype)
-            g, replaced = eager.capture(model, recording, given.values, given.by_position)
-            return g, CaptureKind.EAGER, eager.diagnostics(g, replaced) + _hooks(model, recording)
-        except EagerError as exc:
-            if how is CaptureChoice.EAGER:
-                raise AnalysisError(first_line(exc)) from exc
-            eager_error = exc
+        # as a trace first (the library code skips its value checks); if that stops, once more
+        # as plain eager code, for code whose compile path needs more than its eager path
+        for as_trace in (True, False):
+            try:
+                recording = Recording(model, training=training, float_dtype=float_dtype)
+                g, replaced = eager.capture(model, recording, given.values, given.by_position,
+                                            as_trace)
+                return (g, CaptureKind.EAGER,
+                        eager.diagnostics(g, replaced) + _hooks(model, recording))
+            except EagerError as exc:
+                eager_error = eager_error or exc
+        if how is CaptureChoice.EAGER:
+            raise AnalysisError(first_line(eager_error)) from eager_error
     recording = Recording(model, training=training, float_dtype=float_dtype)
     try:
         g = _fx_graph(model, given, recording, training)

@@ -331,3 +331,39 @@ def test_dynamically_quantized_linear(capture):
                if name == "weight"]
     assert [(w.shape, w.dtype, w.itemsize) for w in weights] == [
         ((32, 16), "int8", 1), ((8, 32), "int8", 1)]
+
+
+# ---- the trace flag, and code whose compile path needs more -----------------------------------
+
+class MaskUnlessCompiling(nn.Module):
+    """Switch Transformers' form: `if attention_mask is None and not is_torchdynamo_compiling():
+    make one`; its compile path then fails without a mask. The capture runs it once more as plain
+    eager code."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 8)
+
+    def forward(self, x, mask=None):
+        if mask is None and not torch.compiler.is_compiling():
+            mask = torch.ones(x.shape[:-1], device=x.device)
+        return self.fc(x) * mask[..., None]
+
+
+def test_a_compile_path_that_fails_is_retried_as_eager_code():
+    report = eager(MaskUnlessCompiling(), "2x3x8")
+    assert report.totals.madds == 2 * 3 * 8 * 8
+    assert not torch.compiler.is_compiling()
+
+
+def test_switch_transformers():
+    torch.manual_seed(0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = transformers.SwitchTransformersModel(transformers.SwitchTransformersConfig(
+            vocab_size=100, d_model=32, d_kv=16, d_ff=64, num_layers=1, num_decoder_layers=1,
+            num_heads=2, num_experts=2)).eval()
+    ids = torch.ones(2, 16, dtype=torch.int64)
+    expected = oracle(model, ids, decoder_input_ids=ids[:, :8])
+    report = eager(model, "2x16:int64", kwargs={"decoder_input_ids": "2x8:int64"})
+    assert report.totals.madds == expected

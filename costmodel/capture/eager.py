@@ -407,7 +407,8 @@ class EagerCapture:
         return out
 
     # ---- the run ----------------------------------------------------------------------------
-    def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = ()) -> CostGraph:
+    def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = (),
+            as_trace: bool = True) -> CostGraph:
         root = self.recording.meta.clone("")
         self._wrap(root, "")
         builder = self.builder
@@ -420,7 +421,8 @@ class EagerCapture:
                 builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
-            with patch, as_a_trace(self.recording.values), self._equivalents(), self.recorder:
+            with patch, as_a_trace(self.recording.values, as_trace), self._equivalents(), \
+                    self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
         except RecursionError:   # too deep for any capture: analyze() says so in one line
@@ -458,10 +460,13 @@ class EagerCapture:
 
 
 @contextlib.contextmanager
-def as_a_trace(values: dict[int, Any]):
+def as_a_trace(values: dict[int, Any], compiling: bool = True):
     """The capture is a trace, and says so to the code it runs (restored on exit):
 
-    - `torch.compiler.is_compiling()` is True, as under torch.export's non-strict mode (which
+    - `torch.compiler.is_compiling()` is True (unless `compiling` is False: api.py retries a
+      capture that stopped that way, for code whose compile path needs more than its eager one,
+      e.g. Switch Transformers wants an attention_mask then), as under torch.export's non-strict
+      mode (which
       also runs the real Python forward on fake tensors and sets the same flag). Libraries skip
       their value checks under a trace: transformers' `is_tracing()` (true under compile, jit,
       fx proxies and FakeTensor) guards `warn_if_padding_and_no_attention_mask`,
@@ -494,7 +499,7 @@ def as_a_trace(values: dict[int, Any]):
             return False   # unknown values: apply the mask as given
         return detect(mask, is_causal, size)
 
-    compiler._is_compiling_flag = True
+    compiler._is_compiling_flag = compiling or saved[0]
     distribution._validate_args = False
     torch._check_tensor_all_with = check_tensor_all_with
     transformer._detect_is_causal_mask = detect_is_causal_mask
@@ -536,11 +541,13 @@ def _explain(exc: BaseException, where: str) -> str:
 
 
 def capture(model: nn.Module, recording: Recording, inputs: dict[str, Any],
-            by_position: tuple[str, ...] = ()) -> tuple[CostGraph, dict[str, str]]:
+            by_position: tuple[str, ...] = (), as_trace: bool = True
+            ) -> tuple[CostGraph, dict[str, str]]:
     """The graph of `model`'s real forward on meta `inputs` (see the module docstring), and the
-    library functions swapped for their static equivalents (why -> module that called one)."""
+    library functions swapped for their static equivalents (why -> module that called one).
+    as_trace: run it as a trace (`torch.compiler.is_compiling()` true; see `as_a_trace`)."""
     run = EagerCapture(model, recording)
-    return run.run(inputs, by_position), run.replaced
+    return run.run(inputs, by_position, as_trace), run.replaced
 
 
 def _caps(node: Node) -> bool:
