@@ -392,7 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.models = list(QUICK) if args.models == parser.get_default("models") else args.models
-        args.calibrate = min(args.calibrate, 8.0)
+        args.calibrate = min(args.calibrate, 12.0)
         args.rounds = (3, 3)
         args.seconds = min(args.seconds, 0.2)
     args.calibrate = min(args.calibrate, 90.0)
@@ -409,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for threads in args.threads:
             calib = time.perf_counter()
-            profile = calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads)
+            profile = calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
+                                analyze=costmodel.analyze)
             calib_s = time.perf_counter() - calib
             for batch in args.batch:
                 results.append(run_setting(entries, threads, batch, profile, calib_s, args))

@@ -128,13 +128,15 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser(
         "calibrate", help="measure this machine's device profile for the latency estimate",
         description="Short micro-benchmarks on synthetic tensors (GEMM peak, streaming bandwidth, "
-                    "fixed cost per op, per-kind throughput); the only command that runs real "
-                    "kernels. Saves NAME.json where --device finds it.", parents=[common])
+                    "fixed cost per op and per module call, per-kind throughput), then synthetic "
+                    "blocks costmodel builds itself (in-model scales fitted on half, the "
+                    "estimate's interval from the held-out half); the only command that runs "
+                    "real kernels. Saves NAME.json where --device finds it.", parents=[common])
     calibrate.add_argument("--name", help="profile name (default: the host name)")
     calibrate.add_argument("-o", "--output", help="JSON path (default: $COSTMODEL_PROFILE_DIR or "
                                                   "~/.cache/costmodel/profiles, NAME.json)")
-    calibrate.add_argument("--seconds", type=float, default=4.0,
-                           help="time budget in seconds (default 4)")
+    calibrate.add_argument("--seconds", type=float, default=20.0,
+                           help="time budget in seconds (default 20; at most 90 is sensible)")
     calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser
 
@@ -183,7 +185,9 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0:
         raise UsageError("--seconds must be positive")
-    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
+    from ..api import analyze
+    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
+                                       analyze)
     print(describe(profile))
     print(f"saved     {path}   (use it with --device {profile.name if args.output is None else path})")
     return 0
