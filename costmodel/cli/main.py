@@ -95,13 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
         example = "200MiB" if metric == "mac_bytes" else "1.2G, 600M, 5e6"
         check.add_argument(f"--max-{flag}", metavar="N", dest=f"max_{metric}",
                            help=f"budget for {metric.replace('_', ' ')} (e.g. {example})")
+    check.add_argument("--max-latency", metavar="TIME",
+                       help="budget for the latency estimate on --device, e.g. 15ms (with "
+                            "--strict, the upper end of the estimate's interval)")
+    check.add_argument("--device", metavar="PROFILE",
+                       help="device profile of --max-latency: a shipped name, one saved by "
+                            "`costmodel calibrate`, or a profile JSON path (default laptop-cpu)")
     check.add_argument("--baseline", metavar="REPORT.json",
                        help="compare with a saved `costmodel report --format json`")
     check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
                        help="allowed growth over the baseline, e.g. mac=2%% (default with "
                             "--baseline: 0%% for every metric); a bare 2%% means every metric")
     check.add_argument("--strict", action="store_true",
-                       help="fail when the analysis is partial (an op has no formula)")
+                       help="fail when the analysis is partial (an op has no formula), and "
+                            "judge --max-latency on the upper end of the estimate's interval")
     check.add_argument("--config", metavar="FILE",
                        help="pyproject.toml or setup.cfg to read budgets from (default: the "
                             "nearest one with a costmodel section, from the current folder up)")
@@ -196,12 +203,13 @@ def run_calibrate(args: argparse.Namespace) -> int:
 def run_check(args: argparse.Namespace) -> int:
     from . import gate as check
     from . import config
-    from .budget import parse_increase, parse_quantity
+    from .budget import parse_duration, parse_increase, parse_quantity
     from .gate import split_inputs
     from ..core.tensors import canonical_dtype
 
     limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
               if getattr(args, f"max_{m}") is not None}
+    max_latency = parse_duration(args.max_latency) if args.max_latency is not None else None
     increases: dict[str, float] = {}
     for text in args.max_increase:
         increases.update(parse_increase(text))
@@ -212,11 +220,12 @@ def run_check(args: argparse.Namespace) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     if args.spec:
-        if not limits and not args.baseline:
+        if not limits and not args.baseline and max_latency is None:
             raise UsageError("nothing to check: give a budget (--max-mac 1.2G, --max-params 5M, "
-                             "...) or --baseline REPORT.json")
+                             "--max-latency 15ms, ...) or --baseline REPORT.json")
         targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
                                  increases, args.baseline, args.strict, mode=args.mode,
+                                 max_latency_s=max_latency, device=args.device,
                                  name=args.spec)]
     else:
         if args.input or args.arg:
@@ -231,6 +240,10 @@ def run_check(args: argparse.Namespace) -> int:
             target.limits.update(limits)
             target.increases.update(increases)
             target.strict = target.strict or args.strict
+            if max_latency is not None:
+                target.max_latency_s = max_latency
+            if args.device:
+                target.device = args.device
             if args.baseline:
                 target.baseline = os.path.abspath(args.baseline)
             if args.dtype:
