@@ -57,16 +57,19 @@ def main() -> None:
         model = torchvision.models.get_model(name).eval()
         size = 224
         costmodel.analyze(model, f"1x3x{size}x{size}")  # warm-up: imports, first-call caches
-        a1 = best(lambda: costmodel.analyze(model, f"1x3x{size}x{size}"), args.repeat)
-        a32 = best(lambda: costmodel.analyze(model, f"32x3x{size}x{size}"), args.repeat)
+        a1 = best(lambda model=model, size=size: costmodel.analyze(model, f"1x3x{size}x{size}"),
+                  args.repeat)
+        a32 = best(lambda model=model, size=size: costmodel.analyze(model, f"32x3x{size}x{size}"),
+                   args.repeat)
         big = size * 4 if not name.startswith("vit") else size  # ViT's size is fixed by its weights
-        a_big = best(lambda: costmodel.analyze(model, f"1x3x{big}x{big}"), args.repeat)
+        a_big = best(lambda model=model, big=big: costmodel.analyze(model, f"1x3x{big}x{big}"),
+                     args.repeat)
         with torch.inference_mode():
             x1 = torch.randn(1, 3, size, size)
             x32 = torch.randn(32, 3, size, size)
             model(x1)
-            f1 = median(lambda: model(x1), args.repeat)
-            f32 = median(lambda: model(x32), max(3, args.repeat // 2))
+            f1 = median(lambda model=model, x1=x1: model(x1), args.repeat)
+            f32 = median(lambda model=model, x32=x32: model(x32), max(3, args.repeat // 2))
         print(f"{name:20s} {a1 * 1e3:9.1f}ms {a32 * 1e3:10.1f}ms {a_big * 1e3:12.1f}ms "
               f"{f1 * 1e3:9.1f}ms {f32 * 1e3:10.1f}ms {a1 / f1:14.2f}x {a1 / f32:15.3f}x",
               flush=True)

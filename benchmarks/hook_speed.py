@@ -63,7 +63,7 @@ def main() -> None:
         results = [(name, best(cmd, repo, env, args.repeat)) for name, cmd in rows]
     base = results[0][1]
     print(f"best of {args.repeat} runs, fresh process each, python {sys.version.split()[0]}")
-    print(f"| command | seconds | vs import torch |\n|---|---|---|")
+    print("| command | seconds | vs import torch |\n|---|---|---|")
     for name, seconds in results:
         print(f"| {name} | {seconds:.2f} | {seconds / base:.2f}x |")
 

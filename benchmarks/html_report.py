@@ -56,7 +56,8 @@ def load_ms(browser, path: Path) -> tuple[float, float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--chromium", default=shutil.which("chromium") or shutil.which("chromium-browser"))
+    ap.add_argument("--chromium",
+                    default=shutil.which("chromium") or shutil.which("chromium-browser"))
     ap.add_argument("--keep", help="write the HTML files here (default: a temporary folder)")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright

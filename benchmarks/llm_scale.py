@@ -4,7 +4,8 @@ Prints the analysis time, the process's peak RSS (VmHWM), and MAdds against the 
 decoder forward pass:
 
     MAdds = seq * (params of the matmul weights: layers * (q, k, v, o, gate, up, down) + lm_head)
-            + layers * heads * seq^2 * head_dim * 2     (attention scores and weighted sum, full square)
+            + layers * heads * seq^2 * head_dim * 2
+              (attention scores and weighted sum, full square)
 
 Usage: python benchmarks/llm_scale.py [--layers 80] [--seq 4096] [--head]
 """
@@ -51,6 +52,7 @@ def main() -> None:
 
     import torch
     import transformers
+
     import costmodel
 
     cfg = llama_70b_config(args.layers)
@@ -71,7 +73,8 @@ def main() -> None:
     print(f"capture      {report.capture} ({report.graph.number_of_nodes()} graph nodes)")
     print(f"build (meta) {built:.2f} s")
     print(f"analyze      {elapsed:.2f} s")
-    print(f"peak RSS     {peak_rss_mib():.0f} MiB (VmHWM; {rss_built:.0f} MiB after imports and build)")
+    print(f"peak RSS     {peak_rss_mib():.0f} MiB "
+          f"(VmHWM; {rss_built:.0f} MiB after imports and build)")
     print(f"params       {params:,} ({params / 1e9:.2f} B)")
     print(f"MAdds        {report.totals.madds:,} ({report.totals.madds / 1e12:.2f} T), "
           f"status {report.totals.status}")

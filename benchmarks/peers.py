@@ -1,6 +1,7 @@
 """costmodel against the peers: accuracy, coverage, speed and memory, measured in one run.
 
-    python benchmarks/peers.py                      # full run: zoo + transformers + probes + speed + scaling
+    python benchmarks/peers.py                      # full run: zoo + transformers + probes +
+                                                    # speed + scaling
     python benchmarks/peers.py --quick              # smoke run: a handful of models, small scaling
     python benchmarks/peers.py --models resnet50,probes --tools costmodel,fvcore --repeat 5
 
@@ -64,16 +65,18 @@ RESULT_PREFIX = "@@PEERS "
 TOOLS: dict[str, dict[str, Any]] = {
     "costmodel": dict(
         module="costmodel", factor=1, unit="MAdds",
-        counts="contraction ops only (conv, linear, matmul/bmm/einsum, attention); static, meta tensors",
+        counts="contraction ops only (conv, linear, matmul/bmm/einsum, attention); "
+               "static, meta tensors",
         source="README 'Conventions'; Report.totals.madds"),
     "flopcounter": dict(
         module="torch.utils.flop_counter", factor=2, unit="FLOPs = 2 x MAdds",
-        counts="aten conv/mm/addmm/bmm/baddbmm and the SDPA kernels it registers; everything else 0",
+        counts="aten conv/mm/addmm/bmm/baddbmm and the SDPA kernels it registers; "
+               "everything else 0",
         source="torch/utils/flop_counter.py: mm_flop returns m * n * 2 * k"),
     "fvcore": dict(
         module="fvcore", factor=1, unit="'flops' = MAdds",
-        counts="jit-traced aten ops with a handle (conv, matmul, linear, einsum, bmm, norms, upsample...);"
-               " logs 'Unsupported operator' for the rest",
+        counts="jit-traced aten ops with a handle (conv, matmul, linear, einsum, bmm, norms, "
+               "upsample...); logs 'Unsupported operator' for the rest",
         source="fvcore/nn/flop_count.py docstring: 'We count one fused multiply-add as one flop'"),
     "ptflops": dict(
         module="ptflops", factor=1, unit="MACs = MAdds",
@@ -105,7 +108,8 @@ TOOLS: dict[str, dict[str, Any]] = {
                " report has complete/partial status",
         source="torchscan report totals['macs'] (unit 'MACs')"),
     "deepspeed": dict(
-        module="deepspeed.profiling.flops_profiler", factor=1, unit="MACs = MAdds (its FLOPs = 2 x MACs)",
+        module="deepspeed.profiling.flops_profiler", factor=1,
+        unit="MACs = MAdds (its FLOPs = 2 x MACs)",
         counts="patched torch/F functions like calflops (linear, conv, matmul, SDPA, norms,"
                " activations, upsample...)",
         source="deepspeed/profiling/flops_profiler/profiler.py: 'return 2 * macs, macs'"),
@@ -170,8 +174,8 @@ class Built:
 
 def build(name: str, speed_models: tuple[str, ...]) -> Built:
     import torch
-    from torch import nn
     import torch.nn.functional as F
+    from torch import nn
 
     torch.manual_seed(0)
     speed = name in speed_models
@@ -186,7 +190,8 @@ def build(name: str, speed_models: tuple[str, ...]) -> Built:
         x = torch.randn(1, SEQ, 512)
 
         class Probe(nn.Module):
-            """One unused 1-element parameter: calflops raises StopIteration on a model with none."""
+            """One unused 1-element parameter: calflops raises StopIteration on a model with
+            none."""
             def __init__(self):
                 super().__init__()
                 self.unused = nn.Parameter(torch.ones(1))
@@ -248,7 +253,8 @@ def build(name: str, speed_models: tuple[str, ...]) -> Built:
             cfg = T.BertConfig()
             model = T.BertModel(cfg)
             ref = transformer_madds(12, 768, 3072, SEQ) + 768 * 768     # + pooler on [CLS]
-            how, make = "12 x (4 S d^2 + 2 S^2 d + 2 S d ff) + d^2 pooler, S=128", ids(cfg.vocab_size)
+            how = "12 x (4 S d^2 + 2 S^2 d + 2 S d ff) + d^2 pooler, S=128"
+            make = ids(cfg.vocab_size)
         elif name == "hf_gpt2":
             cfg = T.GPT2Config()
             model = T.GPT2Model(cfg)
@@ -262,11 +268,13 @@ def build(name: str, speed_models: tuple[str, ...]) -> Built:
         elif name == "hf_llama_small":
             cfg = T.LlamaConfig(**LLAMA)
             model = T.LlamaModel(cfg)
-            d, kv = LLAMA["hidden_size"], LLAMA["hidden_size"] * LLAMA["num_key_value_heads"] // LLAMA["num_attention_heads"]
+            d = LLAMA["hidden_size"]
+            kv = d * LLAMA["num_key_value_heads"] // LLAMA["num_attention_heads"]
             ref = transformer_madds(LLAMA["num_hidden_layers"], d, LLAMA["intermediate_size"], SEQ,
                                     kv_d=kv, mlp_mats=3)
             how = ("4 x (2 S d^2 + 2 S d d_kv + 2 S^2 d + 3 S d ff), GQA 8q/4kv heads, S=128 "
-                   "(the rotary inv_freq @ positions outer product, 4,096 multiplies, is not a MAdd)")
+                   "(the rotary inv_freq @ positions outer product, 4,096 multiplies, "
+                   "is not a MAdd)")
             make = ids(cfg.vocab_size)
         else:
             raise KeyError(name)
@@ -300,8 +308,10 @@ class ToolFailed(RuntimeError):
     pass
 
 
-def runner(tool: str, model, x, spec: str, log_path: str, no_grad: bool = False) -> Callable[[], dict]:
+def runner(tool: str, model, x, spec: str, log_path: str, no_grad: bool = False
+           ) -> Callable[[], dict]:
     import contextlib
+
     import torch
 
     def grad_mode():
@@ -457,7 +467,7 @@ def child(tool: str, built: Built, workload: str, args, out_path: str, log_path:
             call = runner(tool, built.model, x, spec, log_path, args.no_grad)
         except ImportError as e:
             result = {"state": "not installed", "error": one_line(e)}
-            raise SystemExit
+            raise SystemExit from None
         deadline = time.perf_counter() + args.timeout * 0.8
         resettable = reset_hwm()
         rss0 = read_status("VmRSS")
@@ -534,7 +544,8 @@ def run_pair(tool: str, built: Built, workload: str, args) -> dict:
             sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
             last = (log.strip().splitlines() or [""])[-1][:240]
             res = {"state": "failed",
-                   "error": f"child died ({'signal ' + str(sig) if sig else 'exit'}) {last}".strip(),
+                   "error": (f"child died ({'signal ' + str(sig) if sig else 'exit'}) "
+                             f"{last}").strip(),
                    "log_tail": log[-1500:]}
     res["wall_s"] = time.perf_counter() - start
     return res
@@ -555,6 +566,7 @@ def worker(args) -> None:
     """Builds each model in turn and forks one child per (tool, workload)."""
     import ctypes
     import gc
+
     import torch
     torch.set_num_threads(1)     # the parent never starts an OpenMP pool, so forking stays safe
     import warnings
@@ -568,7 +580,8 @@ def worker(args) -> None:
         try:
             built = build(name, speed)
         except BaseException as e:  # noqa: BLE001
-            print(RESULT_PREFIX + json.dumps({"model": name, "build_error": one_line(e)}), flush=True)
+            print(RESULT_PREFIX + json.dumps({"model": name, "build_error": one_line(e)}),
+                  flush=True)
             print(RESULT_PREFIX + json.dumps({"done": name}), flush=True)
             continue
         header = {"model": name, "kind": built.kind, "ref_madds": built.ref_madds,
@@ -598,13 +611,16 @@ def worker(args) -> None:
 
 def scale_worker(args) -> None:
     import gc
+
     import torch
     from torch import nn
+
     import costmodel
     torch.set_num_threads(1)
     n = args.scale
     torch.manual_seed(0)
-    model = nn.Sequential(*[m for _ in range(n // 2) for m in (nn.Linear(16, 16), nn.ReLU())]).eval()
+    model = nn.Sequential(*[m for _ in range(n // 2)
+                            for m in (nn.Linear(16, 16), nn.ReLU())]).eval()
     gc.collect()
     resettable = reset_hwm()
     rss0 = read_status("VmRSS")
@@ -632,7 +648,8 @@ def launch(cmd: list[str], timeout: float) -> tuple[list[dict], str | None]:
     try:
         out, err = proc.communicate(timeout=timeout)
         problem = None if proc.returncode == 0 else (
-            f"worker exited {proc.returncode}: " + ((err or "").strip().splitlines() or [""])[-1][:240])
+            f"worker exited {proc.returncode}: "
+            + ((err or "").strip().splitlines() or [""])[-1][:240])
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)    # the worker and its forked children, by group id
         out, err = proc.communicate()
@@ -650,18 +667,19 @@ def stream_workers(names: list[str], passthrough: list[str], stall: float):
     import threading
     todo = list(names)
     while todo:
-        proc = subprocess.Popen([sys.executable, __file__, "--worker", ",".join(todo)] + passthrough,
+        proc = subprocess.Popen([sys.executable, __file__, "--worker", ",".join(todo)]
+                                + passthrough,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
         lines: queue.Queue = queue.Queue()
         err_tail: list[str] = []
 
-        def pump_out(stream):
+        def pump_out(stream, lines=lines):     # this worker's queue, not the next one's
             for line in stream:
                 lines.put(line)
             lines.put(None)           # end of stream: the worker has exited
 
-        def pump_err(stream):
+        def pump_err(stream, err_tail=err_tail):
             for line in stream:
                 err_tail.append(line)
                 del err_tail[:-20]
@@ -746,10 +764,12 @@ def main() -> None:
     p.add_argument("--speed-models", default=",".join(SPEED_MODELS))
     p.add_argument("--scale-sizes", default="", help="comma list of node counts; 0 for none")
     p.add_argument("--min-timed", type=float, default=0.1,
-                   help="keep repeating a fast call until this many seconds are timed (max 200 runs)")
+                   help="keep repeating a fast call until this many seconds are timed "
+                        "(max 200 runs)")
     p.add_argument("--out", default=str(HERE / "results"))
     p.add_argument("--no-grad", action="store_true",
-                   help="wrap every tool call in torch.no_grad() (default: each tool's own setting)")
+                   help="wrap every tool call in torch.no_grad() "
+                        "(default: each tool's own setting)")
     p.add_argument("--render", metavar="JSON",
                    help="only re-render the markdown of a saved peers.json (no measurement)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
@@ -789,13 +809,15 @@ def main() -> None:
             "scaling": []}
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    passthrough = ["--tools", ",".join(tools), "--timeout", str(args.timeout), "--repeat",
-                   str(args.repeat), "--threads", str(args.threads), "--speed-models",
-                   args.speed_models, "--timed-budget", str(args.timed_budget),
-                   "--min-timed", str(args.min_timed),
-                   "--repeat-other", str(args.repeat_other)] + (["--no-grad"] if args.no_grad else [])
+    passthrough = (["--tools", ",".join(tools), "--timeout", str(args.timeout), "--repeat",
+                    str(args.repeat), "--threads", str(args.threads), "--speed-models",
+                    args.speed_models, "--timed-budget", str(args.timed_budget),
+                    "--min-timed", str(args.min_timed),
+                    "--repeat-other", str(args.repeat_other)]
+                   + (["--no-grad"] if args.no_grad else []))
     stall = max(600.0, 2 * args.timeout + 60)
-    for i, (name, header, rows, problem) in enumerate(stream_workers(models, passthrough, stall), 1):
+    workers = stream_workers(models, passthrough, stall)
+    for i, (name, header, rows, problem) in enumerate(workers, 1):
         if problem and "ref_madds" not in header:
             header["build_error"] = header.get("build_error") or problem
         data["models"][name] = header
@@ -806,7 +828,8 @@ def main() -> None:
                 if (t, w) not in got:
                     data["results"].append({"model": name, "tool": t, "workload": w,
                                             "state": "failed",
-                                            "error": header.get("build_error") or problem or "no result"})
+                                            "error": (header.get("build_error") or problem
+                                                      or "no result")})
         line = " ".join(f"{r['tool']}={fmt_cell_short(r)}" for r in rows
                         if r.get("workload") == "b1")
         print(f"[{i}/{len(models)} {time.time() - started:5.0f}s] {name}: "
@@ -879,7 +902,8 @@ def flagged(r: dict) -> bool:
 
 
 PROBE_PATTERNS = {"probe_matmul": r"matmul|bmm", "probe_sdpa": r"scaled_dot|attention",
-                  "probe_interpolate": r"upsample|interpolate", "probe_mha": r"attention|multi_?head",
+                  "probe_interpolate": r"upsample|interpolate",
+                  "probe_mha": r"attention|multi_?head",
                   "probe_linear": r"linear|addmm|mm"}
 
 
@@ -943,7 +967,8 @@ def summarise(data: dict) -> dict:
         s["worst"] = (errs[-1][1], errs[-1][2]) if errs else None
         for w in ("b1", "b32", "large"):
             times, ratios, mems, zoo_ratios = [], [], [], []
-            for m in (speed_models if w != "large" else [x for x in speed_models if x in LARGE_MODELS]):
+            for m in (speed_models if w != "large"
+                      else [x for x in speed_models if x in LARGE_MODELS]):
                 r, c = by.get((m, t, w)), by.get((m, "costmodel", w))
                 if r and r.get("state") == "ran":
                     times.append(r["best_s"])
@@ -965,7 +990,8 @@ def summarise(data: dict) -> dict:
                     "median_mem": statistics.median(mems) if mems else None,
                     "max_mem": max(mems) if mems else None}
         s["probes"] = {m: probe_verdict(by.get((m, t, "b1"), {"state": "failed", "model": m}),
-                                        models[m]) for m in models if models[m].get("kind") == "probe"}
+                                        models[m])
+                       for m in models if models[m].get("kind") == "probe"}
         s["errors"] = [(e, m) for _, e, m in errs]
         out[t] = s
     return out
@@ -991,14 +1017,16 @@ def ratio(x: float | None) -> str:
 
 def slope_table(scaling: list[dict]) -> tuple[list[str], dict]:
     rows = [r for r in scaling if "best_s" in r]
-    lines = ["| nodes | layers | analyze (best) | per node | peak RSS growth | log-log slope vs previous |",
+    lines = ["| nodes | layers | analyze (best) | per node | peak RSS growth "
+             "| log-log slope vs previous |",
              "|---|---|---|---|---|---|"]
     fit = {}
     prev = None
     for r in rows:
         sl = "–"
         if prev:
-            sl = f"{math.log(r['best_s'] / prev['best_s']) / math.log(r['nodes'] / prev['nodes']):.2f}"
+            slope = math.log(r['best_s'] / prev['best_s']) / math.log(r['nodes'] / prev['nodes'])
+            sl = f"{slope:.2f}"
         lines.append(f"| {r['nodes']:,} | {r['layers']:,} | {r['best_s']:.3f} s | "
                      f"{r['best_s'] / r['nodes'] * 1e6:.1f} µs | {mib(r['mem_bytes'])} | {sl} |")
         prev = r
@@ -1019,14 +1047,16 @@ def summary_tables(data: dict) -> tuple[list[str], list[str]]:
     """Accuracy and coverage per tool; speed and memory per tool."""
     s = data["summary"]
     acc = ["| tool | raw figure | ran / failed / timed out | MAdds exact | median abs error "
-           "| worst error | above / silently below the reference | params exact | probes it gets wrong |",
+           "| worst error | above / silently below the reference | params exact "
+           "| probes it gets wrong |",
            "|" + "---|" * 9]
     speed = ["| tool | b1: median time (x costmodel) | b32 | 1024x1024 "
              "| b1, all models: median x costmodel | peak RSS growth b1 / b32 / 1024 (median) |",
              "|" + "---|" * 6]
     for t, v in s.items():
         n_models = v["ran"] + v["failed"] + v["timeout"] + v["not_installed"]
-        ran = (f"not installable ({v['not_installed']})" if n_models and v["not_installed"] == n_models
+        ran = (f"not installable ({v['not_installed']})"
+               if n_models and v["not_installed"] == n_models
                else f"{v['ran']} / {v['failed']} / {v['timeout']}")
         worst = (f"{pct(v['worst'][0])} ({v['worst'][1]})" if v["worst"] and v["worst"][0]
                  else "none")
@@ -1038,7 +1068,7 @@ def summary_tables(data: dict) -> tuple[list[str], list[str]]:
                    f"{pct(v['median_abs_err'])} | {worst} | {len(v['over'])} / "
                    f"{len(v['under_silent'])} | {params} | {'; '.join(wrong) or 'none'} |")
 
-        def w(key):
+        def w(key, v=v):
             d = v[key]
             if d["median_s"] is None:
                 return "–"
@@ -1051,7 +1081,7 @@ def summary_tables(data: dict) -> tuple[list[str], list[str]]:
 
 
 def render(data: dict) -> str:
-    meta, s = data["meta"], data["summary"]
+    meta = data["meta"]
     tools = meta["tools"]
     by = {(r["model"], r["tool"], r["workload"]): r for r in data["results"]}
     models = data["models"]
@@ -1059,8 +1089,9 @@ def render(data: dict) -> str:
     out = ["# costmodel against the peers", "",
            f"Measured {meta['started']} in one run of `{meta['command']}` "
            f"({meta['elapsed_s'] / 60:.0f} min), {meta['cores']} cores shared with other work, "
-           f"{meta['threads']} torch threads per tool call, best of up to {meta['repeat']} warm runs "
-           f"after one cold run, {meta['timeout_s']:.0f} s timeout per pair. Versions: "
+           f"{meta['threads']} torch threads per tool call, "
+           f"best of up to {meta['repeat']} warm runs after one cold run, "
+           f"{meta['timeout_s']:.0f} s timeout per pair. Versions: "
            + ", ".join(f"{k} {x}" for k, x in v.items()) + ".", "",
            "Times are of the analysis call alone (model built beforehand); every peer executes the "
            "model on real tensors ("
@@ -1069,8 +1100,8 @@ def render(data: dict) -> str:
            + "), costmodel does not. Ratios are "
            "tool time / costmodel time for the same model and workload in the same run "
            "(> 1: costmodel is faster). Memory is the peak RSS growth of the first call in a fresh "
-           "forked process. MAdds error is (tool MAdds - reference) / reference beyond the reference's "
-           "rounding (torchvision's 3 decimals in G), with the tool's "
+           "forked process. MAdds error is (tool MAdds - reference) / reference beyond the "
+           "reference's rounding (torchvision's 3 decimals in G), with the tool's "
            "raw figure divided by its factor (FlopCounterMode: 2). References: torchvision "
            "`_ops` (conv + matmul multiply-adds; 'exact' = within its 3-decimal precision) and "
            "`num_params`; analytic formulas for the transformers models and the probes.", "",
@@ -1103,7 +1134,8 @@ def render(data: dict) -> str:
                 verdict = probe_verdict({**r, "model": m}, h)
                 raw = madds_of(r)
                 cells.append(verdict if verdict in ("exact",) or raw is None
-                             else f"{verdict} [{raw:,.0f}]" if m != "probe_interpolate" else verdict)
+                             else f"{verdict} [{raw:,.0f}]" if m != "probe_interpolate"
+                             else verdict)
             out.append(f"| {m} | {h.get('ref_madds', 0):,} | " + " | ".join(cells) + " |")
         out += ["", "Cells: `exact`, a multiple of the formula, or `0` (**silent** when the tool "
                 "did not say it skipped the op); [n] is the tool's count normalised to MAdds. For "
@@ -1163,7 +1195,8 @@ def render(data: dict) -> str:
     fails = [(r["tool"], r["model"], r["workload"], r.get("state"), r.get("error", ""))
              for r in data["results"] if r.get("state") in ("failed", "timeout")]
     if fails:
-        out += ["## Failures", "", "| tool | model | workload | state | error |", "|---|---|---|---|---|"]
+        out += ["## Failures", "", "| tool | model | workload | state | error |",
+                "|---|---|---|---|---|"]
         for t, m, w, st, e in sorted(fails):
             out.append(f"| {t} | {m} | {w} | {st} | {e.replace('|', '/')} |")
         out.append("")
@@ -1175,8 +1208,8 @@ def render(data: dict) -> str:
                 "`nn.Sequential` of N/2 x (Linear(16, 16), ReLU), analysed at 1x16; best of the "
                 "warm runs.", ""] + lines
         if fit:
-            out += ["", f"Least-squares log-log slope over all sizes: **{fit['loglog_slope']:.2f}** "
-                    "(1.0 = linear)."]
+            out += ["", "Least-squares log-log slope over all sizes: "
+                    f"**{fit['loglog_slope']:.2f}** (1.0 = linear)."]
             data["scaling_fit"] = fit
         out.append("")
 

@@ -11,14 +11,14 @@ from torch import nn
 from .analysis.annotate import annotate
 from .analysis.context import AnalysisContext
 from .capture import eager
+from .capture import fx as _fx  # analyze()'s `capture` argument shadows a module named capture
 from .capture import inputs as _inputs
-from .capture import fx as _fx   # analyze()'s `capture` argument shadows a module named capture
 from .capture.recorder import Recording
 from .core.cost import total
 from .core.graph import CostGraph
 from .core.report import Diagnostic, Report, Totals
 from .core.tensors import canonical_dtype
-from .core.vocab import Code, Severity, Status
+from .core.vocab import CaptureChoice, CaptureKind, Code, Mode, Severity, Status
 from .errors import AnalysisError, CaptureError, EagerError, ShapeError, first_line
 
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
@@ -26,7 +26,8 @@ InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a ten
 
 def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike] | None = None,
             mode: str = "eval", dtype: str | None = None, capture: str = "auto") -> Report:
-    """Static cost of `model` on the given input shapes; nothing real runs and the model is untouched.
+    """Static cost of `model` on the given input shapes; nothing real runs and the model is
+    untouched.
 
     inputs: one per positional forward argument: '1x3x224x224[:dtype]', (1, 3, 224, 224), a
         tensor (only its shape and dtype are used), or a list of these. With no input, costmodel
@@ -42,10 +43,10 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"analyze() expects an nn.Module, not {type(model).__name__}")
-    if mode not in ("eval", "train"):
+    if mode not in tuple(Mode):
         raise ValueError(f"mode={mode!r} is not supported; use mode='eval' or mode='train'")
-    if capture not in CAPTURES:
-        raise ValueError(f"capture={capture!r} is not one of {', '.join(CAPTURES)}")
+    if capture not in tuple(CaptureChoice):
+        raise ValueError(f"capture={capture!r} is not one of {', '.join(CaptureChoice)}")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
     if _fx.is_leaf(model):
         model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
@@ -54,11 +55,12 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     try:
         with torch.no_grad():
             report = _analyze(model, _inputs.split_inputs(inputs), dict(kwargs or {}), float_dtype,
-                              training=mode == "train", how=capture)
-            if mode == "train":
+                              training=mode == Mode.TRAIN, how=CaptureChoice(capture))
+            if mode == Mode.TRAIN:
                 from .analysis.train import with_backward
-                report = with_backward(report, {id(p) for p in model.parameters() if p.requires_grad},
-                                       sum(p.numel() for p in model.parameters() if p.requires_grad))
+                trained = [p for p in model.parameters() if p.requires_grad]
+                report = with_backward(report, {id(p) for p in trained},
+                                       sum(p.numel() for p in trained))
             return report
     finally:
         if gc_was_enabled:
@@ -66,7 +68,7 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
 
 
 def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
-             training: bool = False, how: str = "auto") -> Report:
+             training: bool = False, how: CaptureChoice = CaptureChoice.AUTO) -> Report:
     given = _inputs.prepare(model, positional, named, training)
     g, used, found = _capture(model, given, float_dtype, training, how)
     layers, costed = annotate(g)
@@ -81,22 +83,22 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
-    return Report(name, tuple(given.infos), "train" if training else "eval", tuple(layers), totals,
+    return Report(name, tuple(given.infos), Mode.TRAIN if training else Mode.EVAL, tuple(layers), totals,
                   tuple(diagnostics), used, g)
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
-             how: str) -> tuple[CostGraph, str, list[Diagnostic]]:
+             how: CaptureChoice) -> tuple[CostGraph, CaptureKind, list[Diagnostic]]:
     """The cost graph from the eager capture, or torch.fx's when asked or when eager stops."""
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
-    if how != "fx":   # the default: run the model's own forward once, on meta tensors
+    if how is not CaptureChoice.FX:   # the default: run the model's own forward once, on meta tensors
         try:
             g, replaced = eager.capture(
                 model, Recording(model, training=training, float_dtype=float_dtype), given.values)
-            return g, eager.NAME, eager.diagnostics(g, replaced)
+            return g, CaptureKind.EAGER, eager.diagnostics(g, replaced)
         except EagerError as exc:
-            if how == "eager":
+            if how is CaptureChoice.EAGER:
                 raise AnalysisError(first_line(exc)) from exc
             eager_error = exc
     try:
@@ -112,7 +114,7 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
             Code.CAPTURE_FALLBACK, Severity.INFO,
             f"{first_line(eager_error)}; analysed with torch.fx instead, which traces the "
             f"forward symbolically"))
-    return g, "torch.fx", diagnostics
+    return g, CaptureKind.FX, diagnostics
 
 
 def _fx_graph(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None,
@@ -160,5 +162,3 @@ def _model_findings(model: nn.Module, g: CostGraph, training: bool
             "own flags were left as they were"))
     return sum(n for _, n in all_params.values()), params_unused, diagnostics
 
-
-CAPTURES = ("auto", "fx", "eager")

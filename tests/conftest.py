@@ -8,15 +8,15 @@ import pathlib
 import sys
 import warnings
 
+import pytest
+import torch
+from torch import nn
+
 # Test this checkout, also from a worktree or with another copy installed: the package and any
 # `python -m costmodel` subprocess import it from here.
 _ROOT = str(pathlib.Path(__file__).resolve().parent.parent)
 sys.path.insert(0, _ROOT)
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, (_ROOT, os.environ.get("PYTHONPATH"))))
-
-import pytest
-import torch
-from torch import nn
 
 
 @contextlib.contextmanager

@@ -1,13 +1,15 @@
-"""Budget parsing and judging: exact values, and fuzzing that proves only documented errors escape."""
+"""Budget parsing and judging: exact values, and fuzzing that proves only documented errors
+escape."""
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from costmodel.cli.budget import (BudgetError, Gate, parse_increase, parse_percent, parse_quantity)
+from costmodel.cli.budget import BudgetError, Gate, parse_increase, parse_percent, parse_quantity
 from costmodel.cli.config import ConfigError, parse_arg
-from costmodel.errors import InputSpecError
 from costmodel.core.tensors import parse_input
+from costmodel.errors import InputSpecError
 
 
 @pytest.mark.parametrize("text, metric, expected", [

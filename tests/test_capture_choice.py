@@ -36,7 +36,8 @@ def test_same_costs_from_both_captures(name):
     eager = costmodel.analyze(model, "1x3x224x224", capture="eager")
     assert fx.capture == "torch.fx" and eager.capture != "torch.fx"
     assert fx.totals == eager.totals
-    assert [(r.key, r.cost) for r in fx.by_module(3)] == [(r.key, r.cost) for r in eager.by_module(3)]
+    assert ([(r.key, r.cost) for r in fx.by_module(3)]
+            == [(r.key, r.cost) for r in eager.by_module(3)])
 
 
 class ValueCheck(nn.Module):

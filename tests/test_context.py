@@ -36,7 +36,7 @@ def test_text_render_estimates_latency_once_per_profile(monkeypatch):
     str(report)
     assert counted == [latency.DEFAULT_PROFILE]
     str(report)                      # a second render reuses every analysis
-    report.guidelines
+    _ = report.guidelines
     latency.estimate(report)         # the public function reads the same cache
     assert counted == [latency.DEFAULT_PROFILE]
     latency.estimate(report, "a100")

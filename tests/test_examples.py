@@ -2,7 +2,6 @@
 architecture is the same (then the numbers must be identical)."""
 from __future__ import annotations
 
-
 import pytest
 
 import costmodel

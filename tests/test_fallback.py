@@ -11,9 +11,7 @@ import torch
 from torch import nn
 
 import costmodel
-from costmodel.capture import fx as capture
-from costmodel.errors import AnalysisError
-from costmodel.errors import CostmodelError
+from costmodel.errors import AnalysisError, CostmodelError
 
 EAGER = "eager (meta tensors)"
 
@@ -90,7 +88,8 @@ def test_graph_has_the_same_node_records_as_the_fx_graph():
     assert kinds == {"x": "placeholder", "conv": "call_module", "bn": "call_module",
                      "relu": "call_function", "mean": "call_method", "fc": "call_module",
                      "output": "output"}
-    assert [(l.name, l.cost) for l in eager.layers] == [(l.name, l.cost) for l in fx.layers]
+    assert ([(layer.name, layer.cost) for layer in eager.layers]
+            == [(layer.name, layer.cost) for layer in fx.layers])
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small", "vit_b_16", "swin_t",

@@ -13,9 +13,9 @@ from fractions import Fraction
 import pytest
 
 from costmodel.core.cost import Cost
-from costmodel.formulas import FORMULAS, OpCall, cost_of, formula
 from costmodel.core.tensors import TensorSpec, spec
 from costmodel.core.vocab import CONTRACTION, Category
+from costmodel.formulas import FORMULAS, OpCall, cost_of, formula
 
 
 def param(*shape: int) -> TensorSpec:
@@ -36,7 +36,8 @@ def conv_call(x, w, b, out, groups=1, **attrs) -> OpCall:
 
 
 def convt_call(x, w, b, out, groups=1) -> OpCall:
-    return OpCall("conv_transpose", {"input": x, "weight": w, "bias": b}, (out,), {"groups": groups})
+    return OpCall("conv_transpose", {"input": x, "weight": w, "bias": b}, (out,),
+                  {"groups": groups})
 
 
 def row(id_: str, call: OpCall, **expected):
@@ -48,7 +49,8 @@ def row(id_: str, call: OpCall, **expected):
 ROWS = [
     # -- convolution (MobileNet V1: MAdds = Dk*Dk*M*N*DF*DF, params = Dk*Dk*M*N (+N)) --
     row("conv3x3_bias",
-        conv_call(spec(1, 32, 56, 56), param(64, 32, 3, 3), param(64), spec(1, 64, 56, 56), padding=1),
+        conv_call(spec(1, 32, 56, 56), param(64, 32, 3, 3), param(64), spec(1, 64, 56, 56),
+                  padding=1),
         madds=3 * 3 * 32 * 64 * 56 * 56,
         flops=2 * 3 * 3 * 32 * 64 * 56 * 56 + 64 * 56 * 56,
         params=3 * 3 * 32 * 64 + 64,
@@ -75,7 +77,8 @@ ROWS = [
         params=3 * 3 * 16 * 32,
         mac=16 * 28 * 28 + 3 * 3 * 16 * 32 + 32 * 14 * 14),
     row("conv_1x7_rectangular",
-        conv_call(spec(1, 16, 17, 17), param(24, 16, 1, 7), None, spec(1, 24, 17, 17), padding=(0, 3)),
+        conv_call(spec(1, 16, 17, 17), param(24, 16, 1, 7), None, spec(1, 24, 17, 17),
+                  padding=(0, 3)),
         madds=1 * 7 * 16 * 24 * 17 * 17,
         params=1 * 7 * 16 * 24),
     # depthwise: Dk*Dk*M*DF*DF
@@ -87,14 +90,16 @@ ROWS = [
         mac=32 * 56 * 56 + 3 * 3 * 32 + 32 * 56 * 56,
         category=Category.DEPTHWISE_CONV),
     row("depthwise_multiplier2",   # C_out = 2 * C_in, still one input channel per group
-        conv_call(spec(1, 16, 14, 14), param(32, 1, 3, 3), param(32), spec(1, 32, 14, 14), groups=16),
+        conv_call(spec(1, 16, 14, 14), param(32, 1, 3, 3), param(32), spec(1, 32, 14, 14),
+                  groups=16),
         madds=3 * 3 * 32 * 14 * 14,
         flops=2 * 3 * 3 * 32 * 14 * 14 + 32 * 14 * 14,
         params=3 * 3 * 32 + 32,
         category=Category.DEPTHWISE_CONV),
     # group conv (ResNeXt, ShuffleNet V1): MAdds and params divided by g
     row("group_conv_g4",
-        conv_call(spec(1, 32, 28, 28), param(64, 32 // 4, 3, 3), None, spec(1, 64, 28, 28), groups=4),
+        conv_call(spec(1, 32, 28, 28), param(64, 32 // 4, 3, 3), None, spec(1, 64, 28, 28),
+                  groups=4),
         madds=3 * 3 * 32 * 64 * 28 * 28 // 4,
         params=3 * 3 * 32 * 64 // 4,
         mac=32 * 28 * 28 + 3 * 3 * 32 * 64 // 4 + 64 * 28 * 28,
@@ -180,8 +185,8 @@ ROWS = [
 
     # -- einsum, contracted pairwise left to right --
     row("einsum_attention_scores",   # bhld,bhsd->bhls
-        OpCall("einsum", {"operands": (spec(2, 4, 16, 8), spec(2, 4, 12, 8))}, (spec(2, 4, 16, 12),),
-               {"equation": "bhld,bhsd->bhls"}),
+        OpCall("einsum", {"operands": (spec(2, 4, 16, 8), spec(2, 4, 12, 8))},
+               (spec(2, 4, 16, 12),), {"equation": "bhld,bhsd->bhls"}),
         madds=2 * 4 * 16 * 12 * 8,
         flops=2 * 2 * 4 * 16 * 12 * 8,
         params=0,
@@ -222,8 +227,9 @@ ROWS = [
         madds=2 * 2 * 4 * 16 * 16 * 8,
         flops=2 * 2 * 2 * 4 * 16 * 16 * 8 + 2 * 4 * 16 * 16 * (1 + 1 + 5)),
     row("sdpa_mask",
-        OpCall("sdpa", {"query": spec(1, 2, 4, 8), "key": spec(1, 2, 6, 8), "value": spec(1, 2, 6, 8),
-                        "attn_mask": spec(4, 6)}, (spec(1, 2, 4, 8),)),
+        OpCall("sdpa", {"query": spec(1, 2, 4, 8), "key": spec(1, 2, 6, 8),
+                        "value": spec(1, 2, 6, 8), "attn_mask": spec(4, 6)},
+               (spec(1, 2, 4, 8),)),
         madds=2 * 1 * 2 * 4 * 6 * 8,
         flops=2 * 2 * 1 * 2 * 4 * 6 * 8 + 1 * 2 * 4 * 6 * (1 + 1 + 5),
         mac=1 * 2 * 4 * 8 + 1 * 2 * 6 * 8 + 1 * 2 * 6 * 8 + 4 * 6 + 1 * 2 * 4 * 8),
@@ -396,11 +402,12 @@ ROWS = [
         OpCall("view", {"input": spec(4, 4)}, (spec(4, 4),), {"is_view": True}),
         mac=0),
     row("copy_channel_shuffle",   # ShuffleNet: moves data, does no arithmetic
-        OpCall("copy", {"input": spec(1, 3, 4, 28, 28)}, (spec(1, 4, 3, 28, 28),), {"is_view": False}),
+        OpCall("copy", {"input": spec(1, 3, 4, 28, 28)}, (spec(1, 4, 3, 28, 28),),
+               {"is_view": False}),
         madds=0, flops=0, mac=2 * 3 * 4 * 28 * 28),
     row("copy_cat",
-        OpCall("copy", {"tensors": (spec(1, 32, 28, 28), spec(1, 64, 28, 28))}, (spec(1, 96, 28, 28),),
-               {"dim": 1, "is_view": False}),
+        OpCall("copy", {"tensors": (spec(1, 32, 28, 28), spec(1, 64, 28, 28))},
+               (spec(1, 96, 28, 28),), {"dim": 1, "is_view": False}),
         madds=0, flops=0, params=0,
         mac=(32 * 28 * 28 + 64 * 28 * 28) + 96 * 28 * 28,
         category=Category.DATA_MOVEMENT),
@@ -444,7 +451,8 @@ def test_row_invariants(call: OpCall, expected: dict) -> None:
 def test_stride_padding_dilation_only_change_the_output_map() -> None:
     x, w, out = spec(1, 16, 28, 28), param(32, 16, 3, 3), spec(1, 32, 14, 14)
     plain = cost_of(conv_call(x, w, None, out))[0]
-    for attrs in ({"stride": 2}, {"stride": 2, "padding": 1}, {"stride": 2, "padding": 2, "dilation": 2},
+    for attrs in ({"stride": 2}, {"stride": 2, "padding": 1},
+                  {"stride": 2, "padding": 2, "dilation": 2},
                   {"stride": (2, 2), "padding": (3, 3), "dilation": (3, 3)}):
         assert cost_of(conv_call(x, w, None, out, **attrs))[0] == plain
 
@@ -459,7 +467,8 @@ def pointwise(h: int, w: int, c1: int, c2: int, g: int = 1) -> Cost:
 @pytest.mark.parametrize("h, w, c1, c2", [(56, 56, 128, 128), (56, 56, 64, 256), (28, 28, 32, 512),
                                           (7, 7, 1024, 1024), (14, 14, 512, 128)])
 def test_g1_pointwise_mac(h: int, w: int, c1: int, c2: int) -> None:
-    """1x1 conv: B = hw*c1*c2, MAC = hw(c1+c2) + c1*c2 >= 2*sqrt(hw*B) + B/hw, equal iff c1 == c2."""
+    """1x1 conv: B = hw*c1*c2, MAC = hw(c1+c2) + c1*c2 >= 2*sqrt(hw*B) + B/hw, equal iff
+    c1 == c2."""
     cost = pointwise(h, w, c1, c2)
     hw, B = h * w, h * w * c1 * c2
     assert cost.madds == B
@@ -477,7 +486,8 @@ def test_g1_pointwise_mac(h: int, w: int, c1: int, c2: int) -> None:
 
 
 def test_g1_equal_width_minimises_mac_at_fixed_madds() -> None:
-    """ShuffleNet V2 Table 1 shape: same B, c1:c2 = 1:1, 1:2, 1:6, 1:12 -> MAC grows with the ratio."""
+    """ShuffleNet V2 Table 1 shape: same B, c1:c2 = 1:1, 1:2, 1:6, 1:12 -> MAC grows with the
+    ratio."""
     h = w = 56
     B = h * w * 128 * 128
     macs = []
@@ -589,7 +599,7 @@ def test_every_formula_has_a_docstring(name: str) -> None:
 def test_table_covers_every_op_family() -> None:
     """The families the README promises, each with at least one row above."""
     covered = {p.values[0].op for p in ROWS}
-    assert covered >= {"conv", "conv_transpose", "linear", "matmul", "addmm", "einsum", "sdpa", "mha",
-                       "batch_norm", "layer_norm", "group_norm", "relu", "add", "softmax", "max_pool",
-                       "avg_pool", "adaptive_avg_pool", "interpolate", "embedding", "dropout",
-                       "view", "copy"}
+    assert covered >= {"conv", "conv_transpose", "linear", "matmul", "addmm", "einsum", "sdpa",
+                       "mha", "batch_norm", "layer_norm", "group_norm", "relu", "add", "softmax",
+                       "max_pool", "avg_pool", "adaptive_avg_pool", "interpolate", "embedding",
+                       "dropout", "view", "copy"}

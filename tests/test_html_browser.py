@@ -123,6 +123,7 @@ def test_shufflenet_report_in_chromium(browser, shufflenet, tmp_path):
 def test_hostile_names_stay_text_in_the_browser(browser, tmp_path):
     import costmodel
     from costmodel.render import page
+
     from test_render_html import EVIL, EVIL_CLASS, EvilNet
 
     report = costmodel.analyze(EvilNet(), "1x3x16x16")

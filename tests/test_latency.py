@@ -211,6 +211,7 @@ def test_analyses_do_not_import_torch():
     import subprocess
     import sys
     code = ("import sys, costmodel.structure, costmodel.guidelines, costmodel.latency, "
-            "costmodel.analysis.calibrate, costmodel.render.guidelines; print('torch' in sys.modules)")
+            "costmodel.analysis.calibrate, costmodel.render.guidelines; "
+            "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

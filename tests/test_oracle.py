@@ -122,7 +122,8 @@ CASES = [
     # convolutions
     pytest.param(lambda: nn.Conv2d(8, 16, 3, padding=1), [(2, 8, 16, 16)], id="conv2d"),
     pytest.param(lambda: nn.Conv2d(8, 16, 1, bias=False), [(1, 8, 14, 14)], id="conv2d_1x1"),
-    pytest.param(lambda: nn.Conv2d(8, 16, 3, groups=4, bias=False), [(2, 8, 16, 16)], id="conv2d_group"),
+    pytest.param(lambda: nn.Conv2d(8, 16, 3, groups=4, bias=False), [(2, 8, 16, 16)],
+                 id="conv2d_group"),
     pytest.param(lambda: nn.Conv2d(8, 8, 3, groups=8), [(2, 8, 16, 16)], id="conv2d_depthwise"),
     pytest.param(lambda: nn.Conv2d(8, 16, 3, stride=2, padding=3, dilation=2), [(2, 8, 17, 17)],
                  id="conv2d_strided_dilated"),
@@ -133,7 +134,8 @@ CASES = [
                  [(2, 8, 7, 7)], id="conv_transpose2d"),
     pytest.param(lambda: nn.ConvTranspose2d(8, 4, 3, stride=2, groups=2), [(2, 8, 7, 7)],
                  id="conv_transpose2d_group"),
-    pytest.param(lambda: nn.ConvTranspose1d(4, 8, 3, stride=2), [(2, 4, 10)], id="conv_transpose1d"),
+    pytest.param(lambda: nn.ConvTranspose1d(4, 8, 3, stride=2), [(2, 4, 10)],
+                 id="conv_transpose1d"),
     pytest.param(lambda: nn.ConvTranspose3d(4, 8, 2, stride=2), [(1, 4, 3, 4, 4)],
                  id="conv_transpose3d"),
     # linear and matrix products
@@ -153,9 +155,11 @@ CASES = [
     pytest.param(lambda: Einsum("bhld,bhsd->bhls"), [(2, 4, 16, 8), (2, 4, 12, 8)],
                  id="einsum_attention"),
     pytest.param(lambda: Einsum3("ij,jk,kl->il"), [(3, 4), (4, 5), (5, 6)], id="einsum_chain3"),
-    pytest.param(lambda: Einsum("...ij,...jk->...ik"), [(2, 3, 4), (2, 4, 5)], id="einsum_ellipsis"),
+    pytest.param(lambda: Einsum("...ij,...jk->...ik"), [(2, 3, 4), (2, 4, 5)],
+                 id="einsum_ellipsis"),
     pytest.param(lambda: Einsum("ij,jk->i"), [(3, 4), (4, 5)], id="einsum_sum_out"),
-    pytest.param(lambda: Einsum("bhqd,bkd->bhqk"), [(2, 4, 6, 8), (2, 5, 8)], id="einsum_shared_kv"),
+    pytest.param(lambda: Einsum("bhqd,bkd->bhqk"), [(2, 4, 6, 8), (2, 5, 8)],
+                 id="einsum_shared_kv"),
     # nothing summed: an element-wise product, multiplies only, so 0 MAdds (and 0 for the oracle)
     pytest.param(lambda: Einsum("ij,ij->ij"), [(3, 4), (3, 4)], id="einsum_hadamard"),
     # attention
@@ -168,7 +172,8 @@ CASES = [
     pytest.param(lambda: Fn3(sdpa(enable_gqa=True)), [(2, 8, 16, 8), (2, 2, 12, 8), (2, 2, 12, 8)],
                  id="sdpa_gqa"),
     pytest.param(lambda: SelfAttention(True, True), [(2, 10, 32)], id="mha_batch_first_weights"),
-    pytest.param(lambda: SelfAttention(True, False), [(2, 10, 32)], id="mha_batch_first_no_weights"),
+    pytest.param(lambda: SelfAttention(True, False), [(2, 10, 32)],
+                 id="mha_batch_first_no_weights"),
     pytest.param(lambda: SelfAttention(False, True), [(10, 2, 32)], id="mha_seq_first_weights"),
     pytest.param(lambda: SelfAttention(False, False), [(10, 2, 32)], id="mha_seq_first_no_weights"),
     pytest.param(CrossAttention, [(2, 10, 32), (2, 7, 16), (2, 7, 24)], id="mha_cross_kdim_vdim"),

@@ -47,8 +47,9 @@ def mac(width: int) -> int:
 
 def test_budget_arithmetic_matches_costmodel():
     """The docstring's numbers are the formula's, and costmodel agrees with them."""
-    import costmodel
     from torch import nn
+
+    import costmodel
 
     assert (mac(16), mac(64)) == (69_252, 267_732)
     for width in (16, 64):

@@ -13,12 +13,11 @@ import costmodel
 import costmodel.formulas
 from costmodel.core.cost import Cost
 from costmodel.core.vocab import Category, OpFlag
-from costmodel.formulas import (BACKWARD, FORMULAS, NO_BACKWARD, coverage, coverage_problems,
-                                formula)
+from costmodel.formulas import BACKWARD, FORMULAS, NO_BACKWARD, coverage, coverage_problems, formula
 from costmodel.formulas import registry as formulas
 from costmodel.formulas.registry import backward, no_backward
-from costmodel.ops import registry as ops
 from costmodel.ops import bound_ops, lookup
+from costmodel.ops import registry as ops
 
 
 def test_every_op_is_bound_costed_and_has_a_backward_or_says_why_not():

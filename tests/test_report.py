@@ -23,7 +23,8 @@ def report():
 
 def test_rows_sum_to_totals(report):
     for metric in ("madds", "flops", "mac", "mac_bytes"):
-        assert sum(getattr(layer, metric) for layer in report.layers) == getattr(report.totals, metric)
+        assert (sum(getattr(layer, metric) for layer in report.layers)
+                == getattr(report.totals, metric))
     assert sum(layer.params for layer in report.layers) + report.totals.params_unused == \
         report.totals.params
 
@@ -171,3 +172,36 @@ def test_untraceable_setitem_is_captured_eagerly_and_fx_names_the_line():
     (layer,) = report.layers
     assert layer.target == "Tensor.__setitem__"
     assert layer.mac == 4 * 2 + 4 * 2                         # read v, write the 4x2 region
+
+
+def test_totals_refuse_complete_with_unsupported_ops():
+    from costmodel.core.cost import Cost
+    from costmodel.core.report import Totals, TrainTotals
+    from costmodel.core.vocab import Status
+    with pytest.raises(ValueError, match="cannot be complete"):
+        Totals(1, 2, 3, 4, 16, Status.COMPLETE, 0, ("torch.frobnicate",))
+    Totals(1, 2, 3, 4, 16, Status.PARTIAL, 0, ("torch.frobnicate",))   # a lower bound: fine
+    with pytest.raises(ValueError, match="cannot be complete"):
+        TrainTotals(Cost(), Cost(), 0, 0, Status.COMPLETE, ("lp_pool (backward)",))
+
+
+def test_unsupported_rolls_up_by_module():
+    class Odd(nn.Module):
+        def forward(self, x):
+            return torch.special.bessel_j0(x)            # no formula in costmodel
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b, self.fc = Odd(), Odd(), nn.Linear(4, 4)
+
+        def forward(self, x):
+            return self.fc(self.b(self.a(x)))
+
+    report = costmodel.analyze(Net(), "2x4")
+    assert report.totals.status == "partial"
+    whole = report.unsupported()
+    assert sum(whole.values()) == 2 and len(whole) == 1
+    assert sum(report.unsupported("a").values()) == 1
+    assert report.unsupported("fc") == {}
+    assert report.unsupported("a.nothing") == {}

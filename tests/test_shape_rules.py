@@ -125,8 +125,10 @@ def test_linear_rule_refuses_a_mismatch():
 
 def test_linear_mismatch_is_reported_with_the_layer():
     import costmodel
-    from costmodel.errors import AnalysisError  # noqa: F401 - the documented error family
-    from costmodel.errors import CostmodelError
+    from costmodel.errors import (
+        AnalysisError,  # noqa: F401 - the documented error family
+        CostmodelError,
+    )
 
     model = torch.nn.Sequential(torch.nn.Linear(8, 8))
     with pytest.raises(CostmodelError, match=r"'0'.*2x9"):

@@ -22,9 +22,10 @@ from torch import nn
 
 torchvision = pytest.importorskip("torchvision")
 
-import costmodel  # noqa: E402
 from torchvision.models import get_model, get_model_weights  # noqa: E402
 from torchvision.ops.misc import FrozenBatchNorm2d  # noqa: E402
+
+import costmodel  # noqa: E402
 
 from conftest import build_meta  # noqa: E402
 
@@ -112,8 +113,8 @@ def test_faster_rcnn_assumptions_are_stated_and_flagged():
 
 
 def test_nms_and_roi_align_formulas():
-    from costmodel.formulas import OpCall, cost_of
     from costmodel.core.tensors import spec
+    from costmodel.formulas import OpCall, cost_of
 
     boxes, scores = spec(4, 4), spec(4)
     cost, _ = cost_of(OpCall("nms", {"boxes": boxes, "scores": scores}, (spec(4, dtype="int64"),)))

@@ -10,8 +10,9 @@ import pytest
 
 torchvision = pytest.importorskip("torchvision")
 
-import costmodel  # noqa: E402
 from torchvision.models import get_model, get_model_weights, list_models  # noqa: E402
+
+import costmodel  # noqa: E402
 
 from conftest import build_meta  # noqa: E402
 

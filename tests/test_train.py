@@ -23,9 +23,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import costmodel
 from costmodel.core.cost import Cost
+from costmodel.core.tensors import spec
 from costmodel.formulas import FORMULAS, OpCall
 from costmodel.formulas.registry import BACKWARD, NO_BACKWARD, GradCall, backward, backward_of
-from costmodel.core.tensors import spec
 
 
 def param(*shape: int):
@@ -85,14 +85,14 @@ def test_linear_matmul_and_addmm_backward():
 
 
 def test_sdpa_backward_recomputes_scores_and_keeps_logsumexp():
-    b, h, l, s, e = 2, 4, 16, 12, 8
-    call = OpCall("sdpa", {"query": spec(b, h, l, e), "key": spec(b, h, s, e),
-                           "value": spec(b, h, s, e)}, (spec(b, h, l, e),), {})
-    scores = b * h * l * s
+    b, h, n, s, e = 2, 4, 16, 12, 8
+    call = OpCall("sdpa", {"query": spec(b, h, n, e), "key": spec(b, h, s, e),
+                           "value": spec(b, h, s, e)}, (spec(b, h, n, e),), {})
+    scores = b * h * n * s
     full = backward_of(GradCall(call, frozenset({"query", "key", "value"})))
     # recompute q k^T, gV, gP, gQ, gK
     assert full.cost.madds == scores * e + scores * e + scores * e + scores * e + scores * e
-    assert full.extra_bytes == 4 * b * h * l
+    assert full.extra_bytes == 4 * b * h * n
     assert set(full.saved) >= {"query", "key", "value", "out"}
     only_v = bwd(call, "value")                       # no gP, gQ, gK
     assert only_v.madds == scores * e + scores * e
@@ -200,7 +200,8 @@ def saved_by_autograd(model: nn.Module, shape: tuple[int, ...]) -> int:
 @pytest.mark.parametrize("factory, shape", [
     (lambda: torchvision.models.resnet18(), (1, 3, 64, 64)),
     (lambda: torchvision.models.mobilenet_v3_small(), (2, 3, 64, 64)),  # in-place hardswish, SE
-    (lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10)), (4, 32)),
+    (lambda: nn.Sequential(nn.Linear(32, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 10)),
+     (4, 32)),
     (lambda: SelfAttention(need_weights=True), (2, 16, 32)),    # keeps the attention matrix
     (lambda: SelfAttention(need_weights=False), (2, 16, 32)),   # fused: keeps the log-sum-exp
     # dropout=0: with attention dropout, CPU falls back to the math kernel (GPUs keep fused)
@@ -219,8 +220,12 @@ def test_training_semantics_in_the_forward():
     n = 2 * 8 * 4 * 4
     ev = costmodel.analyze(model, "2x3x4x4")
     tr = costmodel.analyze(model, "2x3x4x4", mode="train")
-    bn = lambda r: next(layer for layer in r.layers if layer.op == "batch_norm")
-    drop = lambda r: next(layer for layer in r.layers if layer.op == "dropout")
+    def bn(r):
+        return next(layer for layer in r.layers if layer.op == "batch_norm")
+
+    def drop(r):
+        return next(layer for layer in r.layers if layer.op == "dropout")
+
     assert bn(ev).forward.flops == 2 * n
     assert bn(tr).forward.flops >= 7 * n              # batch statistics: 3 + 2 + 2 per element
     assert drop(ev).forward.flops == 0 and drop(tr).forward.flops == n
@@ -235,7 +240,8 @@ def test_report_structure_and_schema():
     for layer in report.layers:
         assert layer.forward + layer.backward == layer.cost
     rows = report.by_operator()
-    assert sum(r.madds for r in rows) == sum(layer.madds for layer in report.layers) == report.totals.madds
+    assert (sum(r.madds for r in rows) == sum(layer.madds for layer in report.layers)
+            == report.totals.madds)
     assert report.by_module(depth=0)[0].flops == report.totals.flops
     data = json.loads(report.to_json())
     assert data["train"]["total"]["madds"] == report.totals.madds
@@ -333,10 +339,11 @@ class SDPABlock(nn.Module):
         self.ln, self.qkv, self.out = nn.LayerNorm(d), nn.Linear(d, 3 * d), nn.Linear(d, d)
 
     def forward(self, x):
-        b, l, d = x.shape
-        q, k, v = self.qkv(self.ln(x)).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        b, n, d = x.shape
+        qkv = self.qkv(self.ln(x)).reshape(b, n, 3, self.heads, d // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return x + self.out(y.transpose(1, 2).reshape(b, l, d))
+        return x + self.out(y.transpose(1, 2).reshape(b, n, d))
 
 
 class SelfAttention(nn.Module):
@@ -405,7 +412,8 @@ def test_torchvision_train_madds_match_flop_counter_up_to_its_grouped_conv_gap(
         model = factory()
     report = costmodel.analyze(model, shape, mode="train")
     assert report.totals.status == "complete"
-    assert report.totals.madds + grouped_conv_excess(report) == oracle_madds(model, [shape]) + recompute
+    assert (report.totals.madds + grouped_conv_excess(report)
+            == oracle_madds(model, [shape]) + recompute)
 
 
 def test_llama_style_decoder_with_grouped_query_attention_matches_flop_counter():

@@ -30,7 +30,8 @@ def build(cls, config):
 
 
 def oracle_madds(model, inputs: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> int:
-    meta = {k: torch.empty(shape, dtype=dtype, device="meta") for k, (shape, dtype) in inputs.items()}
+    meta = {k: torch.empty(shape, dtype=dtype, device="meta")
+            for k, (shape, dtype) in inputs.items()}
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(**meta)
     flops = counter.get_total_flops()
@@ -74,7 +75,8 @@ def test_madds_match_flop_counter(name):
 def test_grouped_query_attention_written_out():
     """LLaMA with 8 query heads sharing 2 key/value heads, at 64 tokens, causal, full square."""
     cfg = transformers.LlamaConfig(**SMALL_LLAMA)
-    report = costmodel.analyze(build(transformers.LlamaModel, cfg), kwargs={"input_ids": "1x64:int64"})
+    report = costmodel.analyze(build(transformers.LlamaModel, cfg),
+                               kwargs={"input_ids": "1x64:int64"})
     seq, d, heads, kv, hd, ff, layers = 64, 256, 8, 2, 32, 512, 2
     projections = seq * (d * heads * hd + 2 * d * kv * hd + heads * hd * d)   # q, k, v, o
     mlp = seq * 3 * d * ff                                                    # gate, up, down
@@ -93,7 +95,8 @@ def test_causal_attention_counts_the_full_square():
     """GPT-2 at 64 tokens: attention is 12 heads x 64 x 64 scores x 64 dims, twice, per layer;
     half of the scores are masked out, and still counted (FlopCounterMode does the same)."""
     cfg = transformers.GPT2Config(n_layer=1)
-    report = costmodel.analyze(build(transformers.GPT2Model, cfg), kwargs={"input_ids": "1x64:int64"})
+    report = costmodel.analyze(build(transformers.GPT2Model, cfg),
+                               kwargs={"input_ids": "1x64:int64"})
     (attention,) = [layer for layer in report.layers if layer.category == "attention"]
     assert attention.madds == 2 * 12 * 64 * 64 * 64
     assert report.totals.madds == 64 * (768 * 3 * 768 + 768 * 768 + 2 * 768 * 3072) + \

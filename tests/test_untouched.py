@@ -30,7 +30,8 @@ class Tied(nn.Module):
 
 def snapshot(model: nn.Module) -> dict:
     return {
-        "state": {k: (v.detach().clone(), v.device, v.dtype) for k, v in model.state_dict().items()},
+        "state": {k: (v.detach().clone(), v.device, v.dtype)
+                  for k, v in model.state_dict().items()},
         "ids": [id(p) for p in model.parameters()] + [id(b) for b in model.buffers()],
         "grad": {n: p.requires_grad for n, p in model.named_parameters()},
         "training": {n: m.training for n, m in model.named_modules()},

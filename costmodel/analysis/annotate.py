@@ -76,11 +76,14 @@ def annotate(g: CostGraph) -> tuple[list[Layer], list[Diagnostic]]:
             reason = _reason(calls)
         else:
             status = NodeStatus.COSTED
-        category = Category.UNSUPPORTED if unsupported and (head is None or head.cost == ZERO) else (
-            head.category if head else Category.DATA_MOVEMENT)
+        if unsupported and (head is None or head.cost == ZERO):
+            category = Category.UNSUPPORTED
+        else:
+            category = head.category if head else Category.DATA_MOVEMENT
         layer = Layer(
             name=name, module=node.module, target=node.target,
-            op=(unsupported[0] if category is Category.UNSUPPORTED else head.op if head else "identity"),
+            op=(unsupported[0] if category is Category.UNSUPPORTED
+                else head.op if head else "identity"),
             category=category, status=status,
             inputs=tuple([s.shape for s in node.inputs]),
             outputs=tuple([s.shape for s in outputs]),

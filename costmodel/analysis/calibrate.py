@@ -173,6 +173,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None) -> Device
                 "max_pool": lambda x: F.max_pool2d(x, 3, 2, 1),
                 "linear": lambda x: F.linear(x.view(8, 16), wl),
             }
+            fc = nn.Linear(16, 8)                  # built last, as before: the same random draws
+            fixed_ops["linear"] = lambda x: fc(x.view(8, 16))
             overheads = {kind: _best_seconds(lambda m=m: m(tiny), share / 2 / len(fixed_ops))
                          for kind, m in fixed_ops.items()}
             overhead = sorted(overheads.values())[len(overheads) // 2]   # the median kind

@@ -29,11 +29,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import latency
-from .context import context, graph_of
 from ..core.graph import CostGraph, Node
 from ..core.report import Diagnostic
 from ..core.vocab import Category, Code, NodeStatus, Severity
+from . import latency
+from .context import context, graph_of
 
 #: what the paper counts as element-wise (G4).
 ELEMENTWISE = frozenset({Category.ACTIVATION, Category.ELEMENTWISE, Category.NORM,

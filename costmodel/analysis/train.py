@@ -34,11 +34,11 @@ from typing import Collection, Iterator
 
 from ..core.cost import ZERO, Cost, total
 from ..core.graph import CostGraph, Node
-from ..formulas import FORMULAS
-from ..formulas import BACKWARD, NO_BACKWARD, GradCall, backward_of
 from ..core.report import Diagnostic, Report, Totals, TrainTotals
 from ..core.tensors import TensorSpec
 from ..core.vocab import COMPUTE, Code, NodeKind, NodeStatus, OpFlag, Severity, Status
+from ..formulas import BACKWARD, FORMULAS, NO_BACKWARD, GradCall, backward_of
+
 _FLOATING = ("float", "bfloat", "complex")
 
 
@@ -276,14 +276,16 @@ def with_backward(report: Report, trainable: Collection[int],
         per_call = found.calls.get(layer.name, [])
         extra = found.extra.get(layer.name, ZERO)
         back = total(per_call) + extra
-        calls = tuple(replace(c, cost=c.cost + b, backward=b) for c, b in zip(layer.calls, per_call))
+        calls = tuple(replace(c, cost=c.cost + b, backward=b)
+                      for c, b in zip(layer.calls, per_call))
         status = layer.status
         if status is NodeStatus.IGNORED and back != ZERO:
             status = NodeStatus.COSTED
         if any(node == layer.name for node, _, _ in found.missing):
             status = NodeStatus.UNSUPPORTED
         layers.append(replace(layer, cost=layer.cost + back, calls=calls, backward=back,
-                              status=status, reason="" if status is NodeStatus.COSTED else layer.reason,
+                              status=status,
+                              reason="" if status is NodeStatus.COSTED else layer.reason,
                               activation_bytes=found.saved_bytes.get(layer.name, 0)))
     diagnostics = list(report.diagnostics)
     missing_ops = []
@@ -299,7 +301,8 @@ def with_backward(report: Report, trainable: Collection[int],
     forward = report.totals.cost
     backward = total(layer.backward for layer in layers) if layers else ZERO
     missing = tuple(sorted(set(missing_ops)))
-    status = Status.PARTIAL if missing or report.totals.status is Status.PARTIAL else Status.COMPLETE
+    status = (Status.PARTIAL if missing or report.totals.status is Status.PARTIAL
+              else Status.COMPLETE)
     both = forward + backward
     t = report.totals
     totals = Totals(both.madds, both.flops, t.params, both.mac, both.mac_bytes, status,

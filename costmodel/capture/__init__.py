@@ -1,1 +1,2 @@
-"""nn.Module + input specs -> cost graph: the eager capture (default) and torch.fx's (imports torch)."""
+"""nn.Module + input specs -> cost graph: the eager capture (default) and torch.fx's (imports
+torch)."""

@@ -22,7 +22,8 @@ from ..core.tensors import TensorSpec
 from ..core.vocab import NodeKind
 from .recorder import Recording, _tensors
 
-_CLEAN: dict[str, str] = {}   # module or function name -> node-name base ("features.3" -> "features_3")
+# module or function name -> node-name base ("features.3" -> "features_3")
+_CLEAN: dict[str, str] = {}
 
 
 class GraphBuilder:

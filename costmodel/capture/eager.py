@@ -42,8 +42,6 @@ from .builder import GraphBuilder
 from .fx import _user_frame, is_leaf
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
 
-NAME = "eager (meta tensors)"
-
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
 
@@ -123,7 +121,8 @@ class _EagerRecorder(_Recorder):
         rule = binding.rule
         if rule is None:
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
+                self.calls.append(
+                    self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         bound = rule.bind(args, kwargs)
         recorded = out if rule.result is None else rule.result(bound, out)
@@ -196,7 +195,8 @@ class EagerCapture:
             if self.failed is None:   # the innermost layer that failed, and what it was given
                 shapes = ", ".join(format_shape(tuple(t.shape)) or "scalar"
                                    for t in _tensors((args, kwargs))) or "no tensors"
-                self.failed = f"layer '{qualname}' ({type(module).__name__}) with input shapes [{shapes}]"
+                self.failed = (f"layer '{qualname}' ({type(module).__name__}) "
+                               f"with input shapes [{shapes}]")
             raise
         finally:
             self.leaf = None
@@ -245,8 +245,9 @@ class EagerCapture:
                 if module is not None and hasattr(module, equivalent):
                     original = getattr(module, name)
                     saved.append((module, name, original))
+                    replacement = getattr(module, equivalent)
 
-                    def swapped(*args, _fn=getattr(module, equivalent), _why=why, **kwargs):
+                    def swapped(*args, _fn=replacement, _why=why, **kwargs):
                         self.replaced.setdefault(_why, self.stack[-1])
                         return _fn(*args, **kwargs)
 
@@ -260,7 +261,8 @@ class EagerCapture:
 @contextlib.contextmanager
 def _nonzero_assumed():
     """torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True), without the
-    class that `patch` builds on every call: meta nonzero() keeps every element (the upper bound)."""
+    class that `patch` builds on every call: meta nonzero() keeps every element (the upper
+    bound)."""
     config = torch.fx.experimental._config
     saved = config.meta_nonzero_assume_all_nonzero
     config.meta_nonzero_assume_all_nonzero = True

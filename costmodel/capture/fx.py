@@ -27,7 +27,6 @@ from ..errors import CaptureError, ShapeError, first_line
 from .builder import GraphBuilder
 from .recorder import Recording, _new_tensors, _Recorder, _tensors, callable_name
 
-
 _UNPACK: dict[Any, tuple[list[int], list[tuple[str, Any]]]] = {}  # code -> offsets, (op, arg)
 
 
@@ -280,7 +279,8 @@ class MetaInterpreter(fx.Interpreter):
             value = getattr(self, n.op)(n.target, args, kwargs)
         outs = _tensors(value) if kind is not NodeKind.GET_ATTR and kind is not NodeKind.OUTPUT \
             else []
-        unrecorded = kind in COMPUTE and not calls and bool(outs) and _new_tensors(value, args, kwargs)
+        unrecorded = (kind in COMPUTE and not calls and bool(outs)
+                      and _new_tensors(value, args, kwargs))
         spec = self.recording.spec
         self.builder.add(n.name, kind, describe_target(n, self.model), self.paths.get(n, ""),
                          () if kind is NodeKind.PLACEHOLDER else (args, kwargs),

@@ -38,7 +38,8 @@ def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...
 
 
 def split_inputs(inputs: tuple) -> list[InputLike]:
-    """analyze(m, a, b) and analyze(m, [a, b]) both give two inputs; analyze(m, (1, 3)) gives one."""
+    """analyze(m, a, b) and analyze(m, [a, b]) both give two inputs; analyze(m, (1, 3)) gives
+    one."""
     if len(inputs) == 1 and isinstance(inputs[0], list) and inputs[0] and not all(
             isinstance(d, int) for d in inputs[0]):
         return list(inputs[0])
@@ -54,7 +55,9 @@ def first_layer(model: nn.Module, graph: fx.Graph | None) -> tuple[str, nn.Modul
     """The first torch.nn layer the forward calls (fx graph order), or else the first declared."""
     if graph is not None:
         first = next((n for n in graph.nodes if n.op == "call_module"), None)
-        return (first.target, model.get_submodule(first.target)) if first is not None else ("", None)
+        if first is None:
+            return "", None
+        return first.target, model.get_submodule(first.target)
     is_leaf = capture.is_leaf
     return next(((n, m) for n, m in model.named_modules() if n and is_leaf(m, n)), ("", None))
 
@@ -65,11 +68,14 @@ def infer_input(model: nn.Module, graph: fx.Graph | None) -> tuple[tuple[int, ..
     how = ('pass one, e.g. costmodel.analyze(model, "1x3x224x224") or '
            '`costmodel report SPEC --input 1x3x224x224`')
     if isinstance(layer, nn.Conv2d):
-        return (1, layer.in_channels, 224, 224), f"its first layer is {target} = Conv2d({layer.in_channels}, ...)"
+        return ((1, layer.in_channels, 224, 224),
+                f"its first layer is {target} = Conv2d({layer.in_channels}, ...)")
     if isinstance(layer, nn.Conv3d):
-        return (1, layer.in_channels, 16, 112, 112), f"its first layer is {target} = Conv3d({layer.in_channels}, ...)"
+        return ((1, layer.in_channels, 16, 112, 112),
+                f"its first layer is {target} = Conv3d({layer.in_channels}, ...)")
     if isinstance(layer, nn.Linear):
-        return (1, layer.in_features), f"its first layer is {target} = Linear({layer.in_features}, ...)"
+        return ((1, layer.in_features),
+                f"its first layer is {target} = Linear({layer.in_features}, ...)")
     found = f"its first layer is {target} ({type(layer).__name__})" if layer is not None else (
         "it has no layer that fixes its input shape")
     raise AnalysisError(f"cannot infer the input of {type(model).__name__}: {found}; {how}")

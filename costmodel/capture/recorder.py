@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
 from ..core.calls import OpCall, Recorded
-from ..ops import META, Binding, lookup
 from ..core.tensors import ITEMSIZE, TensorSpec
+from ..ops import META, Binding, lookup
 from .meta import MetaModel, Weight  # noqa: F401 - Weight: the records a spec's role comes from
 
 _DTYPES = {getattr(torch, name): name for name in ITEMSIZE if hasattr(torch, name)}
@@ -42,7 +42,8 @@ class _Recorder(TorchFunctionMode):
         if rule is None:
             out = func(*args, **kwargs)
             if _new_tensors(out, args, kwargs):
-                self.calls.append(self.recording.record(binding, dict(enumerate(args), **kwargs), out))
+                self.calls.append(
+                    self.recording.record(binding, dict(enumerate(args), **kwargs), out))
             return out
         if rule.create and kwargs.get("device") != META:
             kwargs = {**kwargs, "device": META}

@@ -1,4 +1,5 @@
-"""The command line (`costmodel report | check | diff | calibrate`); nothing imports this package."""
+"""The command line (`costmodel report | check | diff | calibrate`); nothing imports this
+package."""
 from .main import main
 
 __all__ = ["main"]

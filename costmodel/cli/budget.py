@@ -130,7 +130,8 @@ def distinct(value: int, limit: int, *, binary: bool = False) -> tuple[str, str]
     """Both numbers in human units, with just enough digits that they print differently."""
     from ..render.units import human
     for digits in (3, 4, 5, 6, 8):
-        a, b = human(value, binary=binary, digits=digits), human(limit, binary=binary, digits=digits)
+        a = human(value, binary=binary, digits=digits)
+        b = human(limit, binary=binary, digits=digits)
         if a != b:
             return a, b
     return f"{value:,}", f"{limit:,}"

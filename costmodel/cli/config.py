@@ -40,11 +40,10 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import parse_duration, parse_increase, parse_percent, parse_quantity
 from ..core.cost import METRIC_LABELS
 from ..core.vocab import Mode
 from ..errors import BudgetError, ConfigError, first_line
-
+from .budget import parse_duration, parse_increase, parse_percent, parse_quantity
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
 MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",
@@ -241,7 +240,8 @@ def _check_keys(values: dict, allowed: frozenset[str], where: str) -> None:
     for key in values:
         if _norm(key) not in allowed:
             close = difflib.get_close_matches(_norm(key), sorted(allowed), n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(allowed))}"
+            hint = (f"; did you mean {close[0]!r}?" if close
+                    else f"; known keys: {', '.join(sorted(allowed))}")
             raise ConfigError(f"{where}: unknown key {key!r}{hint}")
 
 

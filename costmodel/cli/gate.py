@@ -12,12 +12,12 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, TextIO
 
-from .budget import Gate, latency_verdict
-from .config import Target
 from ..core.cost import METRIC_LABELS
 from ..core.tensors import format_input
 from ..core.vocab import Mode
 from ..errors import BudgetError, one_line
+from .budget import Gate, latency_verdict
+from .config import Target
 
 OK, OVER, ERROR = 0, 1, 2
 
@@ -46,8 +46,8 @@ def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
 def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str | None = None,
                  root: str | None = None, mode: str = Mode.EVAL):
     """Build the model a SPEC names (on meta when it can) and analyse it."""
-    from .loader import load
     from ..core.tensors import canonical_dtype
+    from .loader import load
 
     if dtype:
         canonical_dtype(dtype)

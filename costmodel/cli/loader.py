@@ -43,7 +43,8 @@ def _import_file(path: str, shown: str | None = None) -> Any:
         with _on_path(os.path.dirname(os.path.abspath(path))):
             spec.loader.exec_module(module)
     except SyntaxError as exc:
-        raise SpecError(f"cannot import {shown}: SyntaxError at line {exc.lineno}: {exc.msg}") from exc
+        raise SpecError(f"cannot import {shown}: SyntaxError at line {exc.lineno}: "
+                        f"{exc.msg}") from exc
     except Exception as exc:  # noqa: BLE001
         raise SpecError(f"importing {shown} raised {type(exc).__name__}: {exc}") from exc
     return module

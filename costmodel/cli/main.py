@@ -46,7 +46,8 @@ def _mode_option(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_options(parser: argparse.ArgumentParser, suffix: str = "", what: str = "") -> None:
-    parser.add_argument(f"--input{suffix}", action="append", default=[], metavar="[NAME=]SHAPE[:DTYPE]",
+    parser.add_argument(f"--input{suffix}", action="append", default=[],
+                        metavar="[NAME=]SHAPE[:DTYPE]",
                         help=f"input shape{what}, e.g. 1x3x224x224 or attention_mask=1x128:int64; "
                              "repeat for several inputs (default: the file's INPUT, else inferred)")
     parser.add_argument(f"--arg{suffix}", action="append", default=[], metavar="KEY=VALUE",
@@ -164,8 +165,8 @@ def _write(text: str, output: str | None) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from .gate import analyze_spec
     from ..render import formats
+    from .gate import analyze_spec
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -196,16 +197,17 @@ def run_calibrate(args: argparse.Namespace) -> int:
     profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
                                        analyze)
     print(describe(profile))
-    print(f"saved     {path}   (use it with --device {profile.name if args.output is None else path})")
+    device = profile.name if args.output is None else path
+    print(f"saved     {path}   (use it with --device {device})")
     return 0
 
 
 def run_check(args: argparse.Namespace) -> int:
-    from . import gate as check
+    from ..core.tensors import canonical_dtype
     from . import config
+    from . import gate as check
     from .budget import parse_duration, parse_increase, parse_quantity
     from .gate import split_inputs
-    from ..core.tensors import canonical_dtype
 
     limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
               if getattr(args, f"max_{m}") is not None}
@@ -254,8 +256,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_diff(args: argparse.Namespace) -> int:
-    from .gate import analyze_spec, read_report
     from .diff import compare, render
+    from .gate import analyze_spec, read_report
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")

@@ -35,7 +35,7 @@ class Node:
     name: str
     order: int                                     # position in execution order
     kind: NodeKind
-    target: str                                    # "Conv2d", "torch.add", "Tensor.view", input name
+    target: str                                    # "Conv2d", "torch.add", "Tensor.view", input
     module: str = ""                               # qualified module path; "" at the top level
     inputs: tuple[TensorSpec, ...] = ()            # the activations it reads (no weights)
     outputs: tuple[TensorSpec, ...] = ()

@@ -112,6 +112,11 @@ class Totals:
     params_unused: int = 0
     unsupported: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        if self.status == Status.COMPLETE and self.unsupported:
+            raise ValueError(f"totals cannot be complete with unsupported ops: "
+                             f"{', '.join(self.unsupported)}")
+
     @property
     def cost(self) -> Cost:
         return Cost(self.madds, self.flops, self.params, self.mac, self.mac_bytes)
@@ -132,6 +137,11 @@ class TrainTotals:
     trainable_params: int                    # parameter elements with requires_grad=True
     status: Status = Status.COMPLETE
     missing: tuple[str, ...] = ()            # ops whose backward has no formula
+
+    def __post_init__(self) -> None:
+        if self.status == Status.COMPLETE and self.missing:
+            raise ValueError(f"training totals cannot be complete with missing backward "
+                             f"formulas: {', '.join(self.missing)}")
 
     @property
     def total(self) -> Cost:
@@ -212,10 +222,26 @@ class Report:
         """One row per op category, most MAC first."""
         groups: dict[str, list[Cost]] = {}
         for layer in self.layers:
-            for call in layer.calls or (CallCost(layer.op, layer.target, layer.category, layer.cost),):
+            calls = layer.calls or (CallCost(layer.op, layer.target, layer.category, layer.cost),)
+            for call in calls:
                 groups.setdefault(str(call.category), []).append(call.cost)
         rows = [Row(key, 0, len(costs), total(costs)) for key, costs in groups.items()]
         return sorted(rows, key=lambda r: -r.cost.mac)
+
+    def unsupported(self, module: str = "") -> dict[str, int]:
+        """Ops with no formula under `module` ('' = the whole model, else a module path and
+        everything below it), with how many calls of each: the part of the model the totals do
+        not count, as data (fvcore's `unsupported_ops`)."""
+        found: dict[str, int] = {}
+        for layer in self.layers:
+            if module and layer.module != module and not layer.module.startswith(module + "."):
+                continue
+            if layer.status is not NodeStatus.UNSUPPORTED:
+                continue
+            missing = [c.target for c in layer.calls if not c.supported] or [layer.op]
+            for op in missing:
+                found[op] = found.get(op, 0) + 1
+        return found
 
     @property
     def assumed_input(self) -> bool:
@@ -233,7 +259,8 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         return {"schema_version": self.schema_version, "model": self.model, "mode": self.mode,
                 "capture": self.capture, "inputs": [i.to_dict() for i in self.inputs],
-                "totals": self.totals.to_dict(), "layers": [layer.to_dict() for layer in self.layers],
+                "totals": self.totals.to_dict(),
+                "layers": [layer.to_dict() for layer in self.layers],
                 "diagnostics": [d.to_dict() for d in self.diagnostics],
                 **({"train": self.train.to_dict()} if self.train is not None else {})}
 

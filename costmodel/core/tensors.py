@@ -92,7 +92,8 @@ def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
             "like 1x3x224x224 or 1x128:int64")
     shape = tuple(int(d) for d in dims)
     if any(d == 0 for d in shape):
-        raise InputSpecError(f"input shape {raw!r} has a zero dimension; every dimension must be >= 1")
+        raise InputSpecError(f"input shape {raw!r} has a zero dimension; "
+                             "every dimension must be >= 1")
     return name, shape, dtype
 
 

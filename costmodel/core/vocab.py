@@ -55,7 +55,8 @@ class NodeStatus(StrEnum):
     """How the engine treated one graph node."""
 
     COSTED = "costed"
-    IGNORED = "ignored"          # costs nothing, with a written reason (view, metadata, eval dropout)
+    IGNORED = "ignored"          # costs nothing, with a written reason (view, metadata, eval
+                                 # dropout)
     UNSUPPORTED = "unsupported"  # has no formula: its cost is unknown and the totals are partial
 
 
@@ -147,7 +148,8 @@ class OpFlag(StrEnum):
     sets them once per callable, pure code (formulas, analysis) reads them."""
 
     INPLACE = "inplace"            # writes its first argument: `relu_`, `__iadd__`, `copy_`
-    MUTATES = "mutates"            # may change its first argument's metadata: `unsqueeze_`, `x.data = y`
+    MUTATES = "mutates"            # may change its first argument's metadata: `unsqueeze_`,
+                                   # `x.data = y`
     DETACH = "detach"              # its output needs no gradient, whatever its input
     SUM_BACK = "sum back"          # a copy whose backward sums gy over copies: expand, repeat
     SCATTER_ADD = "scatter-add"    # a copy whose backward scatter-adds gy: gather, index, getitem

@@ -50,7 +50,8 @@ The same steps, run in scratch registries that are dropped at the end of the blo
 ...     def sinc_backward(grad):
 ...         """(cos(pi x) - sinc(x)) / x times gy: 4 FLOPs per element; reads gy and x."""
 ...         gy, x = formulas.grad_out(grad.call), grad.call.t("input")
-...         return formulas.Kernels().add(flops=4 * gy.numel, reads=(gy, x), writes=(x,)).done("input")
+...         kernels = formulas.Kernels().add(flops=4 * gy.numel, reads=(gy, x), writes=(x,))
+...         return kernels.done("input")
 ...
 ...     report = costmodel.analyze(Sinc(), "2x8")
 >>> str(report.totals.status), report.totals.flops, report.totals.mac
@@ -59,8 +60,21 @@ The same steps, run in scratch registries that are dropped at the end of the blo
 False
 '''
 from . import backward, forward  # noqa: F401  (fill the registries)
-from .registry import (BACKWARD, FORMULAS, NO_BACKWARD, Backward, CoverageRow, GradCall, OpCall,
-                       backward_of, cost_of, coverage, coverage_problems, formula, no_backward)
+from .registry import (
+    BACKWARD,
+    FORMULAS,
+    NO_BACKWARD,
+    Backward,
+    CoverageRow,
+    GradCall,
+    OpCall,
+    backward_of,
+    cost_of,
+    coverage,
+    coverage_problems,
+    formula,
+    no_backward,
+)
 
 __all__ = ["BACKWARD", "FORMULAS", "NO_BACKWARD", "Backward", "CoverageRow", "GradCall", "OpCall",
            "backward_of", "cost_of", "coverage", "coverage_problems", "formula", "no_backward"]

@@ -45,7 +45,8 @@ def _check_names(kind: str, names: tuple, table: Mapping[str, Any]) -> None:
 
 
 def formula(*names: str, category: Category | Categorize) -> Callable[[Formula], Formula]:
-    """Register `fn` as the formula of each op in `names`. Duplicate names are a bug: refuse them."""
+    """Register `fn` as the formula of each op in `names`. Duplicate names are a bug: refuse
+    them."""
     static = category if isinstance(category, Category) else None
     categorize = category if static is None else (lambda call, _c=static: _c)
 
@@ -75,8 +76,10 @@ def params_of(*specs: TensorSpec | None) -> int:
     return sum(s.numel for s in specs if s is not None and s.role == "param")
 
 
-def io_mac(call: OpCall, reads: int | None = None, read_bytes: int | None = None) -> tuple[int, int]:
-    """MAC of `call`: every input read once plus every output written once, in elements and bytes."""
+def io_mac(call: OpCall, reads: int | None = None, read_bytes: int | None = None
+           ) -> tuple[int, int]:
+    """MAC of `call`: every input read once plus every output written once, in elements and
+    bytes."""
     if reads is None:
         reads = read_bytes = 0
         for s in call.inputs():
@@ -278,8 +281,10 @@ def coverage_problems(bound: Iterable[str], formulas: Iterable[str] = (),
                  for op in sorted(formulas - bound)]
     problems += [f"{op}: neither a backward rule nor a NO_BACKWARD entry with its reason"
                  for op in sorted(formulas - backward - set(no_backward))]
-    problems += [f"{op}: a backward rule and a NO_BACKWARD entry" for op in sorted(backward & set(no_backward))]
-    problems += [f"{op}: a backward rule with no forward formula" for op in sorted(backward - formulas)]
+    problems += [f"{op}: a backward rule and a NO_BACKWARD entry"
+                 for op in sorted(backward & set(no_backward))]
+    problems += [f"{op}: a backward rule with no forward formula"
+                 for op in sorted(backward - formulas)]
     problems += [f"{op}: a NO_BACKWARD entry with an empty reason"
                  for op, why in sorted(no_backward.items()) if not why.strip()]
     return problems

@@ -6,6 +6,7 @@ from typing import Any
 from .registry import bind
 from .shape_rules import _linear, _matmul, _mha, _sdpa
 
+
 def _mha_extra(b: dict, out: Any) -> dict:
     return {"self_attention": b["query"] is b["key"] and b["key"] is b["value"]}
 

@@ -10,6 +10,7 @@ from ..core.vocab import OpFlag
 from .registry import Binding, bind, note
 from .shape_rules import _cat, _embedding
 
+
 def _base(t: Tensor) -> Tensor:
     return t._base if t._base is not None else t
 
@@ -17,7 +18,8 @@ def _base(t: Tensor) -> Tensor:
 def _view_extra(b: dict, out: Any) -> dict:
     """A data-movement op is a view when every output aliases an input (or is the input)."""
     ins = [v for v in b.values() if isinstance(v, Tensor)]
-    ins += [t for v in b.values() if isinstance(v, (list, tuple)) for t in v if isinstance(t, Tensor)]
+    ins += [t for v in b.values() if isinstance(v, (list, tuple))
+            for t in v if isinstance(t, Tensor)]
     outs = out if isinstance(out, (list, tuple)) else (out,)
     bases = {id(_base(t)) for t in ins}
     ids = {id(t) for t in ins}
@@ -43,11 +45,13 @@ def _keeps_data(b: Binding, args: tuple, kwargs: dict) -> str:
 
 
 def _mask_index(b: Binding, args: tuple, kwargs: dict) -> str | None:
-    """x[mask], x[mask] = v: a boolean (or uint8) index keeps a data-dependent number of elements."""
+    """x[mask], x[mask] = v: a boolean (or uint8) index keeps a data-dependent number of
+    elements."""
     if len(args) > 1:
         index = args[1] if isinstance(args[1], tuple) else (args[1],)
         if any(isinstance(i, Tensor) and i.dtype in (torch.bool, torch.uint8) for i in index):
-            return "indexing with a boolean mask keeps a number of elements that depends on the data"
+            return ("indexing with a boolean mask keeps a number of elements that depends on "
+                    "the data")
     return None
 
 

@@ -45,7 +45,8 @@ for _name, _dunder in (("add", "add radd"), ("sub", "sub"), ("rsub", "rsub"), ("
     bind(_name, f"torch.{_name} Tensor.{_name} {methods}", BINARY, shape=shape)
     inplace_methods = " ".join(f"Tensor.__i{d}__" for d in _dunder.split() if not d.startswith("r"))
     bind(_name, f"Tensor.{_name}_ {inplace_methods}", BINARY, shape=_first, inplace=True)
-bind("div", "torch.true_divide Tensor.true_divide torch.divide Tensor.divide", BINARY, shape=_binary)
+bind("div", "torch.true_divide Tensor.true_divide torch.divide Tensor.divide", BINARY,
+     shape=_binary)
 bind("mul", "torch.multiply Tensor.multiply", BINARY, shape=_binary)
 bind("sub", "torch.subtract Tensor.subtract", BINARY, shape=_binary)
 for _name in ("maximum", "minimum", "fmax", "fmin", "atan2", "hypot", "logaddexp", "xlogy",

@@ -6,6 +6,7 @@ from typing import Any, Callable
 from .registry import bind
 from .shape_rules import _adaptive, _interpolate, _pool
 
+
 def _spatial(n: int) -> Callable[[dict, Any], dict]:
     return lambda b, out: {"spatial_dims": n}
 

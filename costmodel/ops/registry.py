@@ -201,7 +201,8 @@ def printed_name(func: Any) -> str:
     """The name costmodel prints for a callable it has not bound: 'Tensor.add', 'torch.cat'."""
     name = getattr(func, "__name__", None) or repr(func)
     qualname = getattr(func, "__qualname__", "") or ""
-    if getattr(func, "__objclass__", None) is not None or qualname.startswith(("TensorBase.", "Tensor.")):
+    if (getattr(func, "__objclass__", None) is not None
+            or qualname.startswith(("TensorBase.", "Tensor."))):
         return "Tensor." + name
     module = getattr(func, "__module__", None) or ""
     if module.startswith("torch._C") or qualname.startswith("_VariableFunctionsClass"):

@@ -77,7 +77,8 @@ def render(report: Report) -> str:
 
     for i, (path, b) in enumerate(blocks.items()):
         lines.append(f"  subgraph {quote(f'cluster_{i}')} {{")
-        lines.append(f"    label={quote(f'{path}: {b.fragments} fragments, {b.branches} branches')};"
+        label = quote(f"{path}: {b.fragments} fragments, {b.branches} branches")
+        lines.append(f"    label={label};"
                      " style=\"rounded,filled\"; fillcolor=\"#eef3f8\"; color=\"#c6d4e3\";")
         lines += [node_line(n, "    ") for n in dag if owner.get(n) == path]
         lines.append("  }")

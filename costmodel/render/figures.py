@@ -299,9 +299,10 @@ def graph_figure(report: Report, profile: Any = None, est: latency.Estimate | No
                                [1, "#800026"]],
                 "cmin": first["marker.cmin"], "cmax": first["marker.cmax"],
                 "line": {"width": 0.6, "color": "#374151"},
-                "colorbar": {"title": {"text": "MAC"}, "tickvals": first[
-                    "marker.colorbar.tickvals"][0], "ticktext": first["marker.colorbar.ticktext"][0],
-                    "thickness": 12, "len": 0.8}})
+                "colorbar": {"title": {"text": "MAC"},
+                             "tickvals": first["marker.colorbar.tickvals"][0],
+                             "ticktext": first["marker.colorbar.ticktext"][0],
+                             "thickness": 12, "len": 0.8}})
     y0, y1 = lay.extent
     shapes, notes = [], []
     for k, (path, (bx0, bx1, by0, by1)) in enumerate(lay.blocks.items()):

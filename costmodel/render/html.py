@@ -43,8 +43,10 @@ def _category_chart(report: Report, width: int = 160) -> str:
     for r in report.by_operator()[:8]:
         mac = r.mac / t.mac if t.mac else 0.0
         flops = r.flops / t.flops if t.flops else 0.0
-        bars = (f"<span style='{_BAR.format(color='#f58518', width=width * mac)}'></span> "
-                f"{100 * mac:.0f}%<br><span style='{_BAR.format(color='#54a24b', width=width * flops)}'>"
+        mac_bar = _BAR.format(color='#f58518', width=width * mac)
+        flops_bar = _BAR.format(color='#54a24b', width=width * flops)
+        bars = (f"<span style='{mac_bar}'></span> "
+                f"{100 * mac:.0f}%<br><span style='{flops_bar}'>"
                 f"</span> {100 * flops:.0f}%")
         rows.append(f"<tr>{_td(_e(r.key))}{_td(bars)}</tr>")
     return ("<table style='border-collapse:collapse;font-size:12px'><thead><tr>"

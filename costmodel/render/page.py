@@ -206,6 +206,8 @@ def render(report: Report, profile: Any = None, *, max_nodes: int | None = None)
     def div(name: str, cls: str = "chart") -> str:
         return f"<div id='fig-{name}' class='{cls}'></div>" if name in figs else ""
 
+    guidelines = ('<section id="guidelines"><h2>ShuffleNet V2 guidelines (G1-G4)</h2>'
+                  f"{_findings(findings, index)}</section>" if g is not None else "")
     data = "{" + ",".join(f"{json.dumps(k)}:{_figure_json(f)}" for k, f in figs.items()) + "}"
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -239,8 +241,7 @@ Ops far below the roof lose their time to the fixed cost per kernel.</p>{div("ro
 linear and pooling ops (the anchors of fragments), circles the element-wise, norm and data
 movement ops around them. Drag to pan, use the slider below for the whole model, click a node
 for its row.</p>{div("graph", "chart graph")}</section>''' if "graph" in figs else ""}
-{f'<section id="guidelines"><h2>ShuffleNet V2 guidelines (G1-G4)</h2>{_findings(findings, index)}</section>'
- if g is not None else ""}
+{guidelines}
 <section id="layers"><h2>Layers</h2>{_table(report, est)}</section>
 </main>
 <footer>costmodel static analysis · shapes only, nothing executed · plotly.js inlined (MIT)</footer>
@@ -379,4 +380,4 @@ JS = r"""
     document.body.dataset.rendered = 'true';
   }).catch((err) => { console.error(err); document.body.dataset.rendered = 'error'; });
 })();
-"""
+"""  # noqa: E501 - JavaScript served byte for byte; its long lines are not Python

@@ -47,8 +47,10 @@ def totals_block(report: Report) -> str:
     if train is not None:   # mode="train": the totals above are forward + backward
         f, b = train.forward, train.backward
         lines += [
-            f"forward   {human(f.madds):>10} MAdds {human(f.flops):>10} FLOPs {human(f.mac):>10} MAC",
-            f"backward  {human(b.madds):>10} MAdds {human(b.flops):>10} FLOPs {human(b.mac):>10} MAC",
+            f"forward   {human(f.madds):>10} MAdds {human(f.flops):>10} FLOPs "
+            f"{human(f.mac):>10} MAC",
+            f"backward  {human(b.madds):>10} MAdds {human(b.flops):>10} FLOPs "
+            f"{human(b.mac):>10} MAC",
             f"saved     {human(train.activation_bytes, binary=True):>10}   activations kept for "
             f"backward; {human(train.trainable_params)} trainable params",
         ]

@@ -7,7 +7,6 @@ from ...core.tensors import TensorSpec
 from ..forward.contraction import _attention_batch, einsum_cost, matmul_madds
 from ..registry import Backward, GradCall, Kernels, backward, grad_out
 
-
 # ---- contractions ---------------------------------------------------------------------------
 
 def _weighted(grad: GradCall, madds: int, x: str, w: str, b: str | None) -> Backward:
@@ -30,7 +29,8 @@ def linear(grad: GradCall) -> Backward:
 
 @backward("bilinear")
 def bilinear(grad: GradCall) -> Backward:
-    """Each of input1, input2 and weight: one contraction of the forward's MAdds; saves both inputs."""
+    """Each of input1, input2 and weight: one contraction of the forward's MAdds; saves both
+    inputs."""
     call, gy = grad.call, grad_out(grad.call)
     _, in1, in2 = call.t("weight").shape
     madds = call.out.numel * in1 * in2 + call.out.numel * in1
@@ -122,7 +122,8 @@ def sdpa(grad: GradCall) -> Backward:
     """One fused kernel (flash / memory-efficient / CPU flash), as FlopCounterMode counts it:
     recompute q k^T, then gV, gP, gQ, gK. MAdds = B*L*S*(E + Ev + Ev + E + E) with every input
     needing a gradient: 2.5x the forward at E = Ev. Saves q, k, v, the output and the log-sum-exp
-    (B*L floats); never the L x S attention matrix. MAC: reads q, k, v, out, gO; writes the grads."""
+    (B*L floats); never the L x S attention matrix. MAC: reads q, k, v, out, gO; writes the
+    grads."""
     call, gy = grad.call, grad_out(grad.call)
     q, key, v = call.t("query"), call.t("key"), call.t("value")
     *batch, length, e = q.shape

@@ -4,7 +4,6 @@ from __future__ import annotations
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, tensor_args
 from .pointwise import zero_gradient
 
-
 # ---- detection ------------------------------------------------------------------------------
 
 backward("nms")(zero_gradient)   # kept-box indices: integers, never differentiated
@@ -19,5 +18,7 @@ def roi_align(grad: GradCall) -> Backward:
     if s <= 0:
         raise ValueError("sampling_ratio <= 0 takes a box-size-dependent number of samples")
     boxes = next((n for n, v in tensor_args(call) if n != "input"), None)
-    return Kernels().add(flops=gy.numel * (8 * s * s + 1), reads=(gy, grad.spec(boxes) if boxes else None),
-                         writes=[spec for _, spec in grad.grad_inputs()]).done(*([boxes] if boxes else []))
+    return Kernels().add(flops=gy.numel * (8 * s * s + 1),
+                         reads=(gy, grad.spec(boxes) if boxes else None),
+                         writes=[spec for _, spec in grad.grad_inputs()]
+                         ).done(*([boxes] if boxes else []))

@@ -6,7 +6,6 @@ from ...core.tensors import TensorSpec
 from ...core.vocab import OpFlag
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, tensor_args
 
-
 # ---- data movement and embedding ------------------------------------------------------------
 
 @backward("view", "copy")
@@ -22,7 +21,8 @@ def data_movement(grad: GradCall) -> Backward:
     Index tensors are saved."""
     call, gy = grad.call, grad_out(grad.call)
     targets = [s for _, s in grad.grad_inputs()]
-    index = [n for n, s in tensor_args(call) if not s.dtype.startswith(("float", "bfloat", "complex"))]
+    index = [n for n, s in tensor_args(call)
+             if not s.dtype.startswith(("float", "bfloat", "complex"))]
     flags = call.flags
     if OpFlag.SUM_BACK in flags:
         if all(s.numel == gy.numel for s in targets):

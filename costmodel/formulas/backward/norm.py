@@ -6,14 +6,14 @@ import math
 from ...core.tensors import TensorSpec
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
-
 # ---- normalisation --------------------------------------------------------------------------
 
 def _norm_backward(grad: GradCall, groups: int, training: bool, prep: int = 2) -> Backward:
     """Per element: `prep` to recompute x_hat; 1 for sum(gy) (bias or input); 2 for
-    sum(gy * x_hat) (weight or input); grad-input 4 ((gy - mean gy - x_hat mean(gy x_hat)) * w * rstd)
-    with batch statistics, 1 (gy * w * rstd) with running statistics. Saves the input and, with
-    batch statistics, the mean and rstd of each of `groups` groups (float32)."""
+    sum(gy * x_hat) (weight or input); grad-input 4
+    ((gy - mean gy - x_hat mean(gy x_hat)) * w * rstd) with batch statistics, 1 (gy * w * rstd)
+    with running statistics. Saves the input and, with batch statistics, the mean and rstd of
+    each of `groups` groups (float32)."""
     call, gy = grad.call, grad_out(grad.call)
     x, w, b = call.t("input"), call.t("weight"), call.t("bias")
     n = x.numel

@@ -3,8 +3,16 @@ from __future__ import annotations
 
 from ...core.cost import Cost
 from ..forward.pointwise import ACTIVATIONS, ELEMENTWISE
-from ..registry import BACKWARD, Backward, BackwardFormula, GradCall, Kernels, backward, grad_out, tensor_args
-
+from ..registry import (
+    BACKWARD,
+    Backward,
+    BackwardFormula,
+    GradCall,
+    Kernels,
+    backward,
+    grad_out,
+    tensor_args,
+)
 
 # ---- element-wise ---------------------------------------------------------------------------
 
@@ -39,27 +47,31 @@ def pointwise(per_element: int, saves: str | tuple[str, ...] = "self",
             flops = per_element * gy.numel + (gy.numel if broadcast else 0)
             k.add(flops=flops, reads=(gy, *(grad.spec(n) for n in used)), writes=(spec,))
         return k.done(*saved)
-    rule.__doc__ = f"{per_element} FLOPs per element per input needing a gradient; saves {saves or 'nothing'}."
+    rule.__doc__ = (f"{per_element} FLOPs per element per input needing a gradient; "
+                    f"saves {saves or 'nothing'}.")
     return rule
 
 
 @backward("sub", "rsub")
 def subtract(grad: GradCall) -> Backward:
-    """One operand gets gy itself (0), the other -gy (1 FLOP per element); broadcast: summed back."""
+    """One operand gets gy itself (0), the other -gy (1 FLOP per element); broadcast: summed
+    back."""
     call, gy = grad.call, grad_out(grad.call)
     negated = "other" if call.op == "sub" else "input"
     k = Kernels()
     for name, spec in grad.grad_inputs():
         broadcast = spec.numel < gy.numel
         if name == negated or broadcast:
-            k.add(flops=gy.numel * (int(name == negated) + int(broadcast)), reads=(gy,), writes=(spec,))
+            k.add(flops=gy.numel * (int(name == negated) + int(broadcast)), reads=(gy,),
+                  writes=(spec,))
     return k.done()
 
 
 @backward("div")
 def divide(grad: GradCall) -> Backward:
-    """a / b: grad_a = gy / b (1 FLOP per element), grad_b = -grad_a * out / ... (2); saves b (and a)."""
-    call, gy = grad.call, grad_out(grad.call)
+    """a / b: grad_a = gy / b (1 FLOP per element), grad_b = -grad_a * out / ... (2); saves b
+    (and a)."""
+    gy = grad_out(grad.call)
     k = Kernels()
     saved = []
     for name, spec in grad.grad_inputs():

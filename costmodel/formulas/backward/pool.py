@@ -7,7 +7,6 @@ from ...core.tensors import TensorSpec
 from ..forward.pool import INTERPOLATE_FLOPS, _tuple, adaptive_window_total
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
-
 # ---- pooling and resampling -----------------------------------------------------------------
 
 @backward("max_pool", "adaptive_max_pool")

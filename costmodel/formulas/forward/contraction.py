@@ -15,7 +15,8 @@ from .pointwise import SOFTMAX_FLOPS
 
 
 def matmul_madds(a: tuple[int, ...], b: tuple[int, ...]) -> int:
-    """MAdds of a @ b with torch.matmul semantics: batch * n * k * m (1-D operands have n or m = 1)."""
+    """MAdds of a @ b with torch.matmul semantics: batch * n * k * m (1-D operands have n or
+    m = 1)."""
     if len(a) == 1 and len(b) == 1:
         return a[0]
     n, k = (1, a[0]) if len(a) == 1 else a[-2:]
@@ -26,7 +27,8 @@ def matmul_madds(a: tuple[int, ...], b: tuple[int, ...]) -> int:
 
 @formula("linear", category=Category.LINEAR)
 def linear(call: OpCall) -> Cost:
-    """MAdds = prod(batch dims) * in_features * out_features; bias adds 1 FLOP per output element."""
+    """MAdds = prod(batch dims) * in_features * out_features; bias adds 1 FLOP per output
+    element."""
     weight, bias, out = call.t("weight"), call.t("bias"), call.out
     madds = out.numel * weight.shape[-1]
     flops = 2 * madds + (out.numel if bias is not None else 0)
@@ -36,7 +38,8 @@ def linear(call: OpCall) -> Cost:
 
 @formula("bilinear", category=Category.LINEAR)
 def bilinear(call: OpCall) -> Cost:
-    """y = x1^T A x2 + b with A (out, in1, in2): MAdds = batch * out * in1 * in2 + batch * out * in2."""
+    """y = x1^T A x2 + b with A (out, in1, in2): MAdds = batch * out * in1 * in2
+    + batch * out * in2."""
     weight, bias, out = call.t("weight"), call.t("bias"), call.out
     _, in1, in2 = weight.shape
     madds = out.numel * in1 * in2 + out.numel * in1
@@ -55,7 +58,8 @@ def matmul(call: OpCall) -> Cost:
 
 @formula("addmm", category=Category.MATMUL)
 def addmm(call: OpCall) -> Cost:
-    """beta * input + alpha * (mat1 @ mat2) (addmm, baddbmm): a matmul plus 1 FLOP per output element."""
+    """beta * input + alpha * (mat1 @ mat2) (addmm, baddbmm): a matmul plus 1 FLOP per output
+    element."""
     madds = matmul_madds(call.t("mat1").shape, call.t("mat2").shape)
     mac, mac_bytes = io_mac(call)
     return Cost(madds, 2 * madds + call.out.numel, params_of(*call.inputs()), mac, mac_bytes)
@@ -63,7 +67,8 @@ def addmm(call: OpCall) -> Cost:
 
 # ---- einsum ---------------------------------------------------------------------------------
 
-def _subscripts(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[list[list[str]], list[str]]:
+def _subscripts(equation: str, operands: tuple[TensorSpec, ...]
+                ) -> tuple[list[list[str]], list[str]]:
     """Split an einsum equation into per-operand index lists, expanding '...' to named dims."""
     equation = equation.replace(" ", "")
     lhs, _, rhs = equation.partition("->")
@@ -79,7 +84,8 @@ def _subscripts(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[list[l
         parsed.append(list(head) + (ell if "..." in term else []) + list(tail))
     if "->" in equation:
         head, _, tail = rhs.partition("...")
-        out = list(head) + ([f"...{i}" for i in range(ell_ndim)] if "..." in rhs else []) + list(tail)
+        out_ell = [f"...{i}" for i in range(ell_ndim)] if "..." in rhs else []
+        out = list(head) + out_ell + list(tail)
     else:  # implicit output: ellipsis dims, then letters that appear once, sorted
         counts: dict[str, int] = {}
         for idx in parsed:
@@ -153,7 +159,8 @@ def _attention_batch(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...])
 
 def attention_cost(q: tuple[int, ...], k: tuple[int, ...], v: tuple[int, ...],
                    masked: bool) -> tuple[int, int]:
-    """(MAdds, FLOPs) of softmax(q k^T * scale + mask) v for q (.., L, E), k (.., S, E), v (.., S, Ev).
+    """(MAdds, FLOPs) of softmax(q k^T * scale + mask) v for q (.., L, E), k (.., S, E),
+    v (.., S, Ev).
 
     MAdds = B*L*S*E (scores) + B*L*S*Ev (weighted sum), B = the broadcast batch and head dims
     (grouped-query attention broadcasts k and v over the query heads). Every score also costs
@@ -179,7 +186,8 @@ def sdpa(call: OpCall) -> Cost:
 
 @formula("mha", category=Category.ATTENTION)
 def multi_head_attention(call: OpCall) -> Cost:
-    """nn.MultiheadAttention = input projections (linear) + attention + output projection (linear).
+    """nn.MultiheadAttention = input projections (linear) + attention + output projection
+    (linear).
 
     query (L, N, E), key (S, N, Ek), value (S, N, Ev) (or without N): MAdds =
     L*N*E*E + S*N*Ek*E + S*N*Ev*E (projections) + 2*N*L*S*E (attention) + L*N*E*E (output).
@@ -194,10 +202,12 @@ def multi_head_attention(call: OpCall) -> Cost:
     proj = lq * e * e + lk * k.shape[-1] * e + lk * v.shape[-1] * e
     attn_madds, attn_flops = attention_cost(
         (n, heads, lq // n, e // heads), (n, heads, lk // n, e // heads),
-        (n, heads, lk // n, e // heads), call.t("attn_mask") is not None or bool(call.attr("is_causal")))
+        (n, heads, lk // n, e // heads),
+        call.t("attn_mask") is not None or bool(call.attr("is_causal")))
     out_proj = lq * e * e
     madds = proj + attn_madds + out_proj
-    bias_flops = (lq * e + 2 * lk * e if has_bias else 0) + (lq * e if call.t("out_proj_bias") is not None else 0)
+    bias_flops = ((lq * e + 2 * lk * e if has_bias else 0)
+                  + (lq * e if call.t("out_proj_bias") is not None else 0))
     flops = 2 * (proj + out_proj) + attn_flops + bias_flops
 
     weights = [s for s in call.inputs() if s.role != "activation"]
@@ -205,7 +215,7 @@ def multi_head_attention(call: OpCall) -> Cost:
     weight_bytes = sum(s.reads * s.itemsize for s in weights)
     isz = q.itemsize
     if call.attr("self_attention"):
-        act = lq * e + 3 * lq * e                           # packed projection: read x, write q, k, v
+        act = lq * e + 3 * lq * e                      # packed projection: read x, write q, k, v
     else:
         act = (lq * e + lq * e) + (lk * k.shape[-1] + lk * e) + (lk * v.shape[-1] + lk * e)
     act += (lq * e + 2 * lk * e) + lq * e                   # attention: read q, k, v; write context

@@ -21,7 +21,8 @@ def _affine(call: OpCall) -> int:
 
 @formula("batch_norm", category=Category.NORM)
 def batch_norm(call: OpCall) -> Cost:
-    """Inference: 2 FLOPs per element (folded scale and shift). Training: 3 + 2 + affine per element."""
+    """Inference: 2 FLOPs per element (folded scale and shift). Training: 3 + 2 + affine per
+    element."""
     n = call.out.numel
     if call.attr("training", False):
         return simple_cost(call, flops=n * (STATS + NORMALIZE + _affine(call)))
@@ -42,7 +43,8 @@ def rms_norm(call: OpCall) -> Cost:
 
 @formula("local_response_norm", category=Category.NORM)
 def local_response_norm(call: OpCall) -> Cost:
-    """FLOPs = (size squares-and-adds over neighbouring channels + 3 for k + alpha*s, pow, divide)."""
+    """FLOPs = (size squares-and-adds over neighbouring channels + 3 for k + alpha*s, pow,
+    divide)."""
     return simple_cost(call, flops=call.out.numel * (2 * call.attr("size", 5) + 3))
 
 
