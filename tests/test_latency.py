@@ -155,10 +155,13 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
 
 
 def test_relative_fit_recovers_the_scales():
-    # rows (roofline R, fixed costs D, measured m) made with a = 1.5, b = 2.0 exactly
-    rows = [(r, d, 1.5 * r + 2.0 * d) for r, d in ((1.0, 0.1), (0.2, 0.5), (3.0, 0.2), (0.5, 1.0))]
-    a, b = calibrate._relative_fit(rows)
-    assert a == pytest.approx(1.5) and b == pytest.approx(2.0)
+    # rows (dense, light, fixed, measured) made with scales 1.5, 0.8, 2.0 exactly
+    xs = ((1.0, 0.3, 0.1), (0.2, 0.1, 0.5), (3.0, 1.0, 0.2), (0.5, 2.0, 1.0), (0.1, 0.1, 0.1))
+    rows = [(*x, 1.5 * x[0] + 0.8 * x[1] + 2.0 * x[2]) for x in xs]
+    assert calibrate._relative_fit(rows) == pytest.approx((1.5, 0.8, 2.0))
+    # the same column twice cannot be separated: one common scale
+    same = [(x, x, 1.3 * 2 * x) for x in (1.0, 2.0, 5.0)]
+    assert calibrate._relative_fit(same) == pytest.approx((1.3, 1.3))
 
 
 def test_synthetic_blocks_are_seeded():
@@ -180,7 +183,8 @@ def test_terms_module_calls_and_free_ops():
     model = nn.Sequential(Inner(), nn.Linear(64, 2))
     g = costmodel.analyze(model, "1x4x4x4")
     prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, overhead_scale=2.0,
-                               in_model_scale=3.0, interval=(0.5, 1.5), interval_level=0.8)
+                               in_model_scale=3.0, light_scale=0.5, interval=(0.5, 1.5),
+                               interval_level=0.8)
     est = latency.estimate(g, prof)
     # leaf calls: conv, act, linear = 3; containers: the root Sequential and Inner ("0") = 2
     assert est.module_calls == 3 + 2 and est.free_ops == 1
@@ -189,8 +193,10 @@ def test_terms_module_calls_and_free_ops():
     terms = est.terms()
     assert sum(terms.values()) == pytest.approx(est.total_s)
     plain = latency.estimate(costmodel.analyze(model, "1x4x4x4"), TOY)
-    roof = sum(o.seconds - o.dispatch_s for o in plain.ops)
-    assert terms["compute"] + terms["memory"] == pytest.approx(3.0 * roof)
+    # conv and linear are dense (x3.0), ReLU light (x0.5)
+    roof = {o.category: o.seconds - o.dispatch_s for o in plain.ops}
+    assert terms["compute"] + terms["memory"] == pytest.approx(
+        3.0 * (roof["conv"] + roof["linear"]) + 0.5 * roof["activation"])
     assert est.interval() == pytest.approx((0.5 * est.total_s, 1.5 * est.total_s))
 
 
@@ -201,7 +207,8 @@ def test_shipped_profiles_say_they_are_unmeasured():
 
 def test_profile_json_keeps_the_new_fields():
     prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, in_model_scale=1.4,
-                               overhead_scale=1.2, interval=(0.8, 1.3), interval_level=0.8)
+                               light_scale=1.1, overhead_scale=1.2, interval=(0.8, 1.3),
+                               interval_level=0.8)
     assert DeviceProfile.from_json(prof.to_json()) == prof
     with pytest.raises(ValueError, match="interval"):
         DeviceProfile.from_dict({**prof.to_dict(), "interval": [1.2, 1.3]})

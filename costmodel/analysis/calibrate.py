@@ -18,10 +18,11 @@ The only place costmodel runs real kernels, on synthetic tensors and only when a
 - synthetic blocks (when an `analyze` function is passed, as the CLI does): small networks that
   costmodel builds itself from a seeded generator (stacks of ResNet basic units, inverted
   residuals with and without squeeze-excite, ShuffleNet V2 units, a pooled linear head), timed,
-  and estimated with the single-op profile. Two scales, how much slower the roofline terms and
-  the fixed costs run inside a network than alone, are fitted on half of the blocks (relative
-  least squares), and the spread of the residuals on the other, held-out half gives the
-  estimate's interval (10th to 90th percentile: an 80% interval).
+  and estimated with the single-op profile. Three scales, how much slower the roofline of dense
+  contractions, the roofline of the other ops and the fixed costs run inside a network than
+  alone, are fitted on half of the blocks (relative least squares), and the spread of the
+  residuals on the other, held-out half gives the estimate's interval (10th to 90th
+  percentile: an 80% interval).
 
 Each figure is the best of several timed calls (the least disturbed by other work). Nothing here
 sees a user's model.
@@ -36,30 +37,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .latency import DeviceProfile, estimate, save_profile
+from .latency import DeviceProfile, estimate, is_dense, save_profile
 
 
 def _best_seconds(fn: Callable[[], object], budget: float) -> float:
-    """Seconds per call of `fn`, the least disturbed by other work: the fastest single call
-    (calls of 100 us or more), or the fastest of five rounds of many calls (shorter ones)."""
+    """Seconds per call of `fn`, the least disturbed by other work: the fastest of many short
+    batches of calls (one call per batch from 0.5 ms up, more for shorter calls), taken until
+    `budget` seconds are spent (at least 3 batches, and never much past the budget: a loaded
+    machine makes the calibration no slower, only noisier)."""
     fn()                                       # warm up (allocations, kernel selection)
+    fn()
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-7)
-    if once >= 1e-4:
-        best = once
-        for _ in range(max(4, int(budget / once))):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return best
-    reps = max(1, int(budget / 5 / once))
+    reps = max(1, int(5e-4 / once))
     best = float("inf")
-    for _ in range(5):
+    deadline = time.perf_counter() + budget
+    done = 0
+    while done < 3 or (time.perf_counter() < deadline and done < 10_000):
         start = time.perf_counter()
         for _ in range(reps):
             fn()
         best = min(best, (time.perf_counter() - start) / reps)
+        done += 1
     return best
 
 
@@ -83,7 +83,7 @@ MAX_POOL = ((64, 112), (96, 55), (192, 28))
 #: activation op name -> its module; FLOPs 1 per element (as costmodel counts them)
 ACTIVATIONS = ("silu", "hardswish", "sigmoid", "hardsigmoid", "gelu")
 #: how many synthetic blocks calibration times (half to fit, half held out)
-BLOCKS = 40
+BLOCKS = 48
 
 
 def _cache_bytes() -> int:
@@ -131,7 +131,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None) -> Device
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    share = seconds / 12
+    share = seconds / 16
     try:
         with torch.no_grad():
             n = 512                                # ~2.5 ms: short enough to find undisturbed calls
@@ -226,9 +226,9 @@ def _single_ops(seconds: float, name: str | None, threads: int | None) -> Device
 
 def synthetic_block(seed: int):
     """A small network of one seeded random kind, and its input shape: stacks of ResNet basic
-    units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite) or
-    ShuffleNet V2 units, on 14-56 px maps with 16-192 channels, sometimes with a pooled linear
-    head. Built by costmodel for calibration; never a user's model."""
+    units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite),
+    ShuffleNet V2 units or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a
+    pooled linear head. Built by costmodel for calibration; never a user's model."""
     import random
 
     import torch
@@ -237,7 +237,7 @@ def synthetic_block(seed: int):
     c = rng.choice((16, 24, 32, 48, 64, 96, 128, 192))
     size = rng.choice((14, 28, 56))
     units = rng.randint(2, 5)
-    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle"))
+    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain"))
     act = rng.choice((nn.ReLU, nn.Hardswish, nn.SiLU))
 
     def cba(cin, cout, k=1, groups=1, activation=True):
@@ -291,6 +291,11 @@ def synthetic_block(seed: int):
             layers.append(Residual(cba(c, c, 3) + cba(c, c, 3, activation=False), nn.ReLU()))
         elif kind == "shuffle":
             layers.append(Shuffle(c))
+        elif kind == "plain":                       # bare convs, as in the paper's G1-G3 nets
+            wide = c * rng.choice((1, 2, 4))
+            k = rng.choice((1, 1, 3))
+            layers += [nn.Conv2d(c, wide, k, padding=k // 2, bias=False),
+                       nn.Conv2d(wide, c, 1, bias=False)]
         else:
             e = c * rng.choice((3, 4, 6))
             body = cba(c, e) + cba(e, e, rng.choice((3, 5)), e)
@@ -301,21 +306,35 @@ def synthetic_block(seed: int):
     return nn.Sequential(*layers).eval(), (1, c, size, size)
 
 
-def _relative_fit(rows: list[tuple[float, float, float]]) -> tuple[float, float]:
-    """(a, b) minimising sum ((a R + b D) / m - 1)^2 over rows (R, D, m), both >= 0."""
-    srr = sum((r / m) ** 2 for r, _, m in rows)
-    sdd = sum((d / m) ** 2 for _, d, m in rows)
-    srd = sum(r * d / m ** 2 for r, d, m in rows)
-    sr = sum(r / m for r, _, m in rows)
-    sd = sum(d / m for _, d, m in rows)
-    det = srr * sdd - srd ** 2
-    if det > 0:
-        a, b = (sr * sdd - sd * srd) / det, (sd * srr - sr * srd) / det
-        if a > 0 and b > 0:
-            return a, b
-    # one common scale when the two terms cannot be separated
-    k = (sr + sd) / (srr + sdd + 2 * srd) if srr + sdd else 1.0
-    return k, k
+def _relative_fit(rows: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """Scales (k_1 .. k_n) minimising sum (sum_i k_i x_i / m - 1)^2 over rows (x_1 .. x_n, m):
+    the relative error, so small and large blocks count alike. Falls back to one common scale
+    when the normal equations are singular or give a scale <= 0."""
+    n = len(rows[0]) - 1
+    a = [[sum(r[i] * r[j] / r[-1] ** 2 for r in rows) for j in range(n)] for i in range(n)]
+    b = [sum(r[i] / r[-1] for r in rows) for i in range(n)]
+    solved = _solve(a, b)
+    if solved is not None and all(k > 0 for k in solved):
+        return tuple(solved)
+    total = sum(sum(r[:-1]) / r[-1] for r in rows)
+    square = sum((sum(r[:-1]) / r[-1]) ** 2 for r in rows)
+    return (total / square if square else 1.0,) * n
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting; None when singular."""
+    n = len(b)
+    m = [row[:] + [rhs] for row, rhs in zip(a, b)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-12 * max(1.0, max(abs(v) for row in m for v in row[:n])):
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(n):
+            if r != col:
+                f = m[r][col] / m[col][col]
+                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
+    return [m[i][n] / m[i][i] for i in range(n)]
 
 
 def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> DeviceProfile:
@@ -331,13 +350,16 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> De
             x = torch.randn(shape)
             measured = _best_seconds(lambda m=model, x=x: m(x), seconds / BLOCKS)
             est = estimate(analyze(model, "x".join(map(str, shape))), profile)
-            terms = est.terms()
-            rows.append((terms["compute"] + terms["memory"],
-                         terms["dispatch"] + terms["module calls"], measured))
-    a, b = _relative_fit(rows[0::2])
-    logs = sorted(math.log(m / (a * r + b * d)) for r, d, m in rows[1::2])
+            dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
+            light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
+            fixed = est.total_s - dense - light
+            rows.append((dense, light, fixed, measured))
+    # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
+    # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
+    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
+    logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
     low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
-    return dataclasses.replace(profile, in_model_scale=a, overhead_scale=b,
+    return dataclasses.replace(profile, in_model_scale=a, light_scale=c, overhead_scale=b,
                                interval=(min(1.0, math.exp(low)), max(1.0, math.exp(high))),
                                interval_level=0.8)
 
@@ -373,8 +395,9 @@ def describe(profile: DeviceProfile) -> str:
     if profile.module_call_s or profile.free_op_s:
         lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")
-    lines.append(f"in model  roofline x{profile.in_model_scale:.2f}, fixed costs "
-                 f"x{profile.overhead_scale:.2f} (fitted on synthetic blocks)")
+    lines.append(f"in model  dense contractions x{profile.in_model_scale:.2f}, other ops "
+                 f"x{profile.light_scale:.2f}, fixed costs x{profile.overhead_scale:.2f} "
+                 f"(fitted on synthetic blocks)")
     if profile.interval_level:
         lines.append(f"interval  x{profile.interval[0]:.2f} to x{profile.interval[1]:.2f} "
                      f"({profile.interval_level:.0%} of held-out synthetic blocks)")

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.graph import Node
-from ..core.vocab import Category, NodeKind
+from ..core.vocab import CONTRACTION, Category, NodeKind
 from . import structure
 
 
@@ -57,9 +57,12 @@ class DeviceProfile:
                            moves them at the cache bandwidth (batch-1 activations on a CPU).
     module_call_s:         Python cost of one nn.Module.__call__ (leaf or container)
     free_op_s:             dispatch cost of an op that launches no kernel (a view, a reshape)
-    in_model_scale, overhead_scale: how much slower the roofline terms and the fixed costs run
-                           inside a network than in the single-op micro-benchmarks (fitted on
-                           synthetic blocks by calibrate.py; 1.0 when not calibrated)
+    in_model_scale, light_scale, overhead_scale: how much slower the roofline of dense
+                           contractions (convs, linear, matmul, attention), the roofline of every
+                           other op (depthwise convs, norms, activations, pooling, element-wise,
+                           data movement) and the fixed costs run inside a network than in the
+                           single-op micro-benchmarks (fitted on synthetic blocks by
+                           calibrate.py; 1.0 when not calibrated)
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
@@ -77,6 +80,7 @@ class DeviceProfile:
     module_call_s: float = 0.0
     free_op_s: float = 0.0
     in_model_scale: float = 1.0
+    light_scale: float = 1.0
     overhead_scale: float = 1.0
     interval: tuple[float, float] = (1.0, 1.0)
     interval_level: float = 0.0
@@ -110,8 +114,8 @@ class DeviceProfile:
         if any(v < 0 for v in values["overheads"].values()):
             raise ValueError(f"device profile {values['name']!r}: overheads must be >= 0")
         values["cache_bytes"] = int(values.get("cache_bytes") or 0)
-        for key in ("module_call_s", "free_op_s", "in_model_scale", "overhead_scale",
-                    "interval_level"):
+        for key in ("module_call_s", "free_op_s", "in_model_scale", "light_scale",
+                    "overhead_scale", "interval_level"):
             if key in values:
                 values[key] = float(values[key])
                 if values[key] < 0:
@@ -332,13 +336,22 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
     compute = flops / rate
     memory = (nbytes - activations) / profile.bandwidth_bytes_per_s + activations / act_bandwidth
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
-    compute, memory = compute * profile.in_model_scale, memory * profile.in_model_scale
+    scale = profile.in_model_scale if is_dense(kinds) else profile.light_scale
+    compute, memory = compute * scale, memory * scale
     overhead *= profile.overhead_scale
     bound = max((compute, "compute"), (memory, "memory"), (overhead, "overhead"))[1]
     return max(compute, memory), overhead, bound
 
 
 _CATEGORIES = {str(c) for c in Category}
+_DENSE = {str(c) for c in CONTRACTION if c is not Category.DEPTHWISE_CONV}
+
+
+def is_dense(kinds: tuple[str, ...]) -> bool:
+    """Whether op kinds (op_kinds(), or a category alone) name a dense contraction: a conv
+    that is not depthwise, linear, matmul or attention (in_model_scale applies), rather than
+    a light op (light_scale)."""
+    return any(k in _DENSE for k in kinds)
 
 
 def op_kinds(node: Node) -> tuple[str, ...]:
