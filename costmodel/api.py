@@ -48,6 +48,7 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
     if capture not in tuple(CaptureChoice):
         raise ValueError(f"capture={capture!r} is not one of {', '.join(CaptureChoice)}")
     float_dtype = canonical_dtype(dtype) if dtype is not None else None
+    model = _unwrap(model)
     if _fx.is_leaf(model):
         model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
     gc_was_enabled = gc.isenabled()
@@ -67,6 +68,20 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
             gc.enable()
 
 
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The model a wrapper runs: nn.DataParallel / DistributedDataParallel (`.module`, which
+    their forward calls with the same inputs) and torch.compile's wrapper (`._orig_mod`)."""
+    while True:
+        parallel = (nn.DataParallel, nn.parallel.DistributedDataParallel)
+        if isinstance(model, parallel) and isinstance(getattr(model, "module", None), nn.Module):
+            model = model.module
+        elif type(model).__name__ == "OptimizedModule" and isinstance(
+                getattr(model, "_orig_mod", None), nn.Module):
+            model = model._orig_mod
+        else:
+            return model
+
+
 def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
              training: bool = False, how: CaptureChoice = CaptureChoice.AUTO) -> Report:
     given = _inputs.prepare(model, positional, named, training)
@@ -83,8 +98,9 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
                     sums.mac_bytes, Status.PARTIAL if unsupported else Status.COMPLETE,
                     params_unused, unsupported)
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
-    return Report(name, tuple(given.infos), Mode.TRAIN if training else Mode.EVAL, tuple(layers), totals,
-                  tuple(diagnostics), used, g)
+    mode = Mode.TRAIN if training else Mode.EVAL
+    return Report(name, tuple(given.infos), mode, tuple(layers), totals, tuple(diagnostics),
+                  used, g)
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
@@ -92,17 +108,18 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
     """The cost graph from the eager capture, or torch.fx's when asked or when eager stops."""
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
-    if how is not CaptureChoice.FX:   # the default: run the model's own forward once, on meta tensors
+    if how is not CaptureChoice.FX:   # the default: the model's own forward, once, on meta
         try:
-            g, replaced = eager.capture(
-                model, Recording(model, training=training, float_dtype=float_dtype), given.values)
-            return g, CaptureKind.EAGER, eager.diagnostics(g, replaced)
+            recording = Recording(model, training=training, float_dtype=float_dtype)
+            g, replaced = eager.capture(model, recording, given.values, given.by_position)
+            return g, CaptureKind.EAGER, eager.diagnostics(g, replaced) + _hooks(model, recording)
         except EagerError as exc:
             if how is CaptureChoice.EAGER:
                 raise AnalysisError(first_line(exc)) from exc
             eager_error = exc
+    recording = Recording(model, training=training, float_dtype=float_dtype)
     try:
-        g = _fx_graph(model, given, float_dtype, training)
+        g = _fx_graph(model, given, recording, training)
     except (CaptureError, ShapeError):
         if eager_error is None:
             raise
@@ -114,24 +131,60 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
             Code.CAPTURE_FALLBACK, Severity.INFO,
             f"{first_line(eager_error)}; analysed with torch.fx instead, which traces the "
             f"forward symbolically"))
-    return g, CaptureKind.FX, diagnostics
+    return g, CaptureKind.FX, diagnostics + _hooks(model, recording)
 
 
-def _fx_graph(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None,
+def _hooks(model: nn.Module, recording: Recording) -> list[Diagnostic]:
+    """CM011: the model's forward hooks that ran (on meta tensors, as part of its forward) and
+    those skipped because they failed there; CM005: hooks that did not run (backward hooks, and
+    forward hooks of modules torch.fx inlined or the forward never called)."""
+    meta = recording.meta
+    found = []
+    hooked = [n or "(root)" for n, m in model.named_modules()
+              if m._forward_hooks or m._forward_pre_hooks]
+    ran = [n for n in hooked if n in meta.hooks_ran]
+    if ran:
+        found.append(Diagnostic(
+            Code.HOOKS_RUN, Severity.INFO,
+            f"the forward hooks of {_some(ran)} ran on meta tensors, as part of the model's "
+            f"forward (on its clones: the model itself is untouched)"))
+    for where, why in meta.hooks_failed.items():
+        found.append(Diagnostic(
+            Code.HOOKS_RUN, Severity.WARNING,
+            f"a forward hook of {where} failed on meta tensors ({why}) and was skipped; what it "
+            f"would add to the forward is not counted", module=where))
+    skipped = [n for n in hooked if n not in meta.hooks_ran and n not in meta.hooks_failed]
+    backward = [n or "(root)" for n, m in model.named_modules()
+                if m._backward_hooks or m._backward_pre_hooks]
+    if skipped:
+        found.append(Diagnostic(
+            Code.HOOKS_SKIPPED, Severity.INFO,
+            f"forward hooks on {_some(skipped)} were not run (the capture did not call these "
+            f"modules as modules)"))
+    if backward:
+        found.append(Diagnostic(
+            Code.HOOKS_SKIPPED, Severity.INFO,
+            f"backward hooks on {_some(backward)} were not run (nothing runs backward)"))
+    return found
+
+
+def _some(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+
+
+def _fx_graph(model: nn.Module, given: _inputs.Inputs, recording: Recording,
               training: bool) -> CostGraph:
     """The torch.fx capture: trace symbolically (unless analyze already did, to infer an input),
     then run the graph on meta tensors. Raises CaptureError or ShapeError."""
     graph = given.traced if given.traced is not None else _fx.trace(model, given.provided, training)
     defaults = {p.name: p.default for p in _fx.forward_parameters(model)
                 if p.default is not p.empty}
-    recording = Recording(model, training=training, float_dtype=float_dtype)
     return _fx.capture(model, graph, recording, {**defaults, **given.values})
 
 
 def _model_findings(model: nn.Module, g: CostGraph, training: bool
                     ) -> tuple[int, int, list[Diagnostic]]:
-    """The model's parameters (tied ones once), those the forward never reads, and CM004, CM005
-    and CM007."""
+    """The model's parameters (tied ones once), those the forward never reads, CM004 and CM007."""
     diagnostics: list[Diagnostic] = []
     modules = list(model.named_modules())
     all_params: dict[int, tuple[str, int]] = {}   # as model.named_parameters(): tied ones once
@@ -150,11 +203,6 @@ def _model_findings(model: nn.Module, g: CostGraph, training: bool
             Code.UNUSED_PARAMS, Severity.INFO,
             f"{params_unused:,} parameters are never read by this forward pass ({shown}); "
             f"they are in params but cost nothing here"))
-    hooked = [n for n, m in modules if m._forward_hooks or m._forward_pre_hooks]
-    if hooked:
-        diagnostics.append(Diagnostic(
-            Code.HOOKS_SKIPPED, Severity.INFO,
-            f"forward hooks on {', '.join(hooked[:3]) or '(root)'} were not run by the analysis"))
     if model.training and not training:
         diagnostics.append(Diagnostic(
             Code.TRAINING_MODE, Severity.INFO,

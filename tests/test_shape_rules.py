@@ -154,3 +154,196 @@ def test_tracer_fast_path_builds_the_graph_fx_builds(name):
     code = [re.sub(r"_tensor_constant\d+", "c", fx.GraphModule(model, t().trace(model)).code)
             for t in (ModuleTracer, Plain)]
     assert code[0] == code[1]
+
+
+# ---- every binding with a shape rule, with keywords and their aliases ------------------------
+
+_INVERSE = {"dim": ("axis",), "keepdim": ("keepdims",), "input": ("x", "a", "x1"),
+            "other": ("x2",)}
+_M = torch.device(META)
+
+
+def _t(*shape, dtype=torch.float32):
+    return torch.empty(shape, dtype=dtype, device=_M)
+
+
+def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
+    """Calls of the callable `name` (bound to `op`): positional and keyword forms."""
+    from costmodel.ops import shape_rules as R
+
+    x = _t(2, 4, 6) if name == "F.dropout1d" else _t(2, 4, 6, 6)
+    if shape_fn in (R._binary, R._compare) or shape_fn is R._first and op in _BINARY_OPS:
+        dt = torch.int64 if op.startswith("bitwise") else torch.float32
+        a, b = _t(2, 3, 4, dtype=dt), _t(3, 4, dtype=dt)
+        c = _t(2, 1, 4, dtype=dt)
+        if shape_fn is R._first:
+            return [((a, b), {}), ((a,), {"other": b}), ((a, 2), {})]
+        return [((a, b), {}), ((b, a), {}), ((a, c), {}), ((a,), {"other": b}),
+                ((), {"input": a, "other": c}), ((a, 2), {}), ((a, 2.5), {})]
+    if shape_fn is R._first:
+        extra = {"clamp": ((-1.0, 1.0), {}), "masked_fill": ((_t(4, 6, 6, dtype=torch.bool), 0.0),
+                                                            {})}.get(op, ((), {}))
+        dt = torch.int64 if op.startswith("bitwise") else torch.float32
+        return [((_t(2, 4, 6, 6, dtype=dt), *extra[0]), extra[1])]
+    if shape_fn is R._same:
+        extra = {
+            "batch_norm": [((_t(4), _t(4)), {}),
+                           ((), {"running_mean": _t(4), "running_var": _t(4)})],
+            "layer_norm": [(([6],), {}), ((), {"normalized_shape": (6,)})],
+            "rms_norm": [(([6],), {}), ((), {"normalized_shape": (6,)})],
+            "group_norm": [((2,), {}), ((), {"num_groups": 2})],
+            "local_response_norm": [((2,), {}), ((), {"size": 2})],
+            "prelu": [((_t(4),), {})],
+            "softmax": [((1,), {}), ((), {"dim": -1})],
+            "log_softmax": [((1,), {}), ((), {"dim": -1})],
+            "clamp": [((-1.0, 1.0), {}), ((), {"min": -1.0}), ((), {"max": 1.0})],
+            "threshold": [((0.1, 0.0), {})],
+            "normalize": [((), {}), ((), {"dim": 2})],
+        }.get(op, [((), {})])
+        return [((x, *args), kwargs) for args, kwargs in extra] + [((), {"input": x, **kwargs})
+                                                                   for args, kwargs in extra
+                                                                   if not args]
+    if shape_fn is R._mean_sum:
+        y = _t(2, 3, 4, 5)
+        return [((y, 1), {}), ((y, 1, True), {}), ((y, (1, -1)), {}), ((y,), {"dim": 1}),
+                ((y, 1), {"keepdim": True}), ((y,), {"dim": [0, 2], "keepdim": True}),
+                ((), {"input": y, "dim": 2, "keepdim": True})]
+    if shape_fn is R._cat:
+        a, b = _t(1, 32, 4), _t(1, 16, 4)
+        return [(([a, b], 1), {}), (([a, b],), {"dim": 1}), (([a, b],), {"dim": -2}),
+                (([a, a],), {}), ((), {"tensors": (a, b), "dim": 1})]
+    if shape_fn is R._matmul:
+        a, b = _t(2, 3, 5), _t(5, 4)
+        return [((a, b), {}), ((a,), {"other": b}), ((), {"input": a, "other": b})]
+    if shape_fn is R._linear:
+        return [((_t(2, 3, 8), _t(5, 8)), {}), ((_t(2, 8),), {"weight": _t(5, 8)})]
+    if shape_fn is R._conv:
+        k = int(name[-2])
+        xs, w = _t(2, 4, *(9,) * k), _t(8, 2, *(3,) * k)
+        return [((xs, w, None, 2, 1, 1, 2), {}), ((xs, w), {"stride": 2, "groups": 2}),
+                ((), {"input": xs, "weight": w, "padding": 1, "groups": 2})]
+    if shape_fn is R._embedding:
+        return [((_t(2, 7, dtype=torch.int64), _t(10, 6)), {})]
+    if shape_fn is R._sdpa:
+        q, k = _t(2, 3, 5, 8), _t(2, 3, 7, 8)
+        return [((q, k, k), {}), ((q,), {"key": k, "value": _t(2, 3, 7, 4)})]
+    if shape_fn is R._interpolate:
+        return [((x,), {"size": (3, 5)}), ((x,), {"scale_factor": 2.0}), ((x, 12), {})]
+    if name == "F.multi_head_attention_forward":
+        q = _t(5, 2, 8)
+        weights = (_t(24, 8), _t(24), None, None, False, 0.0, _t(8, 8), _t(8))
+        return [((q, q, q, 8, 2, *weights), {}),
+                ((q, q, q, 8, 2, *weights), {"need_weights": True, "average_attn_weights": False}),
+                ((q, q, q, 8, 2, *weights), {"need_weights": False})]
+    if op.endswith("_cell"):
+        g = {"lstm_cell": 4, "gru_cell": 3}.get(op, 1)
+        w_ih, w_hh, b = _t(g * 6, 5), _t(g * 6, 6), _t(g * 6)
+        h = _t(3, 6)
+        hx = (h, h) if op == "lstm_cell" else h
+        return [((_t(3, 5), hx, w_ih, w_hh, b, b), {}), ((_t(3, 5), hx, w_ih, w_hh), {})]
+    if op in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
+        mode = {"lstm": "LSTM", "gru": "GRU", "rnn_tanh": "RNN_TANH", "rnn_relu": "RNN_RELU"}[op]
+        found = []
+        for proj, bidirectional in ((0, False), (3, True)) if op == "lstm" else ((0, True),):
+            with torch.device(META):
+                layer = torch.nn.modules.rnn.RNNBase(mode, 5, 6, num_layers=2, proj_size=proj,
+                                                     bidirectional=bidirectional)
+            d = 2 if bidirectional else 1
+            h = _t(2 * d, 3, proj or 6)
+            hx = (h, _t(2 * d, 3, 6)) if op == "lstm" else h
+            found.append(((_t(7, 3, 5), hx, layer._flat_weights, True, 2, 0.0, False,
+                           bidirectional, False), {}))
+        return found
+    k = int(name.rstrip("d")[-1])
+    xs = _t(2, 3, *(9,) * k)
+    if op in ("max_pool", "avg_pool"):
+        return [((xs, 3), {}), ((xs, 3, 2, 1), {}), ((xs,), {"kernel_size": 2, "stride": 1})]
+    if op.startswith("adaptive"):
+        return [((xs, 4), {}), ((xs,), {"output_size": (2,) * k})]
+    return []
+
+
+_BINARY_OPS = {"add", "sub", "rsub", "mul", "div", "floor_divide", "remainder", "pow", "eq", "ne",
+               "lt", "le", "gt", "ge", "bitwise_and", "bitwise_or", "bitwise_xor"}
+
+
+def _variants(args: tuple, kwargs: dict):
+    """The call as written, then with each keyword that has a numpy alias spelled that way."""
+    yield args, kwargs
+    for key in kwargs:
+        for alias in _INVERSE.get(key, ()):
+            yield args, {alias if k == key else k: v for k, v in kwargs.items()}
+
+
+def _shapes(value):
+    if isinstance(value, torch.Tensor):
+        return [(tuple(value.shape), value.dtype)]
+    if isinstance(value, (list, tuple)):
+        return [s for v in value for s in _shapes(v)]
+    return []
+
+
+def _shape_bindings():
+    from costmodel.ops.registry import BINDINGS
+
+    return sorted(((b.name, fn, b.rule) for fn, b in BINDINGS.items()
+                   if b.rule is not None and b.rule.shape is not None), key=lambda r: r[0])
+
+
+def test_every_shape_rule_is_cross_checked_with_keywords_and_aliases():
+    """Each binding with a fast shape rule, called positionally, by keyword and with every
+    numpy alias torch accepts (`axis=`, `keepdims=`, `x=`, `x2=`), gives torch's own meta shape,
+    or declines. A binding none of whose calls the rule answered fails: a new rule needs a case."""
+    unchecked, aliased, wrong = [], 0, []
+    for name, fn, rule in _shape_bindings():
+        checked = 0
+        for args, kwargs in _samples(name, rule.op, rule.shape):
+            for a, kw in _variants(args, kwargs):
+                a = tuple(t.clone() if isinstance(t, torch.Tensor) else t for t in a)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        expected = fn(*a, **kw)
+                except (TypeError, RuntimeError, ValueError, IndexError):
+                    continue       # torch refuses this spelling or these shapes
+                if expected is NotImplemented:
+                    continue       # a Python dunder (`__floordiv__`) refused the keywords
+                got = rule.shape(rule.bind(a, kw))
+                if got is None:
+                    continue       # declined: torch's own kernel decides
+                if _shapes(got) != _shapes(expected):
+                    wrong.append((name, kw, _shapes(got), _shapes(expected)))
+                checked += 1
+                aliased += any(k in ("axis", "keepdims", "x", "a", "x1", "x2") for k in kw)
+        if not checked:
+            unchecked.append(name)
+    assert not wrong, wrong[:5]
+    assert not unchecked, f"shape rules with no cross-check case: {unchecked}"
+    assert aliased > 50
+
+
+@pytest.mark.parametrize("call, shape", [
+    (lambda a, b: torch.cat([a, b], axis=1), (1, 64, 4)),
+    (lambda a, b: torch.concat([a, b], axis=1), (1, 64, 4)),
+    (lambda a, b: torch.concatenate([a, b], axis=1), (1, 64, 4)),
+    (lambda a, b: a.sum(1, keepdims=True), (1, 1, 4)),
+    (lambda a, b: a.mean(1, keepdims=True), (1, 1, 4)),
+    (lambda a, b: torch.sum(input=a, axis=1, keepdims=True), (1, 1, 4)),
+])
+def test_numpy_aliases_reach_the_model(call, shape):
+    """What the model receives after `torch.cat([a, b], axis=1)` has torch's shape (it used to
+    be 2x32x4 there): the next op sees it, so a Linear over the last dim gets the right rows."""
+    import costmodel
+
+    class M(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, a, b):
+            return self.fc(call(a, b))
+
+    report = costmodel.analyze(M(), "1x32x4", "1x32x4")
+    rows = shape[0] * shape[1]
+    assert report.totals.madds == rows * 4 * 3
+    assert report.graph.nodes["fc"].outputs[0].shape == shape[:-1] + (3,)

@@ -3,11 +3,11 @@ alternative and the fallback when this one stops).
 
 It runs the model's own forward, with its real Python control flow (`if x.shape[-1] > 10`, loops
 over `x.size(0)`, `x[i] = v`, non-tensor outputs, third-party code), on meta tensors: a meta clone
-of the model (meta.py's throw-away clones: meta twins of every parameter and buffer, no
-hooks), under the same `_Recorder` TorchFunctionMode as the fx path, so the same bindings and
-formulas apply. The user's model is only read. It is faster than tracing with torch.fx (which
-builds a node, with its metadata, per Python-level op before anything is recorded) and follows
-control flow that fx cannot.
+of the model (meta.py's throw-away clones: meta twins of every parameter and buffer, running
+the model's forward hooks), under the same `_Recorder` TorchFunctionMode as the fx path, so the
+same bindings and formulas apply. The user's model is only read. It is faster than tracing with
+torch.fx (which builds a node, with its metadata, per Python-level op before anything is
+recorded) and follows control flow that fx cannot.
 
 Module attribution: each module of the clone (costmodel's own object, so wrapping it touches
 nothing of the user's) gets a forward that says which module is running. torch.nn layers are
@@ -213,7 +213,7 @@ class EagerCapture:
         return out
 
     # ---- the run ----------------------------------------------------------------------------
-    def run(self, inputs: dict[str, Any]) -> CostGraph:
+    def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = ()) -> CostGraph:
         root = self.recording.meta.clone("")
         self._wrap(root, "")
         builder = self.builder
@@ -227,7 +227,8 @@ class EagerCapture:
         patch = _nonzero_assumed()
         try:
             with patch, self._equivalents(), self.recorder:
-                out = root(**inputs)
+                out = root(*(inputs[n] for n in by_position),
+                           **{k: v for k, v in inputs.items() if k not in by_position})
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
             raise EagerError(_explain(exc, self.failed or (
                 f"module '{self.stack[-1]}'" if self.stack[-1] else ""))) from exc
@@ -284,12 +285,12 @@ def _explain(exc: BaseException, where: str) -> str:
     return f"the eager capture stopped{where}{at}: {type(exc).__name__}: {first}"
 
 
-def capture(model: nn.Module, recording: Recording,
-            inputs: dict[str, Any]) -> tuple[CostGraph, dict[str, str]]:
+def capture(model: nn.Module, recording: Recording, inputs: dict[str, Any],
+            by_position: tuple[str, ...] = ()) -> tuple[CostGraph, dict[str, str]]:
     """The graph of `model`'s real forward on meta `inputs` (see the module docstring), and the
     library functions swapped for their static equivalents (why -> module that called one)."""
     run = EagerCapture(model, recording)
-    return run.run(inputs), run.replaced
+    return run.run(inputs, by_position), run.replaced
 
 
 def _caps(node: Node) -> bool:

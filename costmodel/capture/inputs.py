@@ -26,7 +26,7 @@ def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...
         return meta, str(value.dtype).removeprefix("torch."), tuple(value.shape)
     if isinstance(value, str):
         name, shape, dtype = parse_input(value)
-    elif isinstance(value, Sequence) and value and all(isinstance(d, int) for d in value):
+    elif isinstance(value, Sequence) and all(isinstance(d, int) for d in value):   # () is 0-d
         shape, dtype = tuple(value), "float32"
         if any(d <= 0 for d in shape):
             raise InputSpecError(f"{what} shape {shape} must have positive dimensions")
@@ -90,23 +90,29 @@ class Inputs:
     diagnostics: list[Diagnostic]            # CM003 when an input was assumed
     provided: set[str]                       # the forward arguments fx must not fix to defaults
     traced: fx.Graph | None = None           # the fx trace made to infer an input (reusable)
+    by_position: tuple[str, ...] = ()        # passed positionally, in order (a *args forward)
 
 
 def prepare(model: nn.Module, positional: list, named: dict, training: bool) -> Inputs:
     """Meta tensors for the forward's arguments, by name; when none is given, the one its first
     layer implies (CM003). Raises AnalysisError or InputSpecError."""
     names = forward_names(model)
-    if len(positional) > len(names) and not any(
-            p.kind == p.VAR_POSITIONAL for p in capture.forward_parameters(model)):
+    star = next((p.name for p in capture.forward_parameters(model)
+                 if p.kind == p.VAR_POSITIONAL), None)
+    if len(positional) > len(names) and star is None:
         raise AnalysisError(f"{type(model).__name__}.forward takes {len(names)} positional "
                             f"inputs, but {len(positional)} were given")
     free = [n for n in names if n not in named]
+    extra = len(positional) - len(free)
+    if star is not None and extra > 0:   # forward(self, x, *args): args_0, args_1, ...
+        free += [f"{star}_{i}" for i in range(extra)]
     values: dict[str, Tensor] = {}
     infos: list[InputInfo] = []
     for name, value in [*zip(free, positional), *named.items()]:
         values[name], dt, shape = meta_input(value, f"input '{name}'")
         infos.append(InputInfo(name, shape, dt))
-    given = Inputs(values, infos, [], set(values))
+    given = Inputs(values, infos, [], set(values),
+                   by_position=tuple(free) if star is not None and extra > 0 else ())
     if values:
         return given
     # the first layer the forward calls fixes the input: fx finds it without one

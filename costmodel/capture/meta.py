@@ -1,12 +1,20 @@
 """Meta twins of the user's model: parameters, buffers and constant tensors as meta tensors,
-modules as hook-free clones, and attribute reads (fx's get_attr). The user's model is only read.
+modules as clones, and attribute reads (fx's get_attr). The user's model is only read.
 
-Leaf modules run as throw-away meta clones: a shallow copy whose parameters and buffers are meta
-tensors, with no hooks. Memory is a few kilobytes of metadata whatever the batch size.
+Modules run as throw-away meta clones: a shallow copy whose parameters and buffers are meta
+tensors. Memory is a few kilobytes of metadata whatever the batch size.
+
+Hooks: the forward hooks and forward pre-hooks the model carries are part of what its forward
+does (transformers 5 collects `hidden_states`, `attentions` and a backbone's `feature_maps` with
+forward hooks), so each clone runs its module's hooks, on meta tensors, as the model would. A hook
+that is a method of one of the model's modules runs on that module's clone, so it writes nothing
+onto the user's model. A hook that fails on meta tensors (one that reads values, say) is skipped
+and reported (CM011); backward hooks never run (nothing runs backward).
 """
 from __future__ import annotations
 
 import copy
+import types
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
@@ -16,9 +24,10 @@ from torch import Tensor, nn
 
 from ..ops import META
 
-_HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks",
-               "_forward_hooks_with_kwargs", "_forward_hooks_always_called",
-               "_forward_pre_hooks_with_kwargs")
+_RUN_HOOKS = ("_forward_hooks", "_forward_pre_hooks")      # run by the clone, wrapped
+_HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
+               "_forward_pre_hooks_with_kwargs")            # hook id -> flag: copied as they are
+_NO_HOOKS = ("_backward_hooks", "_backward_pre_hooks")      # never run: nothing runs backward
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +51,9 @@ class MetaModel:
         self._twins: dict[int, Tensor] = {}         # id(user tensor) -> meta twin
         self._clones: dict[str, nn.Module] = {}
         self.constants: dict[str, Any] = {}          # tensor constants fx stowed while tracing
+        self.hooks_ran: set[str] = set()             # modules whose forward hooks ran
+        self.hooks_failed: dict[str, str] = {}       # module -> why a hook of it was skipped
+        self._clone_of: dict[int, nn.Module] = {}    # id(user module) -> its clone
 
     def twin(self, t: Tensor, name: str, role: str) -> Tensor:
         meta = self._twins.get(id(t))
@@ -69,7 +81,15 @@ class MetaModel:
                              for k, v in mod._buffers.items()}
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
                              for k, v in mod._modules.items()}
-        for name in _HOOK_DICTS:   # the clone's own (empty) hook dicts, never the user's
+        self._clone_of[id(mod)] = clone
+        for name in _RUN_HOOKS:    # the clone's own hook dicts, never the user's
+            if name in state:
+                state[name] = OrderedDict((key, self._hook(hook, prefix))
+                                          for key, hook in state[name].items())
+        for name in _HOOK_FLAGS:
+            if name in state:
+                state[name] = OrderedDict(state[name])
+        for name in _NO_HOOKS:
             if name in state:
                 state[name] = OrderedDict()
         for k, v in mod.__dict__.items():
@@ -78,6 +98,29 @@ class MetaModel:
         state["training"] = self.training
         clone.__dict__.update(state)
         return clone
+
+    def _hook(self, hook: Any, qualname: str) -> Any:
+        """`hook` as the clone runs it: a method of one of the model's modules is called on that
+        module's clone; a hook that raises on meta tensors is skipped and remembered."""
+        where = qualname or "(root)"
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            fn = hook
+            owner = getattr(hook, "__self__", None)
+            if isinstance(hook, types.MethodType) and isinstance(owner, nn.Module):
+                clone = self._clone_of.get(id(owner))
+                if clone is not None:
+                    fn = types.MethodType(hook.__func__, clone)
+            try:
+                out = fn(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 - a hook that needs real data: skip it
+                text = str(exc).strip().splitlines()
+                self.hooks_failed.setdefault(
+                    where, f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": "))
+                return None
+            self.hooks_ran.add(where)
+            return out
+        return run
 
     def attr(self, target: str) -> Any:
         if target in self.constants:   # a tensor constant torch.fx stowed while tracing

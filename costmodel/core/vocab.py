@@ -35,6 +35,7 @@ class Category(StrEnum):
     CREATION = "creation"
     DROPOUT = "dropout"
     UNSUPPORTED = "unsupported"
+    RECURRENT = "recurrent"
 
 
 #: Categories whose arithmetic is multiply-adds (they are the only ones with MAdds > 0).
@@ -73,12 +74,13 @@ class Code(StrEnum):
     UNRECORDED_OP = "CM002"      # a node made new tensors through no visible torch op
     INPUT_ASSUMED = "CM003"      # no input was given; costmodel assumed one
     UNUSED_PARAMS = "CM004"      # parameters that the traced forward never reads
-    HOOKS_SKIPPED = "CM005"      # the model has forward hooks; analysis does not run them
+    HOOKS_SKIPPED = "CM005"      # the model has hooks that the analysis did not run
     DROPOUT_EVAL = "CM006"       # dropout is the identity at inference and costs nothing
     TRAINING_MODE = "CM007"      # the model was in training mode; analysed as eval
     CAPTURE_FALLBACK = "CM008"   # the eager capture failed on the model; torch.fx captured it
     DATA_DEPENDENT = "CM009"     # a size depends on tensor values; its upper bound was assumed
     NO_BACKWARD = "CM010"        # mode="train": an op has no backward formula; totals are partial
+    HOOKS_RUN = "CM011"          # the model's forward hooks ran on meta tensors (or failed there)
     # ShuffleNet V2 guidelines (costmodel.guidelines): G<guideline><number>
     G1_CHANNEL_RATIO = "G101"    # a conv's MAC exceeds the G1 bound (unequal in/out feature maps)
     G2_GROUP_CONV = "G201"       # a group conv's MAC overhead over a dense conv of equal MAdds

@@ -14,12 +14,18 @@ def _mha_extra(b: dict, out: Any) -> dict:
 bind("linear", "F.linear", ("input", "weight", "bias"), shape=_linear)
 bind("bilinear", "F.bilinear", ("input1", "input2", "weight", "bias"))
 bind("matmul", "torch.matmul Tensor.matmul Tensor.__matmul__", ("input", "other"), shape=_matmul)
-bind("matmul", "torch.mm Tensor.mm torch.bmm Tensor.bmm torch.mv Tensor.mv torch.dot Tensor.dot "
-     "torch.inner", ("input", "other"))
+bind("matmul", "torch.mm Tensor.mm torch.bmm Tensor.bmm", ("input", "other"),
+     keywords={"mat2": "other"})
+bind("matmul", "torch.mv Tensor.mv", ("input", "other"), keywords={"vec": "other"})
+bind("matmul", "torch.dot Tensor.dot torch.inner", ("input", "other"),
+     keywords={"tensor": "other"})
 bind("matmul", "Tensor.__rmatmul__", ("other", "input"))
-bind("addmm", "torch.addmm Tensor.addmm torch.baddbmm Tensor.baddbmm torch.addmv",
-     ("input", "mat1", "mat2", "beta", "alpha"))
-bind("einsum", "torch.einsum", ("equation", "*operands"))
+bind("addmm", "torch.addmm Tensor.addmm", ("input", "mat1", "mat2", "beta", "alpha"))
+bind("addmm", "torch.baddbmm Tensor.baddbmm", ("input", "mat1", "mat2", "beta", "alpha"),
+     keywords={"batch1": "mat1", "batch2": "mat2"})
+bind("addmm", "torch.addmv Tensor.addmv", ("input", "mat1", "mat2", "beta", "alpha"),
+     keywords={"mat": "mat1", "vec": "mat2"})
+bind("einsum", "torch.einsum", ("equation", "*operands"), spread=True)
 bind("sdpa", "F.scaled_dot_product_attention",
      ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
      shape=_sdpa)

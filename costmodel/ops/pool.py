@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from .registry import bind
-from .shape_rules import _adaptive, _interpolate, _pool
+from .shape_rules import _adaptive, _interpolate, _pool, _with_indices
 
 
 def _spatial(n: int) -> Callable[[dict, Any], dict]:
@@ -26,8 +26,10 @@ for _n in (1, 2, 3):
          extra=_spatial(_n))
     bind("adaptive_avg_pool", f"F.adaptive_avg_pool{_n}d torch.adaptive_avg_pool{_n}d",
          ("input", "output_size"), shape=_adaptive(_n), extra=_spatial(_n))
-    bind("adaptive_max_pool", f"F.adaptive_max_pool{_n}d torch.adaptive_max_pool{_n}d",
+    bind("adaptive_max_pool", f"F.adaptive_max_pool{_n}d",
          ("input", "output_size", "return_indices"), shape=_adaptive(_n), extra=_spatial(_n))
+    bind("adaptive_max_pool", f"torch.adaptive_max_pool{_n}d",   # always (values, indices)
+         ("input", "output_size"), shape=_with_indices(_adaptive(_n)), extra=_spatial(_n))
 bind("interpolate", "F.interpolate",
      ("input", "size", "scale_factor", "mode", "align_corners", "recompute_scale_factor",
       "antialias"), shape=_interpolate, extra=_interp_extra)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import contextlib
 import operator
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator
 
 import torch
@@ -28,6 +28,12 @@ from torch import Tensor
 
 from ..core.vocab import OpFlag
 from .shape_rules import _first
+
+#: The numpy-style keyword names torch's argument parser accepts for every builtin
+#: (torch/csrc/utils/python_arg_parser.cpp: `torch.sum(x, axis=1, keepdims=True)`,
+#: `torch.cat(ts, axis=1)`, `torch.add(x1=a, x2=b)`), as the names costmodel binds.
+NUMPY_ALIASES = {"axis": "dim", "keepdims": "keepdim", "x": "input", "a": "input", "x1": "input",
+                 "x2": "other"}
 
 #: (binding, args, kwargs) -> why this call's output size depends on tensor values, or None.
 Sizes = Callable[["Binding", tuple, dict], "str | None"]
@@ -42,17 +48,31 @@ class Rule:
     inplace: bool = False
     create: bool = False                      # a factory: its tensors must be made on meta
     result: Callable[[dict, Any], Any] | None = None  # what to record as the output, if not `out`
+    #: keyword name torch uses -> the bound name (`batch1=` of baddbmm is `mat1`), with the
+    #: numpy aliases (`axis=` is `dim`); a keyword that is one of `params` is never renamed
+    keywords: dict[str, str] = field(default_factory=lambda: dict(NUMPY_ALIASES))
+    spread: bool = False                      # "*name" given one list or tuple: its items
+    binder: Callable[[tuple, dict], dict] | None = None   # overloads: binds instead of `params`
 
     def bind(self, args: tuple, kwargs: dict) -> dict:
+        if self.binder is not None:
+            return self.binder(args, kwargs)
         params = self.params
         if params and params[-1].startswith("*"):
             head = len(params) - 1
             bound = dict(zip(params[:head], args))
-            bound[params[-1][1:]] = tuple(args[head:])
+            rest = tuple(args[head:])
+            if self.spread and len(rest) == 1 and isinstance(rest[0], (list, tuple)):
+                rest = tuple(rest[0])   # torch.einsum(eq, [a, b]) is torch.einsum(eq, a, b)
+            bound[params[-1][1:]] = rest
         else:
             bound = dict(zip(params, args))
         if kwargs:
-            bound.update(kwargs)
+            keywords = self.keywords
+            for key, value in kwargs.items():
+                if key in keywords and key not in params:
+                    key = keywords[key]
+                bound[key] = value
         return bound
 
 
@@ -117,12 +137,15 @@ def _register(fn: Callable, binding: Binding) -> None:
 
 
 def bind(op: str, names: str, params: tuple[str, ...], *, flags: Iterable[OpFlag] = (),
-         sizes: Sizes | None = None, **options: Any) -> None:
+         sizes: Sizes | None = None, keywords: dict[str, str] | None = None,
+         **options: Any) -> None:
     """Bind every callable in `names` (space-separated 'module.attr') to `op`, whose arguments are
-    `params`; `options` are the other `Rule` fields. A callable is bound once: a second binding
-    raises KeyError."""
+    `params`; `keywords` maps the keyword names torch uses to names in `params` where they differ
+    (`{"batch1": "mat1"}`; the numpy aliases `axis`, `keepdims`, ... are always mapped);
+    `options` are the other `Rule` fields. A callable is bound once: a second binding raises
+    KeyError."""
     _check_op(op)
-    rule = Rule(op, params, **options)
+    rule = Rule(op, params, keywords={**NUMPY_ALIASES, **(keywords or {})}, **options)
     flags = tuple(flags)
     for dotted, attr, fn in _targets(names):
         _register(fn, _binding(dotted, rule, fn, flags, sizes))
@@ -144,6 +167,8 @@ def bind_op(op: str, qualnames: str, params: tuple[str, ...], *, flags: Iterable
     """Bind custom operators (`torch.ops.ns.name`) by qualified name, so that costmodel needs no
     import of the library that defines them."""
     _check_op(op)
+    if "keywords" in options:
+        options["keywords"] = {**NUMPY_ALIASES, **options["keywords"]}
     for qualname in qualnames.split():
         if qualname in RULES_BY_OP:
             raise KeyError(f"{qualname} registered twice")
@@ -193,7 +218,7 @@ def _by_name(func: Callable) -> Rule | None:
     if rule is None:
         return None
     if inplace and not rule.inplace:
-        rule = Rule(rule.op, rule.params, _first, rule.extra, True, rule.create, rule.result)
+        rule = replace(rule, shape=_first, inplace=True)
     return rule
 
 

@@ -189,6 +189,14 @@ def _adaptive(spatial: int) -> Callable[[dict], Tensor | None]:
     return shape
 
 
+def _with_indices(rule: Callable[[dict], Tensor | None]) -> Callable[[dict], Any]:
+    """A rule for a callable that always returns (values, int64 indices of the same shape)."""
+    def shape(b: dict) -> Any:
+        out = rule(b)
+        return None if out is None else (out, empty(out.shape, torch.int64))
+    return shape
+
+
 def _pool(spatial: int, dilated: bool) -> Callable[[dict], Tensor | None]:
     """max_pool / avg_pool without ceil_mode or indices, on a contiguous input:
     (size + 2p - d(k - 1) - 1) // s + 1 per spatial dim. Anything else goes to torch."""

@@ -1,2 +1,2 @@
 """Forward formulas, one file per op family (the same names as `ops/` and `backward/`)."""
-from . import contraction, conv, detection, movement, norm, pointwise, pool  # noqa: F401
+from . import contraction, conv, detection, movement, norm, pointwise, pool, recurrent  # noqa: F401
