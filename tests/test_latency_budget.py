@@ -88,3 +88,19 @@ def test_max_latency_in_the_config(project, capsys):
 def test_bad_latency_budget_is_one_line_exit_2(project, capsys):
     code, out, err = run(["check", "net.py:build", "--max-latency", "15"], capsys)
     assert code == 2 and "not a duration" in err and "Traceback" not in err
+
+
+def test_json_and_markdown_carry_the_latency(project, capsys):
+    from costmodel.core.report import Report
+    code, out, err = run(["report", "net.py:build", "--format", "json", "--device", "prof.json"],
+                         capsys)
+    assert code == 0, err
+    data = json.loads(out)
+    lat = data["latency"]
+    assert lat["profile"] == "ms-per-kernel" and lat["total_s"] == pytest.approx(4e-3)
+    assert lat["interval_s"] == pytest.approx([2e-3, 6e-3]) and lat["interval_level"] == 0.8
+    assert sum(lat["terms"].values()) == pytest.approx(lat["total_s"])
+    assert Report.from_dict(data).totals.madds > 0           # still readable as a baseline
+    code, out, _ = run(["report", "net.py:build", "--format", "markdown", "--device",
+                        "prof.json"], capsys)
+    assert "Estimated latency on ms-per-kernel: 4 ms (2-6 ms, 80% interval)" in out
