@@ -21,6 +21,8 @@ Results go to benchmarks/results/latency_validation.{json,md} (machine, torch ve
 load average). Development runs: `--quick` (a dozen models, fewer rounds).
 
     python benchmarks/latency_validation.py --threads 1 2 --batch 1          # the full run
+    python benchmarks/latency_validation.py --threads 2 --batch 8 --skip-largest
+    python benchmarks/latency_validation.py --estimate-only --threads 2 --batch 8  # time needed
     python benchmarks/latency_validation.py --quick --threads 2
     python benchmarks/latency_validation.py --models resnet18 mobilenet_v3_small g1 examples
 """
@@ -57,6 +59,10 @@ EXAMPLES = {"mobilenet_v1": [{}, {"width_mult": 0.5}], "mobilenet_v2": [{}],
 QUICK = ("mobilenet_v3_small", "shufflenet_v2_x1_0", "resnet18", "mobilenet_v2",
          "efficientnet_b0", "regnet_y_400mf", "squeezenet1_1", "resnet50", "densenet121",
          "ex:mobilenet_v1", "g1", "g2")
+#: the six torchvision models that take the longest (about half of a batch-8 run);
+#: --skip-largest leaves them out
+LARGEST = ("vit_h_14", "regnet_y_128gf", "vit_l_16", "convnext_large", "regnet_x_32gf",
+           "regnet_y_32gf")
 #: the paper's tables, fastest first by the paper's GPU speeds (examples/guidelines.py)
 GUIDE_KEYS = ("g1", "g2", "g3", "g4")
 
@@ -223,6 +229,24 @@ def measure_group(models: list, xs: list, seconds: float, rounds: tuple[int, int
     return times
 
 
+def build_meta(build):
+    """The model on the meta device when its constructor allows (no weights initialised: fast
+    for the estimate), else on the CPU."""
+    try:
+        with torch.device("meta"):
+            return build().eval()
+    except Exception:  # noqa: BLE001 - some constructors compute on tensors (regnet)
+        return build().eval()
+
+
+def planned_seconds(estimate: float, args) -> float:
+    """What measuring one model takes, from its estimate: 3 warm-up / probe calls, then the
+    rounds (as measure_group picks them), each of up to 5 calls for short models."""
+    rounds = max(args.rounds[0], min(args.rounds[1], int(args.seconds / max(estimate, 1e-6))))
+    reps = max(1, min(5, int(0.02 / max(estimate, 1e-9))))
+    return estimate * (3 + rounds * reps)
+
+
 def groups_by_memory(entries: list[dict], limit_bytes: float, size: int) -> list[list[dict]]:
     out, current, used = [], [], 0.0
     for entry in entries:
@@ -241,7 +265,7 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
     print(f"calibration: {calib_s:.0f} s\n```\n{describe(profile)}\n```\n")
     rows = []
     for entry in entries:                          # estimate first: cheap, and gives the order
-        model = entry["build"]().eval()
+        model = build_meta(entry["build"])
         shape = with_batch(entry["shape"], batch)
         report = costmodel.analyze(model, shape)
         est = latency.estimate(report, profile)
@@ -255,6 +279,13 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
                      "param_bytes": 4 * report.totals.params, "build": entry["build"]})
         del model, report, est
     order = sorted(rows, key=lambda r: r["estimate"])
+    expected = sum(planned_seconds(r["estimate"], args) for r in rows)
+    print(f"expected measuring time from the estimates: {expected:.0f} s (plus building the "
+          f"models)", file=sys.stderr)
+    if args.estimate_only:
+        return {"threads": threads, "batch": batch, "expected_s": expected,
+                "rows": [{k: v for k, v in r.items() if k not in ("build", "param_bytes")}
+                         for r in rows]}
     measure_start = time.perf_counter()
     for group in groups_by_memory(order, args.group_bytes, args.group_size):
         models = [r["build"]().eval() for r in group]
@@ -376,6 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="torchvision model names or groups: torchvision, examples, ex:FILE, "
                              "guidelines, g1..g4 (default: all three groups)")
     parser.add_argument("--exclude", nargs="*", default=[], help="model names to leave out")
+    parser.add_argument("--skip-largest", action="store_true",
+                        help=f"leave out {', '.join(LARGEST)} (for batch 8 in under 10 minutes)")
     parser.add_argument("--threads", type=int, nargs="+", default=[1])
     parser.add_argument("--batch", type=int, nargs="+", default=[1])
     parser.add_argument("--quick", action="store_true",
@@ -389,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-bytes", type=float, default=1.5e9,
                         help="parameter bytes held at once while interleaving")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--estimate-only", action="store_true",
+                        help="calibrate and estimate, print the expected measuring time, stop")
     args = parser.parse_args(argv)
     if args.quick:
         args.models = list(QUICK) if args.models == parser.get_default("models") else args.models
@@ -404,7 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.argv[1:] if argv is None else argv)
     print(f"{meta['cpu']}, torch {meta['torch']}, torchvision {meta['torchvision']}, "
           f"load average {meta['load_average_start']}")
-    entries = [e for e in validation_set(args.models) if e["name"] not in args.exclude]
+    exclude = set(args.exclude) | (set(LARGEST) if args.skip_largest else set())
+    entries = [e for e in validation_set(args.models) if e["name"] not in exclude]
     results = []
     with torch.no_grad():
         for threads in args.threads:
@@ -414,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
             calib_s = time.perf_counter() - calib
             for batch in args.batch:
                 results.append(run_setting(entries, threads, batch, profile, calib_s, args))
+    if args.estimate_only:
+        for r in results:
+            print(f"{r['threads']} thread(s), batch {r['batch']}: expected measuring time "
+                  f"{r['expected_s']:.0f} s for {len(r['rows'])} models; the largest: " + ", ".join(
+                      f"{row['name']} {planned_seconds(row['estimate'], args):.0f} s"
+                      for row in sorted(r["rows"], key=lambda row: -row["estimate"])[:12]))
+        return 0
     meta["load_average_end"] = os.getloadavg()
     meta["total_s"] = time.perf_counter() - start
     write_results(meta, results, args.out)
