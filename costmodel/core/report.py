@@ -129,7 +129,7 @@ class Totals:
 @dataclass(frozen=True)
 class TrainTotals:
     """mode="train": forward and backward apart (`Report.totals` is their sum), and the activation
-    memory autograd keeps for the backward pass (bytes; README, "Training cost")."""
+    memory autograd keeps for the backward pass (bytes; docs/training.md)."""
 
     forward: Cost
     backward: Cost
