@@ -104,3 +104,27 @@ def test_json_and_markdown_carry_the_latency(project, capsys):
     code, out, _ = run(["report", "net.py:build", "--format", "markdown", "--device",
                         "prof.json"], capsys)
     assert "Estimated latency on ms-per-kernel: 4 ms (2-6 ms, 80% interval)" in out
+
+
+WIDE = """\
+from torch import nn
+INPUT = "1x3x32x32"
+
+def build():
+    return nn.Sequential(nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.ReLU(), nn.ReLU(),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 10))
+"""
+
+
+def test_diff_shows_the_latency_of_both(project, capsys):
+    # one more ReLU: one more kernel, 4 ms -> 5 ms on the 1 ms-per-kernel profile
+    (project / "wide.py").write_text(WIDE)
+    code, out, err = run(["diff", "net.py:build", "wide.py:build", "--device", "prof.json"],
+                         capsys)
+    assert code == 0, err
+    assert "latency (ms-per-kernel)" in out and "4 ms" in out and "5 ms" in out
+    assert "+25.0%" in out
+    code, out, _ = run(["diff", "net.py:build", "wide.py:build", "--device", "prof.json",
+                        "--format", "json"], capsys)
+    lat = json.loads(out)["latency"]
+    assert lat["a_s"] == pytest.approx(4e-3) and lat["b_s"] == pytest.approx(5e-3)

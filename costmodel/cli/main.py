@@ -126,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(diff, "-a", " (side A only)")
     _model_options(diff, "-b", " (side B only)")
     diff.add_argument("--dtype", help="count MAC bytes at this dtype")
+    diff.add_argument("--device", metavar="PROFILE",
+                      help="device profile of the latency row (analysed SPECs only, not saved "
+                           "reports; default laptop-cpu)")
     diff.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     diff.add_argument("-o", "--output", help="write to this file instead of stdout")
     diff.add_argument("--top", type=int, default=20,
@@ -271,7 +274,9 @@ def run_diff(args: argparse.Namespace) -> int:
 
     a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
     b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
-    _write(render(compare(a, b, args.depth), args.format, args.top, (args.a, args.b)), args.output)
+    profile = _profile(args.device)
+    _write(render(compare(a, b, args.depth, profile), args.format, args.top, (args.a, args.b)),
+           args.output)
     return 0
 
 
