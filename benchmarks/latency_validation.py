@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="calibration seconds per thread count (at most 90)")
     parser.add_argument("--seconds", type=float, default=0.5,
                         help="timed seconds per model (spread over the rounds)")
-    parser.add_argument("--rounds", type=int, nargs=2, default=(3, 9), metavar=("MIN", "MAX"))
+    parser.add_argument("--rounds", type=int, nargs=2, default=(5, 9), metavar=("MIN", "MAX"))
     parser.add_argument("--group-size", type=int, default=12)
     parser.add_argument("--group-bytes", type=float, default=1.5e9,
                         help="parameter bytes held at once while interleaving")
