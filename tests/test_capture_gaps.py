@@ -367,3 +367,25 @@ def test_switch_transformers():
     expected = oracle(model, ids, decoder_input_ids=ids[:, :8])
     report = eager(model, "2x16:int64", kwargs={"decoder_input_ids": "2x8:int64"})
     assert report.totals.madds == expected
+
+
+class CausalEncoder(nn.Module):
+    """The usual nn.TransformerEncoder use: a causal mask built inside the forward, which torch's
+    _detect_is_causal_mask compares with its own (a value read, of known values here)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.TransformerEncoder(
+            nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 1)
+
+    def forward(self, x):
+        mask = nn.Transformer.generate_square_subsequent_mask(x.shape[1], device=x.device)
+        return self.encoder(x, mask=mask)
+
+
+def test_transformer_encoder_with_a_causal_mask_built_inside():
+    torch.manual_seed(0)
+    model = CausalEncoder().eval()
+    expected = oracle(model, torch.randn(1, 10, 16), grad=True)
+    assert expected == 4 * 10 * 16 * 16 + 2 * 10 * 10 * 16 + 2 * 10 * 16 * 32
+    assert eager(model, "1x10x16").totals.madds == expected
