@@ -389,3 +389,16 @@ def test_transformer_encoder_with_a_causal_mask_built_inside():
     expected = oracle(model, torch.randn(1, 10, 16), grad=True)
     assert expected == 4 * 10 * 16 * 16 + 2 * 10 * 10 * 16 + 2 * 10 * 16 * 32
     assert eager(model, "1x10x16").totals.madds == expected
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_statically_quantized_models_say_what_to_do():
+    """torchvision's quantized models: the quant stub reads its one-element scale and zero point
+    buffers (known values); the quantized convolution has no meta kernel, which the error says."""
+    torchvision = pytest.importorskip("torchvision")
+    model = torchvision.models.quantization.mobilenet_v2(weights=None, quantize=True).eval()
+    with pytest.raises(costmodel.errors.AnalysisError) as info:
+        costmodel.analyze(model, "1x3x224x224")
+    message = str(info.value)
+    assert "\n" not in message and "quantized::conv2d_relu has no meta kernel" in message
+    assert "analyse the float model" in message

@@ -28,6 +28,7 @@ Known values (constants and what is computed from them) and the trace flags: kno
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 from typing import Any
 
@@ -321,6 +322,11 @@ def _explain(exc: BaseException, where: str) -> str:
     if "meta tensor" in text and ("item()" in text or "no data" in text):
         first = ("the forward reads a tensor's value (an `if` on a tensor, .item(), .tolist()), "
                  "which no static analysis can follow")
+    elif "quantized::" in text and ("fake impl" in text or "Meta" in text):
+        op = re.search(r"quantized::\w+", text)
+        first = (f"{op.group(0) if op else 'a quantized op'} has no meta kernel: statically "
+                 f"quantized modules cannot run on meta tensors; analyse the float model (the "
+                 f"same MAdds; dynamically quantized Linear layers are supported)")
     elif isinstance(exc, KeyError) and "device='meta'" in text:
         first = (f"a key made from a tensor's value ({first}): the forward formats a tensor into "
                  f"a string (f'expert_{{idx}}'), which needs its value; no static analysis can "
