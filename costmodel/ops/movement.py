@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..core.vocab import OpFlag
 from .registry import Binding, bind, note
-from .shape_rules import _cat, _embedding
+from .shape_rules import _cat, _embedding, _one_hot
 
 
 def _base(t: Tensor) -> Tensor:
@@ -57,6 +57,9 @@ def _mask_index(b: Binding, args: tuple, kwargs: dict) -> str | None:
 
 bind("view", "Tensor.detach Tensor.detach_ torch.detach", MOVE, extra=_always_view, flags=(DETACH,))
 bind("view", "Tensor.requires_grad_ Tensor.__get__", MOVE, extra=_always_view)
+# complex views (RoPE): (..., 2) float <-> (...) complex, and the .real / .imag properties
+bind("view", "torch.view_as_complex torch.view_as_real Tensor.real Tensor.imag", MOVE,
+     extra=_always_view)
 # copies whose backward hands gy on as it is, or as views of it
 bind("copy", "Tensor.view Tensor.view_as Tensor.reshape Tensor.reshape_as torch.reshape "
      "Tensor.flatten torch.flatten Tensor.unflatten torch.unflatten Tensor.contiguous "
@@ -117,3 +120,13 @@ bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
 # Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported).
 note("torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere torch.unique Tensor.unique "
      "torch.unique_consecutive Tensor.unique_consecutive torch.bincount", sizes=_keeps_data)
+
+
+def _one_hot_sizes(b: Binding, args: tuple, kwargs: dict) -> str | None:
+    n = args[1] if len(args) > 1 else kwargs.get("num_classes", -1)
+    if n == -1:
+        return "F.one_hot without num_classes takes its size from the largest index in the data"
+    return None
+
+
+bind("one_hot", "F.one_hot", ("input", "num_classes"), shape=_one_hot, sizes=_one_hot_sizes)
