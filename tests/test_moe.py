@@ -153,3 +153,19 @@ def test_active_params_qwen15_moe_a27b():
                         tie_word_embeddings=False)
     assert round(active.total / 1e9, 1) == 14.3
     assert round(active.active / 1e9, 1) == 2.7
+
+
+def test_grouped_mm_training_mode():
+    """Backward of a grouped matmul: grad-input and grad-weight, each the forward's MAdds."""
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.randn(3, 8, 16))
+
+        def forward(self, x):
+            offs = torch.tensor([4, 8, 12], dtype=torch.int32)
+            return torch._grouped_mm(x, self.w, offs=offs)
+
+    report = costmodel.analyze(M(), "12x8", mode="train")
+    assert report.train.status == "complete"
+    assert report.train.backward.madds == 12 * 8 * 16            # grad-weight (x needs none)
