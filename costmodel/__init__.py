@@ -1,8 +1,9 @@
 """costmodel: static MAdds, FLOPs, params and memory access cost (MAC) of PyTorch models.
 
 `import costmodel` is light: torch is imported on the first call of `analyze`. The analyses are
-reachable as `costmodel.guidelines`, `costmodel.latency` and `costmodel.structure` (lazy aliases
-of `costmodel.analysis.*`).
+reachable as `costmodel.guidelines`, `costmodel.latency`, `costmodel.moe` and `costmodel.structure`
+(lazy aliases of `costmodel.analysis.*`); `costmodel.active_params(report)` gives a MoE model's
+active parameters per token.
 """
 from __future__ import annotations
 
@@ -13,18 +14,20 @@ from typing import TYPE_CHECKING, Any
 from .errors import AnalysisError, CostmodelError
 
 __version__ = "0.1.0"
-__all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "analyze", "guidelines",
-           "latency", "structure"]
+__all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "active_params", "analyze",
+           "guidelines", "latency", "moe", "structure"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import guidelines, latency, structure
+    from .analysis import guidelines, latency, moe, structure
+    from .analysis.moe import active_params
     from .api import analyze
     from .core.report import Report
 
-_LAZY = {"analyze": ("costmodel.api", "analyze"), "Report": ("costmodel.core.report", "Report")}
+_LAZY = {"analyze": ("costmodel.api", "analyze"), "Report": ("costmodel.core.report", "Report"),
+         "active_params": ("costmodel.analysis.moe", "active_params")}
 #: public module names kept from the flat layout: `costmodel.latency` is costmodel.analysis.latency
 _ALIASES = {f"costmodel.{name}": f"costmodel.analysis.{name}"
-            for name in ("guidelines", "latency", "structure")}
+            for name in ("guidelines", "latency", "moe", "structure")}
 
 
 def __getattr__(name: str) -> Any:

@@ -184,6 +184,8 @@ def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
         extra = {"clamp": ((-1.0, 1.0), {}), "masked_fill": ((_t(4, 6, 6, dtype=torch.bool), 0.0),
                                                             {})}.get(op, ((), {}))
         dt = torch.int64 if op.startswith("bitwise") else torch.float32
+        if op == "clamp":           # clamp_, clamp_min_, clamp_max_
+            return [((_t(2, 4, 6, 6), -1.0, 1.0), {}), ((_t(2, 4, 6, 6), -1.0), {})]
         return [((_t(2, 4, 6, 6, dtype=dt), *extra[0]), extra[1])]
     if shape_fn is R._same:
         extra = {
@@ -254,8 +256,40 @@ def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
             found.append(((_t(7, 3, 5), hx, layer._flat_weights, True, 2, 0.0, False,
                            bidirectional, False), {}))
         return found
-    k = int(name.rstrip("d")[-1])
+    if shape_fn is R._grouped_mm:   # the meta kernel takes bf16 (a CUDA rule): cross-check there
+        bf = torch.bfloat16
+        a, a3, w3, w2 = _t(12, 8, dtype=bf), _t(3, 5, 8, dtype=bf), _t(3, 8, 16, dtype=bf), _t(
+            8, 16, dtype=bf)
+        offs = torch.empty(3, dtype=torch.int32, device=_M)
+        return [((a, w3), {"offs": offs}), ((a3, w3), {}), ((a, w2), {"offs": offs}),
+                ((a3, w2), {"offs": offs}), ((a, w3.transpose(-2, -1).contiguous().transpose(
+                    -2, -1)), {"offs": offs})] + ([((), {"mat_a": a, "mat_b": w3, "offs": offs})]
+                                                  if name.startswith("F.") else [])
+    if shape_fn is R._clamp:
+        return [((x, -1.0, 1.0), {}), ((x, -1.0), {}), ((x,), {"min": -1.0}), ((x,), {"max": 1.0}),
+                ((), {"input": x, "min": 0.5}), ((), {"input": x, "max": 0.5}), ((x, _t(6)), {})]
+    if shape_fn is R._histc:
+        return [((_t(50),), {}), ((_t(4, 5), 8), {}), ((_t(7),), {"bins": 3, "min": 0, "max": 2})]
+    if shape_fn is R._outer:
+        return [((_t(3), _t(5)), {}), ((_t(3),), {"vec2": _t(4)})]
+    if shape_fn is R._one_hot:
+        idx = _t(2, 5, dtype=torch.int64)
+        return [((idx, 7), {}), ((idx,), {"num_classes": 4})]
+    if shape_fn is R._grid_sample:
+        g2, g3 = _t(2, 5, 7, 2), _t(2, 3, 5, 7, 3)
+        return [((x, g2), {}), ((x, g2, "nearest"), {}), ((x, g2), {"mode": "bicubic",
+                                                                    "align_corners": False}),
+                ((_t(2, 4, 6, 6, 6), g3), {"padding_mode": "border"})]
+    if shape_fn is R._weight_norm:
+        return [((_t(8, 4, 3), _t(8, 1, 1), 0), {}), ((_t(8, 4), _t(1, 4), 1), {})]
+    k = int(name.removesuffix("_with_indices").rstrip("d")[-1])
     xs = _t(2, 3, *(9,) * k)
+    if op == "max_unpool":
+        values, indices = torch.nn.functional.max_pool3d(
+            _t(2, 3, 8, 8, 8), 2, return_indices=True) if k == 3 else getattr(
+            torch.nn.functional, f"max_pool{k}d")(_t(2, 3, *(8,) * k), 2, return_indices=True)
+        return [((values, indices, 2), {}), ((values, indices, 3, 2, 1), {}),
+                ((values, indices, 2), {"output_size": (9,) * k})]
     if op in ("max_pool", "avg_pool"):
         return [((xs, 3), {}), ((xs, 3, 2, 1), {}), ((xs,), {"kernel_size": 2, "stride": 1})]
     if op.startswith("adaptive"):

@@ -1,7 +1,17 @@
 """What each torch callable means: one binding per callable (ops/registry.py), the fast shape
 rules (ops/shape_rules.py) and one bind table per op family, with the same file names as
 `formulas/forward/` and `formulas/backward/`."""
-from . import contraction, conv, detection, movement, norm, pointwise, pool, recurrent  # noqa: F401  (fill BINDINGS)
+from . import (  # noqa: F401  (fill BINDINGS)
+    contraction,
+    conv,
+    detection,
+    loss,
+    movement,
+    norm,
+    pointwise,
+    pool,
+    recurrent,
+)
 from .registry import BINDINGS, Binding, Rule, bound_ops, lookup
 from .shape_rules import META
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from .registry import bind
-from .shape_rules import _linear, _matmul, _mha, _sdpa
+from .shape_rules import _grouped_mm, _linear, _matmul, _mha, _sdpa
 
 
 def _mha_extra(b: dict, out: Any) -> dict:
@@ -25,6 +25,9 @@ bind("addmm", "torch.baddbmm Tensor.baddbmm", ("input", "mat1", "mat2", "beta", 
      keywords={"batch1": "mat1", "batch2": "mat2"})
 bind("addmm", "torch.addmv Tensor.addmv", ("input", "mat1", "mat2", "beta", "alpha"),
      keywords={"mat": "mat1", "vec": "mat2"})
+bind("grouped_mm", "torch._grouped_mm F.grouped_mm",
+     ("input", "mat2", "offs", "bias", "out_dtype"), shape=_grouped_mm,
+     keywords={"mat_a": "input", "mat_b": "mat2", "self": "input"})
 bind("einsum", "torch.einsum", ("equation", "*operands"), spread=True)
 bind("sdpa", "F.scaled_dot_product_attention",
      ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),

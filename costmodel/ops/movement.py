@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..core.vocab import OpFlag
 from .registry import Binding, bind, note
-from .shape_rules import _cat, _embedding
+from .shape_rules import _cat, _embedding, _one_hot
 
 
 def _base(t: Tensor) -> Tensor:
@@ -57,6 +57,9 @@ def _mask_index(b: Binding, args: tuple, kwargs: dict) -> str | None:
 
 bind("view", "Tensor.detach Tensor.detach_ torch.detach", MOVE, extra=_always_view, flags=(DETACH,))
 bind("view", "Tensor.requires_grad_ Tensor.__get__", MOVE, extra=_always_view)
+# complex views (RoPE): (..., 2) float <-> (...) complex, and the .real / .imag properties
+bind("view", "torch.view_as_complex torch.view_as_real Tensor.real Tensor.imag", MOVE,
+     extra=_always_view)
 # copies whose backward hands gy on as it is, or as views of it
 bind("copy", "Tensor.view Tensor.view_as Tensor.reshape Tensor.reshape_as torch.reshape "
      "Tensor.flatten torch.flatten Tensor.unflatten torch.unflatten Tensor.contiguous "
@@ -117,3 +120,8 @@ bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
 # Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported).
 note("torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere torch.unique Tensor.unique "
      "torch.unique_consecutive Tensor.unique_consecutive torch.bincount", sizes=_keeps_data)
+
+
+# num_classes=-1 takes the size from the data's largest index: no shape rule answers it, and
+# torch's meta kernel stops the capture with costmodel's "reads a tensor's value" error.
+bind("one_hot", "F.one_hot", ("input", "num_classes"), shape=_one_hot)

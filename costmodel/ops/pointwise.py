@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from ..core.vocab import OpFlag
 from .registry import Binding, bind
-from .shape_rules import _binary, _compare, _first, _mean_sum, _same
+from .shape_rules import _binary, _clamp, _compare, _first, _histc, _mean_sum, _outer, _same
 
 UNARY = ("input", "inplace")
 for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu", "celu", "elu",
@@ -66,7 +66,14 @@ bind("neg", "Tensor.neg Tensor.__neg__", ("input",), shape=_same)
 bind("abs", "Tensor.abs Tensor.__abs__", ("input",), shape=_same)
 bind("bitwise_not", "Tensor.__invert__", ("input",))
 bind("clamp", "torch.clamp Tensor.clamp torch.clip Tensor.clip", ("input", "min", "max"),
-     shape=_same)
+     shape=_clamp)
+bind("clamp", "torch.clamp_min Tensor.clamp_min", ("input", "min"), shape=_clamp)
+bind("clamp", "torch.clamp_max Tensor.clamp_max", ("input", "max"), shape=_clamp)
+bind("clamp", "torch.clamp_min_ Tensor.clamp_min_", ("input", "min"), shape=_first, inplace=True)
+bind("clamp", "torch.clamp_max_ Tensor.clamp_max_", ("input", "max"), shape=_first, inplace=True)
+bind("outer", "torch.outer Tensor.outer torch.ger Tensor.ger", ("input", "vec2"), shape=_outer)
+bind("polar", "torch.polar", ("abs", "angle"))
+bind("histc", "torch.histc Tensor.histc", ("input", "bins", "min", "max"), shape=_histc)
 bind("clamp", "torch.clamp_ Tensor.clamp_ Tensor.clip_", ("input", "min", "max"), shape=_first,
      inplace=True)
 

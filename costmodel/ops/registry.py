@@ -35,6 +35,9 @@ from .shape_rules import _first
 NUMPY_ALIASES = {"axis": "dim", "keepdims": "keepdim", "x": "input", "a": "input", "x1": "input",
                  "x2": "other"}
 
+#: Tensor properties costmodel binds: they reach __torch_function__ as their descriptor's __get__.
+PROPERTIES = ("T", "mT", "H", "mH", "real", "imag")
+
 #: (binding, args, kwargs) -> why this call's output size depends on tensor values, or None.
 Sizes = Callable[["Binding", tuple, dict], "str | None"]
 
@@ -150,7 +153,7 @@ def bind(op: str, names: str, params: tuple[str, ...], *, flags: Iterable[OpFlag
     for dotted, attr, fn in _targets(names):
         _register(fn, _binding(dotted, rule, fn, flags, sizes))
         RULES_BY_NAME.setdefault(attr.strip("_"), rule)
-        if attr in ("T", "mT"):  # properties reach __torch_function__ as their __get__
+        if attr in PROPERTIES:  # properties reach __torch_function__ as their __get__
             _register(fn.__get__, _binding(dotted, rule, fn.__get__, flags, sizes))
     _MEMO.clear()
 

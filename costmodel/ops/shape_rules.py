@@ -287,3 +287,114 @@ def _mha(b: dict):
     lead = (q.shape[1],) if batched else ()
     mid = () if b.get("average_attn_weights", True) else (heads,)
     return out, empty(lead + mid + (length, src), q.dtype)
+
+
+def _grouped_mm(b: dict) -> Tensor | None:
+    """torch._grouped_mm, in any floating dtype (its meta kernel refuses float32, a CUDA rule,
+    though float32 runs on CPU): 2D (M, K) x 3D (G, K, N) -> (M, N); 3D x 3D -> (G, M, N);
+    3D (G, M, K) x 2D (K, N) -> (M, N); 2D (M, K) x 2D (K, N) -> (G, M, N), G = len(offs).
+    Mismatches go to torch's kernel (its error)."""
+    a, w, offs = b.get("input"), b.get("mat2"), b.get("offs")
+    if not isinstance(a, Tensor) or not isinstance(w, Tensor) or a.dtype != w.dtype or \
+            a.dim() not in (2, 3) or w.dim() not in (2, 3) or b.get("bias") is not None:
+        return None
+    dtype = b.get("out_dtype") or a.dtype
+    if a.dim() == 3 and w.dim() == 3:
+        if offs is not None or a.shape[0] != w.shape[0] or a.shape[2] != w.shape[1]:
+            return None
+        return empty((a.shape[0], a.shape[1], w.shape[2]), dtype)
+    if not isinstance(offs, Tensor) or offs.dim() != 1:
+        return None
+    if a.dim() == 2 and w.dim() == 2:
+        return empty((offs.shape[0], a.shape[0], w.shape[1]), dtype)
+    if a.shape[-1] != w.shape[-2]:
+        return None
+    if a.dim() == 2:
+        return None if offs.shape[0] != w.shape[0] else empty((a.shape[0], w.shape[-1]), dtype)
+    return None if offs.shape[0] != a.shape[0] else empty((a.shape[1], w.shape[1]), dtype)
+
+
+def _clamp(b: dict) -> Tensor | None:
+    """clamp / clamp_min / clamp_max with number bounds: the input's shape. A tensor bound
+    broadcasts (and may promote): torch decides."""
+    if isinstance(b.get("min"), Tensor) or isinstance(b.get("max"), Tensor):
+        return None
+    return _same(b)
+
+
+def _histc(b: dict) -> Tensor | None:
+    x, bins = b.get("input"), b.get("bins", 100)
+    if not isinstance(x, Tensor) or not x.is_floating_point() or type(bins) is not int or bins < 1:
+        return None
+    return empty((bins,), x.dtype)
+
+
+def _outer(b: dict) -> Tensor | None:
+    a, v = b.get("input"), b.get("vec2")
+    if not isinstance(a, Tensor) or not isinstance(v, Tensor) or a.dim() != 1 or v.dim() != 1 \
+            or a.dtype != v.dtype:
+        return None
+    return empty((a.shape[0], v.shape[0]), a.dtype)
+
+
+def _one_hot(b: dict) -> Tensor | None:
+    """(*input.shape, num_classes), int64; num_classes=-1 (the data's max + 1): torch decides."""
+    x, n = b.get("input"), b.get("num_classes", -1)
+    if not isinstance(x, Tensor) or x.dtype != torch.int64 or type(n) is not int or n < 0:
+        return None
+    return empty(tuple(x.shape) + (n,), torch.int64)
+
+
+def _grid_sample(b: dict) -> Tensor | None:
+    """(N, C, H, W) sampled at grid (N, Ho, Wo, 2) -> (N, C, Ho, Wo); 3-D: grid (N, Do, Ho, Wo, 3)
+    -> (N, C, Do, Ho, Wo). torch's meta kernel is a slow Python decomposition."""
+    x, grid = b.get("input"), b.get("grid")
+    if not isinstance(x, Tensor) or not isinstance(grid, Tensor) or x.dim() not in (4, 5) or \
+            grid.dim() != x.dim() or grid.shape[0] != x.shape[0] or \
+            grid.shape[-1] != x.dim() - 2 or grid.dtype != x.dtype or \
+            b.get("mode", "bilinear") not in ("bilinear", "nearest", "bicubic") or \
+            b.get("padding_mode", "zeros") not in ("zeros", "border", "reflection") or \
+            b.get("mode") == "bicubic" and x.dim() == 5:
+        return None
+    return empty(tuple(x.shape[:2]) + tuple(grid.shape[1:-1]), x.dtype)
+
+
+def _unpool(spatial: int) -> Callable[[dict], Tensor | None]:
+    """max_unpool: (size - 1) * stride - 2 * padding + kernel per spatial dim, or output_size."""
+    def shape(b: dict) -> Tensor | None:
+        x, idx = b.get("input"), b.get("indices")
+        if not isinstance(x, Tensor) or not isinstance(idx, Tensor) or idx.shape != x.shape or \
+                x.dim() not in (spatial + 1, spatial + 2):
+            return None
+        lead = tuple(x.shape[:-spatial])
+        size = b.get("output_size")
+        if size is not None:
+            size = tuple(size)
+            if len(size) == x.dim():
+                size = size[-spatial:]
+            if len(size) != spatial or not all(type(s) is int for s in size):
+                return None
+            return empty(lead + size, x.dtype)
+        kernel = _per_dim(b["kernel_size"], spatial)
+        stride = b.get("stride")
+        stride = kernel if stride is None else _per_dim(stride, spatial)
+        padding = _per_dim(b.get("padding", 0), spatial)
+        if kernel is None or stride is None or padding is None:
+            return None
+        out = tuple((n - 1) * s - 2 * p + k for n, s, p, k in
+                    zip(x.shape[-spatial:], stride, padding, kernel))
+        return empty(lead + out, x.dtype) if all(o > 0 for o in out) else None
+    return shape
+
+
+def _pool_with_indices(spatial: int) -> Callable[[dict], Any]:
+    """max_pool{n}d_with_indices: (values, int64 indices), whatever `return_indices` says."""
+    rule = _pool(spatial, dilated=True)
+    return _with_indices(lambda b: rule({**b, "return_indices": False}))
+
+
+def _weight_norm(b: dict) -> Tensor | None:
+    v, g = b.get("v"), b.get("g")
+    if not isinstance(v, Tensor) or not isinstance(g, Tensor) or v.dtype != g.dtype:
+        return None
+    return empty(v.shape, v.dtype)

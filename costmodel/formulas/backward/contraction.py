@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ...core.tensors import TensorSpec
-from ..forward.contraction import _attention_batch, einsum_cost, matmul_madds
+from ..forward.contraction import _attention_batch, einsum_cost, grouped_mm_madds, matmul_madds
 from ..registry import Backward, GradCall, Kernels, backward, grad_out
 
 # ---- contractions ---------------------------------------------------------------------------
@@ -203,3 +203,14 @@ def multi_head_attention(grad: GradCall) -> Backward:
         extra += (scores + lq * e) * isz                   # the attention matrix and q * scale
     saved = [name for name in ("query", "key", "value") if grad.wants(weights[name])]
     return k.done(*saved, extra_bytes=extra if inner else 0)
+
+
+@backward("grouped_mm")
+def grouped_mm(grad: GradCall) -> Backward:
+    """grad-input gy @ W_g^T and grad-weight x_g^T @ gy (itself a 2D x 2D grouped matmul over the
+    same offsets): the forward's MAdds each; each saves the other operand."""
+    call = grad.call
+    madds = grouped_mm_madds(call.t("input").shape, call.t("mat2").shape)
+    k = _pair(grad, "input", "mat2", madds)
+    return k.done(*(("mat2",) if grad.wants("input") else ()),
+                  *(("input",) if grad.wants("mat2") else ()))

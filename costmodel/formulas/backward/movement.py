@@ -4,7 +4,15 @@ from __future__ import annotations
 from ...core.cost import Cost
 from ...core.tensors import TensorSpec
 from ...core.vocab import OpFlag
-from ..registry import Backward, GradCall, Kernels, backward, grad_out, tensor_args
+from ..registry import (
+    Backward,
+    GradCall,
+    Kernels,
+    backward,
+    grad_out,
+    no_backward,
+    tensor_args,
+)
 
 # ---- data movement and embedding ------------------------------------------------------------
 
@@ -53,3 +61,7 @@ def embedding(grad: GradCall) -> Backward:
 def create(grad: GradCall) -> Backward:
     """Factories take no tensor that needs a gradient."""
     return Backward(Cost())
+
+
+no_backward("one_hot", "its input is integer indices and its output integers: nothing to "
+            "differentiate")

@@ -81,3 +81,16 @@ def normalize(grad: GradCall) -> Backward:
 
 # A composite of ops that have rules; decomposing it is the fix.
 no_backward("local_response_norm", "a composite (pow, avg_pool, div) costmodel records as one call")
+
+
+@backward("weight_norm")
+def weight_norm(grad: GradCall) -> Backward:
+    """grad-g = (gy . v) / ||v|| per norm (2 FLOPs per element of v, the dot, + 1 per norm);
+    grad-v = g / ||v|| (gy - w (gy . v) / ||v||^2): 3 per element of v (+ 2 per norm). Saves v,
+    g and the norms (one per element of g, not a graph value)."""
+    call, gy = grad.call, grad_out(grad.call)
+    v, g = call.t("v"), call.t("g")
+    k = Kernels().add(flops=2 * v.numel + g.numel, reads=(gy, v), writes=(g,))
+    if grad.wants("v"):
+        k.add(flops=3 * v.numel + 2 * g.numel, reads=(gy, v), writes=(v,))
+    return k.done("v", "g", extra_bytes=g.numel * g.itemsize)

@@ -11,6 +11,7 @@ from ..registry import (
     Kernels,
     backward,
     grad_out,
+    no_backward,
     tensor_args,
 )
 
@@ -171,3 +172,31 @@ backward("amax", "amin", "max", "min", "median", "topk", "sort")(_per_input(1, (
 backward("prod", "cumprod", "norm")(_per_input(2, ("input", "out")))
 backward("logsumexp")(_per_input(3, ("input", "out")))  # exp(x - y) * gy
 backward("var", "std", "var_mean", "std_mean")(_per_input(3, ("input",)))  # 2 (x - mean) / n * gy
+
+
+no_backward("histc", "torch defines no derivative for histc (counts are piecewise constant); its "
+            "input (MoE expert ids) never needs a gradient")
+
+
+@backward("outer")
+def outer(grad: GradCall) -> Backward:
+    """grad-a = gy @ b and grad-b = gy^T @ a: n * m MAdds each; each saves the other vector."""
+    call, gy = grad.call, grad_out(grad.call)
+    k = Kernels()
+    for name, other in (("input", "vec2"), ("vec2", "input")):
+        if grad.wants(name):
+            k.add(gy.numel, 2 * gy.numel, reads=(gy, call.t(other)), writes=(call.t(name),))
+    return k.done(*(o for n, o in (("input", "vec2"), ("vec2", "input")) if grad.wants(n)))
+
+
+@backward("polar")
+def polar(grad: GradCall) -> Backward:
+    """grad-abs = Re(conj(gy) e^{i angle}), grad-angle = abs * Im(...): 2 FLOPs per element for
+    each wanted input (the element-wise convention: derivative, then times gy); saves both."""
+    call, gy = grad.call, grad_out(grad.call)
+    k = Kernels()
+    for name in ("abs", "angle"):
+        if grad.wants(name):
+            k.add(flops=2 * gy.numel, reads=(gy, call.t("abs"), call.t("angle")),
+                  writes=(call.t(name),))
+    return k.done("abs", "angle")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 
 from ...core.tensors import TensorSpec
-from ..forward.pool import INTERPOLATE_FLOPS, _tuple, adaptive_window_total
+from ..forward.pool import INTERPOLATE_FLOPS, _tuple, adaptive_window_total, grid_sample_flops
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
 # ---- pooling and resampling -----------------------------------------------------------------
@@ -58,3 +58,31 @@ def interpolate(grad: GradCall) -> Backward:
 
 # A composite of ops that have rules; decomposing it is the fix.
 no_backward("lp_pool", "a composite (pow, avg_pool, sign, relu) costmodel records as one call")
+
+
+@backward("max_unpool")
+def max_unpool(grad: GradCall) -> Backward:
+    """gy gathered at the indices: 0 FLOPs; reads the indices and one gy element per input
+    element, writes the input's gradient. Saves the indices."""
+    call = grad.call
+    x = call.t("input")
+    return Kernels().add(reads=(x, call.t("indices")), writes=(x,)).done("indices")
+
+
+@backward("grid_sample")
+def grid_sample(grad: GradCall) -> Backward:
+    """grad-input: each output's gradient times each tap weight, added in (taps + 1 FLOPs per
+    output element, as interpolate); grad-grid: per output element and coordinate, the weights'
+    derivatives times the taps' values times gy (2 * taps FLOPs; nearest: 0). Saves input and
+    grid."""
+    call, gy = grad.call, grad_out(grad.call)
+    spatial = call.attr("spatial_dims", 2)
+    mode = call.attr("mode", "bilinear")
+    taps = grid_sample_flops(mode, spatial) + 1
+    k = Kernels()
+    if grad.wants("input"):
+        k.add(flops=gy.numel * taps, reads=(gy, call.t("grid")), writes=(call.t("input"),))
+    if grad.wants("grid") and mode != "nearest":
+        k.add(flops=gy.numel * 2 * taps * spatial, reads=(gy, call.t("input"), call.t("grid")),
+              writes=(call.t("grid"),))
+    return k.done("input", "grid")

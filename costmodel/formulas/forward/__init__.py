@@ -1,2 +1,12 @@
 """Forward formulas, one file per op family (the same names as `ops/` and `backward/`)."""
-from . import contraction, conv, detection, movement, norm, pointwise, pool, recurrent  # noqa: F401
+from . import (  # noqa: F401
+    contraction,
+    conv,
+    detection,
+    loss,
+    movement,
+    norm,
+    pointwise,
+    pool,
+    recurrent,
+)

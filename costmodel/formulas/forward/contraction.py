@@ -65,6 +65,38 @@ def addmm(call: OpCall) -> Cost:
     return Cost(madds, 2 * madds + call.out.numel, params_of(*call.inputs()), mac, mac_bytes)
 
 
+def grouped_mm_madds(a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """MAdds of torch._grouped_mm(a, b, offs=offs): the sum over groups g of rows_g * K * N.
+
+    The group sizes are values in `offs` (cumulative ends), which a static analysis does not
+    read; what it knows is the total, and the total is all the formula needs:
+
+    - 2D (M, K) x 3D (G, K, N), the MoE forward (tokens sorted by expert, one weight per expert):
+      sum_g rows_g * K * N = offs[-1] * K * N = M * K * N, exact whatever the split when the
+      offsets cover every row (`offs[-1] == M`, as in transformers, whose offsets are the
+      cumulative token counts of all M routed rows); rows past offs[-1] are skipped by the kernel,
+      so M * K * N is an upper bound otherwise;
+    - 3D (G, M, K) x 3D (G, K, N): a batched matmul, G * M * K * N, exact;
+    - 3D (G, M, K) x 2D (K, N) (N split into G column groups): M * K * N, as above;
+    - 2D (M, K) x 2D (K, N) (K split into G groups, the weight gradient): M * K * N, as above.
+    """
+    if len(a) == 3 and len(b) == 3:
+        return a[0] * a[1] * a[2] * b[2]
+    if len(a) == 3:
+        return a[1] * a[2] * b[1]
+    return a[0] * a[1] * b[-1]
+
+
+@formula("grouped_mm", category=Category.MATMUL)
+def grouped_mm(call: OpCall) -> Cost:
+    """A grouped matmul (MoE experts): MAdds = `grouped_mm_madds` (the sum over groups of
+    rows x K x N, exact from the total rows); a bias adds 1 FLOP per output element."""
+    madds = grouped_mm_madds(call.t("input").shape, call.t("mat2").shape)
+    bias = call.out.numel if call.t("bias") is not None else 0
+    mac, mac_bytes = io_mac(call)
+    return Cost(madds, 2 * madds + bias, params_of(*call.inputs()), mac, mac_bytes)
+
+
 # ---- einsum ---------------------------------------------------------------------------------
 
 def _subscripts(equation: str, operands: tuple[TensorSpec, ...]

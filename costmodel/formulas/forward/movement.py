@@ -55,3 +55,11 @@ def create(call: OpCall) -> Cost:
     """zeros/ones/arange/full...: 0 FLOPs; MAC = the output written."""
     writes = sum(o.numel for o in call.outputs)
     return Cost(0, 0, 0, writes, sum(o.numel * o.itemsize for o in call.outputs))
+
+
+@formula("one_hot", category=Category.DATA_MOVEMENT)
+def one_hot(call: OpCall) -> Cost:
+    """0 FLOPs: the output (zeros and one 1 per index) is written; MAC = indices read + output
+    written."""
+    x, out = call.t("input"), call.out
+    return Cost(0, 0, 0, x.reads + out.numel, x.reads * x.itemsize + out.numel * out.itemsize)

@@ -52,3 +52,12 @@ def local_response_norm(call: OpCall) -> Cost:
 def normalize(call: OpCall) -> Cost:
     """F.normalize (x / max(||x||_p, eps)): FLOPs = 3 per element (square, accumulate, divide)."""
     return simple_cost(call, flops=3 * call.out.numel)
+
+
+@formula("weight_norm", category=Category.NORM)
+def weight_norm(call: OpCall) -> Cost:
+    """torch._weight_norm(v, g, dim): w = g * v / ||v||, the norm over every dim but `dim`:
+    square and add per element of v (2), sqrt and g / norm per norm (2 per element of g), the
+    scale per element of v (1): FLOPs = 3 * v_numel + 2 * g_numel. Params: v and g."""
+    v, g = call.t("v"), call.t("g")
+    return simple_cost(call, flops=3 * v.numel + 2 * g.numel)

@@ -37,7 +37,7 @@ ELEMENTWISE = (
 
 REDUCTIONS = ("sum", "mean", "amax", "amin", "max", "min", "prod", "argmax", "argmin", "any",
               "all", "cumsum", "cumprod", "logsumexp", "count_nonzero", "nansum", "nanmean",
-              "median", "topk", "sort", "argsort")
+              "median", "topk", "sort", "argsort", "histc")
 
 
 def _per_element(k: int):
@@ -79,3 +79,17 @@ def dropout(call: OpCall) -> Cost:
     mask = call.out.numel                  # the mask is written, at the activation's dtype
     return Cost(0, call.out.numel, params_of(*call.inputs()), mac + mask,
                 mac_bytes + mask * call.out.itemsize)
+
+
+@formula("outer", category=Category.ELEMENTWISE)
+def outer(call: OpCall) -> Cost:
+    """torch.outer(a, b) = a[:, None] * b[None, :]: n * m multiplies and no adds, so FLOPs =
+    n * m and MAdds = 0 (as an einsum pair that sums nothing)."""
+    return simple_cost(call, flops=call.out.numel)
+
+
+@formula("polar", category=Category.ELEMENTWISE)
+def polar(call: OpCall) -> Cost:
+    """abs * (cos(angle) + i sin(angle)): one element-wise op, 1 FLOP per complex output element
+    (the convention above); MAC = abs + angle read + the complex output written."""
+    return simple_cost(call, flops=call.out.numel)

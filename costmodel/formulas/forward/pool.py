@@ -57,3 +57,28 @@ def interpolate(call: OpCall) -> Cost:
     if mode == "area":  # area is adaptive average pooling
         return adaptive_pool(call)
     return simple_cost(call, flops=call.out.numel * INTERPOLATE_FLOPS[mode])
+
+
+@formula("max_unpool", category=Category.POOL)
+def max_unpool(call: OpCall) -> Cost:
+    """0 FLOPs: zeros written, each input value put at its index. MAC = input + indices read +
+    output written."""
+    return simple_cost(call)
+
+
+def grid_sample_flops(mode: str, spatial: int) -> int:
+    """FLOPs per output element of grid_sample's weighted sum: as interpolate's taps (bilinear on
+    a 3-D input is trilinear)."""
+    if mode == "bilinear":
+        return INTERPOLATE_FLOPS["bilinear" if spatial == 2 else "trilinear"]
+    return INTERPOLATE_FLOPS[mode]
+
+
+@formula("grid_sample", category=Category.RESAMPLE)
+def grid_sample(call: OpCall) -> Cost:
+    """FLOPs = out_numel * taps cost (nearest 0, bilinear 7, trilinear 15, bicubic 31), plus the
+    unnormalised coordinates, 2 FLOPs (a multiply and an add) per coordinate of each grid point,
+    computed once for all channels: 2 * grid_numel."""
+    spatial = call.attr("spatial_dims", 2)
+    taps = grid_sample_flops(call.attr("mode", "bilinear"), spatial)
+    return simple_cost(call, flops=call.out.numel * taps + 2 * call.t("grid").numel)

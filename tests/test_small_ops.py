@@ -1,0 +1,146 @@
+"""Section 4's smaller ops, each alone in a module so the totals are its own cost, against the
+arithmetic of its docstring (FlopCounterMode counts none of them: no matmul inside)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import costmodel
+
+
+class Fn(nn.Module):
+    def __init__(self, fn, *params):
+        super().__init__()
+        self.fn = fn
+        self.p = nn.ParameterList(params)
+
+    def forward(self, *xs):
+        return self.fn(*xs, *self.p)
+
+
+def run(fn, *inputs, params=(), mode="eval"):
+    report = costmodel.analyze(Fn(fn, *params), *inputs, mode=mode)
+    assert str(report.totals.status) == "complete", report.totals.unsupported
+    return report
+
+
+LONG4 = torch.zeros(4, dtype=torch.long)
+N, C = 4, 10
+
+
+@pytest.mark.parametrize("fn, inputs, flops", [
+    (lambda x: torch.clamp_min(x, 0.0), ("2x8",), 16),
+    (lambda x: x.clamp_max(1.0), ("2x8",), 16),
+    (lambda x: x.clamp_min_(0.0), ("2x8",), 16),
+    (lambda a, b: torch.outer(a, b), ("3", "5"), 3 * 5),
+    (lambda a, b: a.outer(b), ("3", "5"), 3 * 5),
+    (lambda r, t: torch.polar(r, t), ("4x4", "4x4"), 16),
+    (lambda x: torch.view_as_real(torch.view_as_complex(x)), ("4x3x2",), 0),
+    (lambda x: torch.view_as_complex(x).real + torch.view_as_complex(x).imag, ("4x3x2",), 12),
+    (lambda x, t: F.mse_loss(x, t), (f"{N}x{C}", f"{N}x{C}"), N * C * (2 + 1)),
+    (lambda x, t: F.mse_loss(x, t, reduction="none"), (f"{N}x{C}", f"{N}x{C}"), N * C * 2),
+    (lambda x, t: F.l1_loss(x, t, reduction="sum"), (f"{N}x{C}", f"{N}x{C}"), N * C * (2 + 1)),
+    (lambda x, t: F.smooth_l1_loss(x, t), (f"{N}x{C}", f"{N}x{C}"), N * C * (4 + 1)),
+    (lambda x, t: F.huber_loss(x, t), (f"{N}x{C}", f"{N}x{C}"), N * C * (4 + 1)),
+    (lambda x, t: F.binary_cross_entropy(torch.sigmoid(x), t), (f"{N}x{C}", f"{N}x{C}"),
+     N * C + N * C * (8 + 1)),                               # the sigmoid, then the loss
+    (lambda x, t: F.binary_cross_entropy_with_logits(x, t, pos_weight=torch.ones(C)),
+     (f"{N}x{C}", f"{N}x{C}"), N * C * (7 + 3 + 1)),
+    (lambda x, t: F.kl_div(x, t, reduction="batchmean"), (f"{N}x{C}", f"{N}x{C}"), N * C * (3 + 1)),
+    (lambda x, t: F.cross_entropy(x, t), (f"{N}x{C}", LONG4), 5 * N * C + N + N),
+    (lambda x, t: F.cross_entropy(x, t, label_smoothing=0.1), (f"{N}x{C}", LONG4),
+     5 * N * C + N + N * C + 2 * N + N),
+    (lambda x, t: F.cross_entropy(x, t), (f"{N}x{C}", f"{N}x{C}"), 5 * N * C + 2 * N * C + N),
+    (lambda x, t: F.nll_loss(x, t), (f"{N}x{C}", LONG4), N + N),
+    (lambda x, t: F.nll_loss(x, t, reduction="none"), (f"{N}x{C}", LONG4), N),
+])
+def test_small_op_flops(fn, inputs, flops):
+    report = run(fn, *inputs)
+    assert report.totals.flops == flops and report.totals.madds == 0
+
+
+def test_real_and_imag_are_named():
+    report = run(lambda x: torch.view_as_complex(x).real, "4x3x2")
+    names = {c.target for node in report.graph for c in node.call_costs}
+    assert "Tensor.real" in names and "Tensor.__get__" not in names
+
+
+def test_complex_rope():
+    """RoPE in complex form (LLaMA's reference code): polar, view_as_complex, a complex
+    multiply, view_as_real."""
+    class Rope(nn.Module):
+        def forward(self, x, angles):
+            freqs = torch.polar(torch.ones_like(angles), angles)
+            xc = torch.view_as_complex(x.float().reshape(*x.shape[:-1], -1, 2))
+            return torch.view_as_real(xc * freqs).flatten(-2)
+
+    report = costmodel.analyze(Rope(), "2x8x16", "8x8")
+    assert str(report.totals.status) == "complete"
+    assert report.totals.flops == 8 * 8 + 2 * 8 * 8              # polar + the complex multiply
+    assert report.graph.nodes["output"].inputs[0].shape == (2, 8, 16)
+
+
+def test_one_hot():
+    report = run(lambda i: F.one_hot(i, 7), torch.zeros(2, 5, dtype=torch.long))
+    assert report.totals.flops == 0
+    assert report.totals.mac == 2 * 5 + 2 * 5 * 7                # indices read, output written
+
+
+def test_one_hot_without_num_classes_is_a_clear_error():
+    """num_classes=-1 is the data's largest index + 1: no static size; a one-line error."""
+    with pytest.raises(costmodel.AnalysisError, match="value"):
+        costmodel.analyze(Fn(lambda i: F.one_hot(i)), torch.zeros(2, 5, dtype=torch.long))
+
+
+@pytest.mark.parametrize("mode, taps", [("bilinear", 7), ("nearest", 0), ("bicubic", 31)])
+def test_grid_sample(mode, taps):
+    report = run(lambda x, g: F.grid_sample(x, g, mode=mode, align_corners=False),
+                 "2x3x4x6", "2x5x7x2")
+    assert report.totals.flops == 2 * 3 * 5 * 7 * taps + 2 * (2 * 5 * 7 * 2)
+    assert report.graph.nodes["output"].inputs[0].shape == (2, 3, 5, 7)
+
+
+def test_grid_sample_3d():
+    report = run(lambda x, g: F.grid_sample(x, g, align_corners=False), "1x2x4x4x4", "1x3x3x3x3")
+    assert report.totals.flops == 2 * 27 * 15 + 2 * 27 * 3
+
+
+def test_max_pool_with_indices_and_unpool():
+    def fn(x):
+        y, idx = F.max_pool2d(x, 2, return_indices=True)
+        return F.max_unpool2d(y, idx, 2)
+
+    report = run(fn, "1x3x8x8")
+    assert report.totals.flops == 3 * 4 * 4 * (2 * 2)              # the pool; unpool moves only
+    assert report.graph.nodes["output"].inputs[0].shape == (1, 3, 8, 8)
+
+
+def test_weight_norm():
+    v, g = nn.Parameter(torch.randn(8, 4, 3)), nn.Parameter(torch.randn(8, 1, 1))
+    report = run(lambda x, v, g: x + torch._weight_norm(v, g, 0), "8x4x3", params=(v, g))
+    assert report.totals.flops == 3 * 96 + 2 * 8 + 96               # weight norm + the add
+    assert report.totals.params == 96 + 8
+
+
+def test_weight_norm_parametrization_is_complete():
+    conv = nn.utils.parametrizations.weight_norm(nn.Conv1d(4, 8, 3))
+    report = costmodel.analyze(conv, "1x4x10")
+    assert str(report.totals.status) == "complete"
+    assert report.totals.params == sum(p.numel() for p in conv.parameters())
+    assert report.totals.madds == 8 * 8 * 4 * 3                    # out length 8
+
+
+@pytest.mark.parametrize("fn, inputs", [
+    (lambda x, t: F.cross_entropy(x, t), (f"{N}x{C}", LONG4)),
+    (lambda x, t: F.mse_loss(x, t), (f"{N}x{C}", f"{N}x{C}")),
+    (lambda x, g: F.grid_sample(x, g, align_corners=False), ("2x3x4x6", "2x5x7x2")),
+    (lambda a, b: torch.outer(a, b), ("3", "5")),
+])
+def test_training_mode_has_backward(fn, inputs):
+    """mode='train' costs their backward too (not a silent zero): the first operand is a
+    parameter, so it needs a gradient."""
+    first = nn.Parameter(torch.randn(tuple(int(s) for s in inputs[0].split("x"))))
+    report = run(lambda *xs: fn(xs[-1], *xs[:-1]), *inputs[1:], params=(first,), mode="train")
+    assert report.train.backward.flops > 0 and report.train.status == "complete"
