@@ -13,15 +13,19 @@ from typing import TYPE_CHECKING, Any
 from .errors import AnalysisError, CostmodelError
 
 __version__ = "0.1.0"
-__all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "analyze", "guidelines",
+__all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "analyze",
+           "analyze_generation", "guidelines",
            "latency", "structure"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis import guidelines, latency, structure
     from .api import analyze
     from .core.report import Report
+    from .generation import analyze_generation
 
-_LAZY = {"analyze": ("costmodel.api", "analyze"), "Report": ("costmodel.core.report", "Report")}
+_LAZY = {"analyze": ("costmodel.api", "analyze"),
+         "analyze_generation": ("costmodel.generation", "analyze_generation"),
+         "Report": ("costmodel.core.report", "Report")}
 #: public module names kept from the flat layout: `costmodel.latency` is costmodel.analysis.latency
 _ALIASES = {f"costmodel.{name}": f"costmodel.analysis.{name}"
             for name in ("guidelines", "latency", "structure")}
