@@ -183,6 +183,7 @@ class Generation:
 
     def __init__(self, model: nn.Module, adapter: Any, prompt_len: int, new_tokens: int,
                  batch: int, dtype: str | None) -> None:
+        self.name = type(model).__name__
         self.prompt_len, self.new_tokens, self.batch, self.dtype = (prompt_len, new_tokens,
                                                                     batch, dtype)
         self._adapter = adapter
@@ -212,6 +213,11 @@ class Generation:
         if context < 1:
             raise ValueError(f"context must be at least 1, not {context}")
         return self._step(context)[0]
+
+    def curve(self, points: int = 5) -> list[forms.StepRow]:
+        """A few steps of the per-token curve: the first, the last and evenly between."""
+        return [self.step_cost(c) for c in forms.curve_contexts(self.prompt_len,
+                                                                self.new_tokens, points)]
 
     def step_cost(self, context: int) -> forms.StepRow:
         """The closed form at one context (no capture)."""
@@ -263,7 +269,8 @@ class Generation:
         pt = self.prefill.totals
         d = self.decode(self.prompt_len).totals
         out: dict[str, Any] = {
-            "prompt_len": self.prompt_len, "new_tokens": self.new_tokens, "batch": self.batch,
+            "model": self.name, "prompt_len": self.prompt_len, "new_tokens": self.new_tokens,
+            "batch": self.batch,
             "dtype": self.dtype, "params": self.params, "params_active": self.params_active,
             "prefill": {"madds": pt.madds, "flops": pt.flops, "mac_bytes": pt.mac_bytes,
                         "intensity": forms.intensity(pt.flops, pt.mac_bytes),
@@ -273,17 +280,10 @@ class Generation:
                              "status": str(d.status)},
             "totals": self.totals, "peak_memory_bytes": self.peak_memory_bytes,
             "kv_cache_bytes": self.kv_cache_bytes(self.prompt_len + self.new_tokens),
-            "per_token": [r.to_dict() for r in curve_rows(self)]}
+            "per_token": [r.to_dict() for r in self.curve()]}
         if profile is not None:
             out["latency"] = self.latency(profile).to_dict()
         return out
-
-
-def curve_rows(g: Generation, points: int = 5) -> list[forms.StepRow]:
-    """A few steps of the per-token curve: first, last and evenly between."""
-    n = g.new_tokens
-    idx = sorted({round(i * (n - 1) / max(points - 1, 1)) for i in range(points)})
-    return [g.step_cost(g.prompt_len + i) for i in idx]
 
 
 def _phase(report: Report, profile: Any) -> PhaseLatency:

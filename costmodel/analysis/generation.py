@@ -107,6 +107,12 @@ def rows(form: Piecewise, first: int, steps: int) -> list[StepRow]:
     return [StepRow(c, *form(c)) for c in range(first, first + steps)]
 
 
+def curve_contexts(first: int, steps: int, points: int = 5) -> list[int]:
+    """`points` contexts of the decode steps: the first, the last and evenly between."""
+    idx = {round(i * (steps - 1) / max(points - 1, 1)) for i in range(points)}
+    return [first + i for i in sorted(idx)]
+
+
 def sum_rows(found: Sequence[StepRow]) -> dict[str, int]:
     return {f: sum(getattr(r, f) for r in found) for f in FIELDS[:3]}
 
