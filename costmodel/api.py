@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ from .core.vocab import CaptureChoice, CaptureKind, Code, Mode, Severity, Status
 from .errors import AnalysisError, CaptureError, EagerError, ShapeError, first_line
 
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
+RECURSION_LIMIT = 2000   # frames while analysing; see analyze()
 
 
 def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike] | None = None,
@@ -53,6 +55,10 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
         model = _fx.Root.wrap(model)   # a bare torch.nn layer: trace it as one leaf, not through
     gc_was_enabled = gc.isenabled()
     gc.disable()   # a full collection in the middle of a trace costs more than the whole analysis
+    limit = sys.getrecursionlimit()
+    # the capture adds about one frame per nesting level to the forward's own: a model that torch
+    # can run at the default limit (about 250 nested containers) must be analysed
+    sys.setrecursionlimit(max(limit, RECURSION_LIMIT))
     try:
         with torch.no_grad():
             report = _analyze(model, _inputs.split_inputs(inputs), dict(kwargs or {}), float_dtype,
@@ -63,7 +69,13 @@ def analyze(model: nn.Module, *inputs: InputLike, kwargs: Mapping[str, InputLike
                 report = with_backward(report, {id(p) for p in trained},
                                        sum(p.numel() for p in trained))
             return report
+    except RecursionError:
+        raise AnalysisError(
+            f"{type(model).__name__} nests too deeply to analyse: Python's recursion limit "
+            f"({sys.getrecursionlimit()} frames) was reached; costmodel analyses models that "
+            f"torch can run at the default limit (about 250 nested modules)") from None
     finally:
+        sys.setrecursionlimit(limit)
         if gc_was_enabled:
             gc.enable()
 
@@ -100,7 +112,7 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
     name = type(model.root).__name__ if isinstance(model, _fx.Root) else type(model).__name__
     mode = Mode.TRAIN if training else Mode.EVAL
     return Report(name, tuple(given.infos), mode, tuple(layers), totals, tuple(diagnostics),
-                  used, g)
+                  used, g, dtype=float_dtype)
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,

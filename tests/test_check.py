@@ -147,7 +147,7 @@ def test_config_in_setup_cfg(project, capsys):
         """))
     code, out, err = run(["check"], capsys)
     assert code == 0, out + err
-    assert out.startswith("net.py:build  ok  MAdds")
+    assert out.startswith("small (net.py:build)  ok  MAdds")
     code, out, err = run(["check", "--max-madds", madds(8) - 1], capsys)   # CLI tightens config
     assert code == 1, out + err
 
@@ -177,8 +177,8 @@ def test_model_errors_do_not_hide_the_others(project, capsys):
         "[tool.costmodel.models.ok]\nspec = 'net.py'\nmax-mac = '1G'\n")
     code, out, err = run(["check"], capsys)
     assert code == 2
-    assert "costmodel: error: missing.py: no such file" in err
-    assert "net.py  ok" in out and "1 could not be checked" in out
+    assert "costmodel: error: gone (missing.py): no such file" in err
+    assert "ok (net.py)  ok" in out and "1 could not be checked" in out
 
 
 @pytest.mark.parametrize("argv, message", [

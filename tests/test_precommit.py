@@ -124,7 +124,7 @@ def _check_gate(path: pathlib.Path, env: dict[str, str]) -> None:
     assert refused.returncode != 0, output
     assert "Failed" in output
     excess = 100.0 * (mac(64) - 100_000) / 100_000
-    assert f"net.py:build  MAC 267.7K > budget 100.0K (+{excess:.1f}%)" in output, output
+    assert f"net (net.py:build)  MAC 267.7K > budget 100.0K (+{excess:.1f}%)" in output, output
     log = _git(path, "log", "--oneline", env=env).stdout.strip().splitlines()
     assert len(log) == 1   # the wider model was not committed
 
@@ -137,6 +137,7 @@ def _check_gate(path: pathlib.Path, env: dict[str, str]) -> None:
 def test_system_hook_gates_commits(tmp_path, hooks_repo):
     """`costmodel-check-system`: the costmodel installed where the user commits from."""
     env = _user_repo(tmp_path / "user", hooks_repo, "costmodel-check-system")
+    env["PYTHONPATH"] = str(ROOT)   # the costmodel of this checkout, not another install
     _check_gate(tmp_path / "user", env)
 
 

@@ -235,7 +235,7 @@ def test_training_semantics_in_the_forward():
 def test_report_structure_and_schema():
     model = convs()
     report = costmodel.analyze(model, "1x3x8x8", mode="train")
-    assert report.mode == "train" and report.schema_version == "1.1"
+    assert report.mode == "train" and report.schema_version == "1.2"
     assert report.totals.cost == report.train.forward + report.train.backward
     for layer in report.layers:
         assert layer.forward + layer.backward == layer.cost

@@ -4,7 +4,7 @@ Plain functions of the annotated cost graph (`report.graph`, a core.graph.CostGr
 its edges with networkx (`graph.dag`). No torch import. analysis/context.py keeps their results
 per graph, so a report computes each of them once.
 
-Definitions (the README states the same):
+Definitions (docs/guidelines.md states the same):
 
 - **kernel**: a graph node that launches work: a costed (or unsupported) call. Views, `getitem`,
   placeholders, outputs, eval dropout and other zero-cost nodes are not kernels. A torch.nn leaf

@@ -36,8 +36,9 @@ from ..core.graph import CostGraph, Node
 from ..core.report import Diagnostic
 from ..core.tensors import format_shape
 from ..core.vocab import Code, NodeKind, OpFlag, Severity
-from ..errors import EagerError, first_line
+from ..errors import AnalysisError, EagerError, first_line
 from ..ops import META, lookup
+from ..ops.shape_rules import InputDtypeError
 from .builder import GraphBuilder
 from .fx import _user_frame, is_leaf
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
@@ -229,6 +230,10 @@ class EagerCapture:
             with patch, self._equivalents(), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
+        except RecursionError:   # too deep for any capture: analyze() says so in one line
+            raise
+        except InputDtypeError as exc:   # the input is wrong: torch.fx would only hide it
+            raise AnalysisError(_explain(exc, self.failed or "")) from exc
         except Exception as exc:  # noqa: BLE001 - every failure becomes one clear message
             raise EagerError(_explain(exc, self.failed or (
                 f"module '{self.stack[-1]}'" if self.stack[-1] else ""))) from exc

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, fx, nn
 
 from ..core.report import Diagnostic, InputInfo
-from ..core.tensors import format_shape, parse_input
+from ..core.tensors import check_size, format_shape, parse_input
 from ..core.vocab import Code, Severity
 from ..errors import AnalysisError, CaptureError, InputSpecError
 from ..ops import META
@@ -30,6 +30,7 @@ def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...
         shape, dtype = tuple(value), "float32"
         if any(d <= 0 for d in shape):
             raise InputSpecError(f"{what} shape {shape} must have positive dimensions")
+        check_size(shape, shape)
     else:
         raise InputSpecError(
             f"{what} must be a shape string like '1x3x224x224', a tuple of ints or a tensor, "
@@ -93,16 +94,33 @@ class Inputs:
     by_position: tuple[str, ...] = ()        # passed positionally, in order (a *args forward)
 
 
+def _check_arguments(owner: str, params: list, positional: list, named: dict,
+                     free: list[str]) -> None:
+    """An input keyword the forward does not take, or one positional input too many, is an
+    error: nothing the user gave is dropped."""
+    kinds = {p.kind for p in params}
+    takes = [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if not any(p.kind == p.VAR_KEYWORD for p in params):
+        for key in named:
+            if key not in takes or any(p.name == key and p.kind == p.POSITIONAL_ONLY
+                                       for p in params):
+                raise AnalysisError(f"{owner}.forward takes no input named {key!r} "
+                                    f"(it takes: {', '.join(takes) or 'nothing'})")
+    if len(positional) > len(free) and not any(k.name == "VAR_POSITIONAL" for k in kinds):
+        by_name = f" besides {', '.join(sorted(named))} by name" if named else ""
+        raise AnalysisError(f"{owner}.forward takes {len(free)} positional input"
+                            f"{'s' if len(free) != 1 else ''}{by_name}, but {len(positional)} "
+                            f"were given")
+
+
 def prepare(model: nn.Module, positional: list, named: dict, training: bool) -> Inputs:
     """Meta tensors for the forward's arguments, by name; when none is given, the one its first
     layer implies (CM003). Raises AnalysisError or InputSpecError."""
     names = forward_names(model)
-    star = next((p.name for p in capture.forward_parameters(model)
-                 if p.kind == p.VAR_POSITIONAL), None)
-    if len(positional) > len(names) and star is None:
-        raise AnalysisError(f"{type(model).__name__}.forward takes {len(names)} positional "
-                            f"inputs, but {len(positional)} were given")
+    params = capture.forward_parameters(model)
+    star = next((p.name for p in params if p.kind == p.VAR_POSITIONAL), None)
     free = [n for n in names if n not in named]
+    _check_arguments(type(model).__name__, params, positional, named, free)
     extra = len(positional) - len(free)
     if star is not None and extra > 0:   # forward(self, x, *args): args_0, args_1, ...
         free += [f"{star}_{i}" for i in range(extra)]

@@ -163,7 +163,7 @@ def _from_toml(section: dict, base: str, root: str) -> list[Target]:
         if not isinstance(table, dict):
             raise ConfigError(f"{sub} must be a table")
         _check_keys(table, MODEL_KEYS, sub)
-        targets.append(_target(table, defaults, sub, root))
+        targets.append(named(_target(table, defaults, sub, root), name))
     if not targets:
         raise ConfigError(f"{where} lists no models; add [tool.costmodel.models.NAME] with a spec")
     return targets
@@ -202,7 +202,8 @@ def _from_ini(parser: configparser.ConfigParser, base: str, root: str) -> list[T
         sub = f"{base} [{section}]"
         values = dict(parser[section])
         _check_keys(values, MODEL_KEYS, sub)
-        targets.append(_target(_ini_values(values, sub), defaults, sub, root))
+        targets.append(named(_target(_ini_values(values, sub), defaults, sub, root),
+                             section.partition(":")[2]))
     if not targets:
         raise ConfigError(f"{where} lists no models; add a [costmodel:NAME] section with a spec")
     return targets
@@ -283,6 +284,13 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
     if not target.limits and not target.baseline:
         raise ConfigError(f"{where}: no budget: set max-mac, max-madds, max-flops, max-params, "
                           f"max-mac-bytes or a baseline")
+    return target
+
+
+def named(target: Target, name: str) -> Target:
+    """A configured model is called by its table / section name and its SPEC, so that two
+    configurations of one file are told apart: 'small (net.py:build)'."""
+    target.name = f"{name.strip()} ({target.spec})"
     return target
 
 

@@ -6,6 +6,7 @@ checked (a usage or analysis error): a gate that could not look must not say "pa
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import traceback
@@ -47,7 +48,7 @@ def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str 
                  root: str | None = None, mode: str = Mode.EVAL):
     """Build the model a SPEC names (on meta when it can) and analyse it."""
     from ..core.tensors import canonical_dtype
-    from .loader import load
+    from .loader import load, split, user_code
 
     if dtype:
         canonical_dtype(dtype)
@@ -56,25 +57,66 @@ def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str 
     if not positional and not named and loaded.default_input:
         positional = [loaded.default_input]
     import costmodel
-    return costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=dtype, mode=mode)
+    with user_code(split(spec)[0], "running the forward"):
+        return costmodel.analyze(loaded.model, *positional, kwargs=named, dtype=dtype, mode=mode)
 
 
 def read_report(path: str):
-    """A saved `costmodel report --format json`, as a Report."""
+    """A saved `costmodel report --format json`, as a Report. Totals that are negative or not
+    finite are refused: a gate must not compare with a number no analysis can give."""
     from ..core.report import Report
 
     try:
         with open(path, encoding="utf-8") as fh:
-            return Report.from_dict(json.load(fh))
+            data = json.load(fh)
+        _check_totals(data, path)
+        return Report.from_dict(data)
     except FileNotFoundError:
         raise BudgetError(f"no such baseline report: {path}") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+    except IsADirectoryError:
+        raise BudgetError(f"baseline report {path} is a directory") from None
+    except BudgetError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError) as exc:
         raise BudgetError(f"cannot read baseline report {path}: "
                           f"{type(exc).__name__}: {exc}") from exc
 
 
-def judge(target: Target) -> Outcome:
-    """Analyse one target and compare it with its budgets. Raises on errors the user caused."""
+def _check_totals(data: Any, path: str) -> None:
+    totals = data.get("totals") if isinstance(data, dict) else None
+    if not isinstance(totals, dict):
+        raise BudgetError(f"cannot read baseline report {path}: no 'totals' (is it a "
+                          f"`costmodel report --format json`?)")
+    for metric in METRIC_LABELS:
+        value = totals.get(metric)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise BudgetError(f"baseline report {path}: totals.{metric} is {value!r}, "
+                              f"not a number")
+        if not math.isfinite(value) or value < 0:
+            raise BudgetError(f"baseline report {path}: totals.{metric} is {value!r}; a cost is "
+                              f"a finite number >= 0")
+
+
+ALLOW_MISMATCH = "--allow-baseline-mismatch"
+
+
+def baseline_mismatch(base, report) -> list[str]:
+    """How a baseline was measured differently from this report: mode, MAC-bytes dtype, inputs
+    (name, shape, dtype). Empty when they compare like with like."""
+    sides = []
+    if str(base.mode) != str(report.mode):
+        sides.append(f"mode {base.mode} vs {report.mode}")
+    if (base.dtype or None) != (report.dtype or None):
+        sides.append(f"--dtype {base.dtype or '(none)'} vs {report.dtype or '(none)'}")
+    if _inputs(base, True) != _inputs(report, True):
+        sides.append(f"inputs {_inputs(base, True) or '(none)'} vs "
+                     f"{_inputs(report, True) or '(none)'}")
+    return sides
+
+
+def judge(target: Target, allow_mismatch: bool = False) -> Outcome:
+    """Analyse one target and compare it with its budgets. Raises on errors the user caused,
+    and on a baseline measured differently unless `allow_mismatch`."""
     report = analyze_spec(target.spec, target.inputs, target.args, target.dtype, target.root,
                           target.mode)
     gate = Gate(dict(target.limits), dict(target.increases), strict=target.strict)
@@ -86,10 +128,14 @@ def judge(target: Target) -> Outcome:
         gate.baseline = base.totals.to_dict()
         if not gate.increases:
             gate.increases = {m: 0.0 for m in METRIC_LABELS}   # a baseline alone: no growth at all
-        shapes = lambda r: [(i.name, tuple(i.shape)) for i in r.inputs]  # noqa: E731
-        if shapes(base) != shapes(report):
-            notes.append(f"note: the baseline was measured on other inputs "
-                         f"({_inputs(base)} vs {_inputs(report)})")
+        mismatch = baseline_mismatch(base, report)
+        if mismatch and not allow_mismatch:
+            raise BudgetError(f"baseline {target.baseline} does not compare like with like: "
+                              f"{'; '.join(mismatch)} (baseline vs this check); re-save it or "
+                              f"pass {ALLOW_MISMATCH} to compare anyway")
+        if mismatch:
+            notes.append(f"note: the baseline was measured differently ({'; '.join(mismatch)}; "
+                         f"baseline vs this check)")
     findings = gate.judge(report.totals.to_dict())
     over = [f for f in findings if f.over]
     label = target.label
@@ -103,18 +149,35 @@ def judge(target: Target) -> Outcome:
         else:
             notes.append(f"note: totals are partial, lower bounds (no formula for: {missing}); "
                          f"--strict would fail")
+    lines, notes = _assumed_input(report, target, lines, notes)
     status = OVER if lines else OK
     if status == OK:
         lines.append(f"{label}  ok  " + ", ".join(f.describe() for f in findings))
     return Outcome(target, status, lines + [f"{label}  {n}" for n in notes])
 
 
-def _inputs(report) -> str:
-    return ", ".join(format_input(i.name, i.shape) for i in report.inputs)
+def _assumed_input(report, target: Target, lines: list[str], notes: list[str]
+                   ) -> tuple[list[str], list[str]]:
+    """CM003: an input costmodel assumed is said, and --strict fails on it."""
+    from ..core.vocab import Code
+
+    for d in report.diagnostics:
+        if str(d.code) == Code.INPUT_ASSUMED:
+            if target.strict:
+                lines = [*lines, f"{target.label}  {d.code}: {d.message} --strict fails the gate"]
+            else:
+                notes = [*notes, f"note: {d.code}: {d.message}"]
+    return lines, notes
+
+
+def _inputs(report, dtypes: bool = False) -> str:
+    return ", ".join(format_input(i.name, i.shape, i.dtype if dtypes else None)
+                     for i in report.inputs)
 
 
 def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,
-        out: TextIO | None = None, err: TextIO | None = None) -> int:
+        out: TextIO | None = None, err: TextIO | None = None,
+        allow_mismatch: bool = False) -> int:
     """Check every target; print one line per finding; return the gate's exit status."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -127,7 +190,7 @@ def run(targets: list[Target], *, verbose: bool = False, quiet: bool = False,
         if progress:
             progress.set_description(target.label)
         try:
-            outcome = judge(target)
+            outcome = judge(target, allow_mismatch)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not hide the others
             outcome = Outcome(target, ERROR, [])
             if verbose:

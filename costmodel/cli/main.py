@@ -102,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
                        help="allowed growth over the baseline, e.g. mac=2%% (default with "
                             "--baseline: 0%% for every metric); a bare 2%% means every metric")
+    check.add_argument("--allow-baseline-mismatch", action="store_true",
+                       help="compare with a baseline measured in another mode, dtype or on "
+                            "other inputs (refused by default)")
     check.add_argument("--strict", action="store_true",
-                       help="fail when the analysis is partial (an op has no formula)")
+                       help="fail when the analysis is partial (an op has no formula) or its "
+                            "input was assumed (CM003)")
     check.add_argument("--config", metavar="FILE",
                        help="pyproject.toml or setup.cfg to read budgets from (default: the "
                             "nearest one with a costmodel section, from the current folder up)")
@@ -165,11 +169,17 @@ def run_report(args: argparse.Namespace) -> int:
 
     if args.top is not None and args.top < 1:
         raise UsageError("--top must be at least 1")
+    _check_depth(args.depth)
     profile = _profile(args.device)
     report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
     _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
                           profile=profile), args.output)
     return 0
+
+
+def _check_depth(depth: int) -> None:
+    if depth < 1:
+        raise UsageError(f"--depth must be at least 1 (the top-level modules), not {depth}")
 
 
 def _profile(name: str | None):
@@ -239,7 +249,8 @@ def run_check(args: argparse.Namespace) -> int:
                 target.dtype = args.dtype
             if args.mode != Mode.EVAL:
                 target.mode = args.mode
-    return check.run(targets, verbose=args.verbose, quiet=args.quiet)
+    return check.run(targets, verbose=args.verbose, quiet=args.quiet,
+                     allow_mismatch=args.allow_baseline_mismatch)
 
 
 def run_diff(args: argparse.Namespace) -> int:
@@ -248,6 +259,7 @@ def run_diff(args: argparse.Namespace) -> int:
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
+    _check_depth(args.depth)
 
     def side(spec: str, inputs: list[str], arg: list[str]):
         if spec.endswith(".json"):

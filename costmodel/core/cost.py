@@ -4,14 +4,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 METRICS = ("madds", "flops", "params", "mac", "mac_bytes")
-#: metric key -> the word the README and every rendered table use for it
+#: metric key -> the word the docs and every rendered table use for it
 METRIC_LABELS = {"madds": "MAdds", "flops": "FLOPs", "params": "params", "mac": "MAC",
                  "mac_bytes": "MAC bytes"}
 
 
 @dataclass(frozen=True, slots=True)
 class Cost:
-    """MAdds, FLOPs, params and MAC (elements and bytes) of one op, in the vocabulary of the README.
+    """MAdds, FLOPs, params and MAC (elements and bytes) of one op, in the README's vocabulary.
 
     madds:     multiply-adds of contraction ops (conv, linear, matmul, attention)
     flops:     2 * madds + every other arithmetic operation

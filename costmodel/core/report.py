@@ -11,7 +11,7 @@ from typing import Any
 from .cost import METRICS, Cost, total
 from .vocab import CaptureKind, Category, Code, Mode, NodeStatus, Severity, Status
 
-SCHEMA_VERSION = "1.1"   # 1.1: mode="train" adds "train", layer "backward"
+SCHEMA_VERSION = "1.2"   # 1.1: mode="train" adds "train", layer "backward"; 1.2: "dtype"
 
 
 class _CostFields:
@@ -129,7 +129,7 @@ class Totals:
 @dataclass(frozen=True)
 class TrainTotals:
     """mode="train": forward and backward apart (`Report.totals` is their sum), and the activation
-    memory autograd keeps for the backward pass (bytes; README, "Training cost")."""
+    memory autograd keeps for the backward pass (bytes; docs/training.md)."""
 
     forward: Cost
     backward: Cost
@@ -200,6 +200,7 @@ class Report:
     graph: Any = field(default=None, compare=False, repr=False)   # core.graph.CostGraph
     schema_version: str = SCHEMA_VERSION
     train: TrainTotals | None = None        # mode="train" only
+    dtype: str | None = None                # analyze(dtype=...): the dtype MAC bytes count at
 
     # ---- roll-ups -------------------------------------------------------------------------
     def by_module(self, depth: int | None = None) -> list[Row]:
@@ -261,7 +262,7 @@ class Report:
                 "capture": self.capture, "inputs": [i.to_dict() for i in self.inputs],
                 "totals": self.totals.to_dict(),
                 "layers": [layer.to_dict() for layer in self.layers],
-                "diagnostics": [d.to_dict() for d in self.diagnostics],
+                "diagnostics": [d.to_dict() for d in self.diagnostics], "dtype": self.dtype,
                 **({"train": self.train.to_dict()} if self.train is not None else {})}
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -300,7 +301,7 @@ class Report:
             tuple(tr.get("missing", ())))
         return cls(data.get("model", "?"), inputs, _enum(Mode, data.get("mode", Mode.EVAL)), layers,
                    totals, diagnostics, _enum(CaptureKind, data.get("capture", CaptureKind.FX)),
-                   train=train)
+                   train=train, dtype=data.get("dtype"))
 
     @classmethod
     def from_json(cls, text: str) -> Report:

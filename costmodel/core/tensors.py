@@ -94,7 +94,21 @@ def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
     if any(d == 0 for d in shape):
         raise InputSpecError(f"input shape {raw!r} has a zero dimension; "
                              "every dimension must be >= 1")
+    check_size(shape, raw)
     return name, shape, dtype
+
+
+MAX_ELEMENTS = 2 ** 63 - 1   # a tensor's element count is a signed 64-bit integer
+
+
+def check_size(shape: tuple[int, ...], raw: object) -> None:
+    """Refuse a shape no tensor can have: more elements than a signed 64-bit count holds."""
+    numel = 1
+    for d in shape:
+        numel *= d
+    if numel > MAX_ELEMENTS:
+        raise InputSpecError(f"input shape {raw!r} has {numel:.3g} elements, more than any "
+                             f"tensor can hold (2**63 - 1)")
 
 
 def format_shape(shape: tuple[int, ...]) -> str:

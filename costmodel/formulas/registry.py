@@ -4,7 +4,7 @@ A formula sees only an `OpCall`: tensor specs and named attributes. It never see
 networkx or an nn.Module, so every formula can be tested with plain arithmetic. Each returns a
 `Cost` with MAdds, FLOPs, params and MAC together, so adding an op touches one function in one file.
 
-Conventions (the README has the full table):
+Conventions (docs/conventions.md has the full table):
 - MAdds: multiply-adds of contraction ops only. FLOPs = 2 * MAdds + every other arithmetic op.
 - MAC (ShuffleNet V2): every input and weight read plus every output written, once per op.
   A broadcast input is read once (its stored elements), not once per output.
@@ -105,7 +105,7 @@ def simple_cost(call: OpCall, *, madds: int = 0, flops: int = 0) -> Cost:
 # for it (`saved`: argument names, or "out" / "out.i" for outputs; `extra_bytes` for what is not a
 # graph value: dropout masks, pooling indices, norm statistics, attention log-sum-exp).
 #
-# Conventions (README, "Training cost"):
+# Conventions (docs/training.md):
 # - Contractions: each gradient is one contraction of the same size as the forward: grad-input of
 #   conv/linear/matmul costs the forward MAdds, grad-weight the same again. Only arguments in
 #   `needs` are computed: no grad-input for the model's input, no grad-weight for a frozen weight.

@@ -72,8 +72,23 @@ def _compare(b: dict) -> Tensor | None:
     return None if out is None else empty(out.shape, torch.bool)
 
 
+class InputDtypeError(RuntimeError):
+    """An input real torch would refuse for its dtype: the user's input is wrong, so no other
+    capture is tried."""
+
+
+def _same_dtype(x: Any, w: Any, what: str) -> None:
+    """Real torch refuses an input whose dtype differs from the weight's (an int64 tensor or an
+    fp32 input into a bf16 layer); meta kernels do not check, so say it as torch would."""
+    if isinstance(x, Tensor) and isinstance(w, Tensor) and x.dtype != w.dtype:
+        raise InputDtypeError(f"{what}: input dtype {str(x.dtype).removeprefix('torch.')} and "
+                           f"weight dtype {str(w.dtype).removeprefix('torch.')} should be the "
+                           f"same (torch refuses this on a real device)")
+
+
 def _linear(b: dict) -> Tensor | None:
     x, w = b["input"], b["weight"]
+    _same_dtype(x, w, "linear")
     if x.dim() == 0 or w.dim() not in (1, 2) or x.shape[-1] != w.shape[-1] or x.dtype != w.dtype:
         return None   # let torch raise its own error
     shape = tuple(x.shape[:-1]) + ((w.shape[0],) if w.dim() == 2 else ())
@@ -85,6 +100,7 @@ def _conv(b: dict) -> Tensor | None:
     unusual (string padding, a shape torch would refuse) goes to torch's own meta kernel, which
     raises the real error; this rule only saves the common case its overhead."""
     x, w = b["input"], b["weight"]
+    _same_dtype(x, w, "convolution")
     groups = b.get("groups", 1)
     if not isinstance(x, Tensor) or not isinstance(w, Tensor) or x.dtype != w.dtype:
         return None
@@ -163,6 +179,10 @@ def _sdpa(b: dict) -> Tensor | None:
 
 def _embedding(b: dict) -> Tensor:
     idx, w = b["input"], b["weight"]
+    if isinstance(idx, Tensor) and idx.dtype not in (torch.int64, torch.int32):
+        raise InputDtypeError(f"embedding: indices must be int64 or int32, not "
+                           f"{str(idx.dtype).removeprefix('torch.')} (torch refuses this on a "
+                           f"real device); pass e.g. --input 1x128:int64")
     return empty(tuple(idx.shape) + (w.shape[-1],), w.dtype)
 
 

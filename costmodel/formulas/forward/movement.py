@@ -1,11 +1,11 @@
 """Data movement, embedding and tensor creation: 0 FLOPs, MAC only where data really moves.
 
-The rule (README, "Data movement"): an op whose output is a view of its input (view, reshape of a
-contiguous tensor, flatten, permute, transpose, expand, split, chunk, basic indexing) moves
-nothing and costs nothing. An op that writes a new tensor (cat, stack, contiguous or reshape after
-a permute, channel shuffle, pad, repeat, gather) reads what it copies, at most what it writes, and
-writes its output. Index tensors are read in full. `x[i] = v` writes the region x[i] and reads v
-(the destination is not read).
+The rule (docs/conventions.md, "Data movement"): an op whose output is a view of its input (view,
+reshape of a contiguous tensor, flatten, permute, transpose, expand, split, chunk, basic indexing)
+moves nothing and costs nothing. An op that writes a new tensor (cat, stack, contiguous or reshape
+after a permute, channel shuffle, pad, repeat, gather) reads what it copies, at most what it
+writes, and writes its output. Index tensors are read in full. `x[i] = v` writes the region x[i]
+and reads v (the destination is not read).
 """
 from __future__ import annotations
 

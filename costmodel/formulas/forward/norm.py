@@ -1,6 +1,6 @@
 """Normalisation layers: batch, layer, group, instance, RMS and local response norm.
 
-Per element (README, "FLOPs"):
+Per element (docs/conventions.md, "FLOPs"):
 - statistics (mean and variance from sum x and sum x^2): 3
 - normalise, (x - mean) * rstd: 2
 - affine: 1 for the weight, 1 for the bias

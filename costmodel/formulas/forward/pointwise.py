@@ -1,6 +1,6 @@
 """Element-wise ops, activations, softmax, reductions and dropout.
 
-Convention (README, "FLOPs"): every element-wise op or activation is 1 FLOP per output element,
+Convention (docs/conventions.md): every element-wise op or activation is 1 FLOP per output element,
 whatever its internal arithmetic (exp, erf, a clamp). costmodel counts op applications, not
 micro-ops, so that ReLU, Add and a bias add all weigh the same, as in the ShuffleNet V2 paper.
 Softmax and log-softmax state their count below. MAC reads each input once (a broadcast operand
