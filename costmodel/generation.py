@@ -15,6 +15,7 @@ floating-point inputs at `context` less those at context 0.
 """
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import warnings
@@ -52,6 +53,8 @@ class _Step(nn.Module):
 
 class _HFAdapter:
     """Decode steps of a Hugging Face causal LM with its own DynamicCache."""
+
+    first = 0   # the first decode step's context is the prompt length
 
     def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
         import transformers
@@ -97,7 +100,106 @@ class _HFAdapter:
         return report, kv
 
 
+class _EncDecStep(nn.Module):
+    """One decoder step of an encoder-decoder over cached self- and cross-attention keys/values
+    (the encoder output is given: the encoder ran once, in the prefill)."""
+
+    def __init__(self, model: nn.Module, encoded: torch.Tensor, cache: Any) -> None:
+        super().__init__()
+        self.model = model
+        self._state = [encoded, cache]
+
+    def forward(self, decoder_input_ids: torch.Tensor) -> Any:
+        encoded, cache = self._state
+        return self.model(encoder_outputs=(encoded,), decoder_input_ids=decoder_input_ids,
+                          past_key_values=cache, use_cache=True).logits
+
+
+class _EncDecPrefill(nn.Module):
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, decoder_input_ids: torch.Tensor) -> Any:
+        return self.model(input_ids=input_ids, decoder_input_ids=decoder_input_ids,
+                          use_cache=True).logits
+
+
+class _EncDecAdapter:
+    """A Hugging Face encoder-decoder (BART-style): the prefill runs the encoder over the prompt
+    and the decoder over its first token; decode step `context` runs the decoder over one token
+    with `context` decoder tokens in the self-attention cache and the prompt's keys/values in the
+    cross-attention cache (an EncoderDecoderCache, as generate() keeps it)."""
+
+    first = 1   # the decoder has one token after the prefill
+
+    def __init__(self, model: nn.Module, dtype: torch.dtype, prompt_len: int) -> None:
+        import transformers
+
+        self.model, self.dtype, self.prompt_len = model, dtype, prompt_len
+        self._tf = transformers
+        cfg = model.config
+        heads = _first(cfg, "decoder_attention_heads", "num_heads")
+        self.width = _first(cfg, "d_model", "hidden_size")
+        self.kv_heads = heads
+        self.head_dim = getattr(cfg, "d_kv", None) or self.width // heads
+        self.layers = _first(cfg, "decoder_layers", "num_decoder_layers", "num_layers")
+
+    def breaks(self) -> list[int]:
+        return []
+
+    def cache(self, batch: int, context: int) -> Any:
+        tf = self._tf
+        caches = []
+        for length in (context, self.prompt_len):
+            cache = tf.DynamicCache()
+            shape = (batch, self.kv_heads, length, self.head_dim)
+            for layer in range(self.layers):
+                cache.update(torch.empty(shape, dtype=self.dtype, device="meta"),
+                             torch.empty(shape, dtype=self.dtype, device="meta"), layer)
+            caches.append(cache)
+        return tf.EncoderDecoderCache(*caches)
+
+    def step(self, batch: int, context: int, new: int, dtype: str | None) -> tuple[Report, int]:
+        with warnings.catch_warnings(), _no_ones_mask(self.model):
+            warnings.simplefilter("ignore")
+            if context == 0:
+                return analyze(_EncDecPrefill(self.model), kwargs={
+                    "input_ids": f"{batch}x{new}:int64",
+                    "decoder_input_ids": f"{batch}x1:int64"}, dtype=dtype), 0
+            cache = self.cache(batch, context)
+            kv = _cache_bytes(cache.self_attention_cache, dtype) + _cache_bytes(
+                cache.cross_attention_cache, dtype)
+            encoded = torch.empty(batch, self.prompt_len, self.width, dtype=self.dtype,
+                                  device="meta")
+            report = analyze(_EncDecStep(self.model, encoded, cache),
+                             kwargs={"decoder_input_ids": f"{batch}x1:int64"}, dtype=dtype)
+        return report, kv
+
+
+@contextlib.contextmanager
+def _no_ones_mask(model: nn.Module):
+    """BART-style decoders make an all-ones padding mask when given none, only for the mask
+    code to read it back and find it all ones; a value no meta tensor has. The model's module
+    skips it when `is_torchdynamo_compiling()` (the mask is then None, which means the same), so
+    that name is patched in the model's own module for the capture."""
+    import sys
+
+    module = sys.modules.get(type(model).__module__)
+    if module is None or not hasattr(module, "is_torchdynamo_compiling"):
+        yield
+        return
+    original = module.is_torchdynamo_compiling
+    module.is_torchdynamo_compiling = lambda: True
+    try:
+        yield
+    finally:
+        module.is_torchdynamo_compiling = original
+
+
 class _PlainAdapter:
+    first = 0   # the first decode step's context is the prompt length
+
     def __init__(self, model: nn.Module, step: StepInputs) -> None:
         self.model = model
         self.inputs = step
@@ -189,6 +291,10 @@ class Generation:
         self._adapter = adapter
         self._reports: dict[int, tuple[Report, int]] = {}
         self.prefill = adapter.step(batch, 0, prompt_len, dtype)[0]
+        # decode steps run at contexts first_context .. last_context (a causal LM's first step
+        # has the prompt cached; an encoder-decoder's decoder has its first token)
+        self.first_context = adapter.first or prompt_len
+        self.last_context = self.first_context + new_tokens - 1
         self._form = forms.Piecewise.fit(1, adapter.breaks(), self._measure)
         self.params = sum(p.numel() for p in model.parameters())
         self.params_active = self.params
@@ -216,7 +322,7 @@ class Generation:
 
     def curve(self, points: int = 5) -> list[forms.StepRow]:
         """A few steps of the per-token curve: the first, the last and evenly between."""
-        return [self.step_cost(c) for c in forms.curve_contexts(self.prompt_len,
+        return [self.step_cost(c) for c in forms.curve_contexts(self.first_context,
                                                                 self.new_tokens, points)]
 
     def step_cost(self, context: int) -> forms.StepRow:
@@ -225,7 +331,7 @@ class Generation:
 
     @property
     def per_token(self) -> list[forms.StepRow]:
-        return forms.rows(self._form, self.prompt_len, self.new_tokens)
+        return forms.rows(self._form, self.first_context, self.new_tokens)
 
     @property
     def totals(self) -> dict[str, int]:
@@ -241,8 +347,8 @@ class Generation:
     # ---- memory and speed ------------------------------------------------------------------
     @property
     def peak_memory_bytes(self) -> dict[str, dict[str, int]]:
-        last = self.prompt_len + self.new_tokens - 1
-        phases = {"prefill": (self.prefill, self.kv_cache_bytes(self.prompt_len)),
+        last = self.last_context
+        phases = {"prefill": (self.prefill, self.kv_cache_bytes(self.first_context)),
                   "decode": (self.decode(last), self.kv_cache_bytes(last + 1))}
         out = {}
         for name, (report, kv) in phases.items():
@@ -253,21 +359,21 @@ class Generation:
 
     def latency(self, profile: Any = None) -> GenerationLatency:
         prof = _latency.load_profile(profile)
-        last = self.prompt_len + self.new_tokens - 1
+        start, last = self.first_context, self.last_context
         prefill = _phase(self.prefill, prof)
-        first = _phase(self.decode(self.prompt_len), prof)
-        final = _phase(self.decode(last), prof) if last != self.prompt_len else first
+        first = _phase(self.decode(start), prof)
+        final = _phase(self.decode(last), prof) if last != start else first
         mean = (first.seconds + final.seconds) / 2
         per_s = self.batch / mean if mean else math.inf
         ridge = (prof.peak_flops, prof.bandwidth_bytes_per_s)
-        pt, dt = self.prefill.totals, self.decode(self.prompt_len).totals
+        pt, dt = self.prefill.totals, self.decode(start).totals
         return GenerationLatency(prof.name, prefill, first, final, per_s, self.batch,
                                  forms.bound(pt.flops, pt.mac_bytes, *ridge),
                                  forms.bound(dt.flops, dt.mac_bytes, *ridge))
 
     def to_dict(self, profile: Any = None) -> dict[str, Any]:
         pt = self.prefill.totals
-        d = self.decode(self.prompt_len).totals
+        d = self.decode(self.first_context).totals
         out: dict[str, Any] = {
             "model": self.name, "prompt_len": self.prompt_len, "new_tokens": self.new_tokens,
             "batch": self.batch,
@@ -279,7 +385,7 @@ class Generation:
                              "intensity": forms.intensity(d.flops, d.mac_bytes),
                              "status": str(d.status)},
             "totals": self.totals, "peak_memory_bytes": self.peak_memory_bytes,
-            "kv_cache_bytes": self.kv_cache_bytes(self.prompt_len + self.new_tokens),
+            "kv_cache_bytes": self.kv_cache_bytes(self.last_context + 1),
             "per_token": [r.to_dict() for r in self.curve()]}
         if profile is not None:
             out["latency"] = self.latency(profile).to_dict()
@@ -298,7 +404,9 @@ def analyze_generation(model: nn.Module, prompt_len: int, new_tokens: int, batch
                        dtype: str | None = None, step: StepInputs | None = None) -> Generation:
     """Static cost of generating `new_tokens` tokens per sequence after a `prompt_len` prompt.
 
-    model: a Hugging Face causal LM (its DynamicCache is used), or any nn.Module with `step`.
+    model: a Hugging Face causal LM (its DynamicCache is used), a Hugging Face encoder-decoder
+        (BART-style: the encoder runs once in the prefill, decoder steps use self- and
+        cross-attention caches), or any nn.Module with `step`.
     step: for a plain PyTorch model, `step(context, new_tokens, batch)` -> the forward's keyword
         inputs with the cache (module docstring).
     dtype: count bytes (MAC, KV cache, weights) as if floating tensors had this dtype.
@@ -313,11 +421,11 @@ def analyze_generation(model: nn.Module, prompt_len: int, new_tokens: int, batch
     if step is not None:
         adapter: Any = _PlainAdapter(model, step)
     elif getattr(model, "config", None) is not None and hasattr(model.config, "get_text_config"):
-        if model.config.is_encoder_decoder:
-            raise AnalysisError(f"{type(model).__name__} is an encoder-decoder: not supported yet "
-                                f"by analyze_generation; pass step= with its decoder inputs")
         cache_dtype = getattr(torch, dtype) if dtype else next(model.parameters()).dtype
-        adapter = _HFAdapter(model, cache_dtype)
+        if model.config.is_encoder_decoder:
+            adapter = _EncDecAdapter(model, cache_dtype, prompt_len)
+        else:
+            adapter = _HFAdapter(model, cache_dtype)
     else:
         raise AnalysisError(f"{type(model).__name__} is not a Hugging Face model: pass "
                             f"step=fn(context, new_tokens, batch) returning its decode-step inputs")

@@ -268,3 +268,44 @@ def test_cli_generate(tmp_path, capsys):
         assert main(["generate", str(path), *bad]) == 2
         err = capsys.readouterr().err
         assert err.startswith("costmodel: error:") and err.count("\n") == 1
+
+
+def test_encoder_decoder_bart():
+    """The prefill is the encoder over the prompt plus the decoder's first token; a decode step
+    is the decoder over one token with `context` decoder tokens in its self-attention cache and
+    the prompt's keys/values in its cross-attention cache. Oracle: a real run that fills the
+    EncoderDecoderCache, then the step under FlopCounterMode (MATH SDPA)."""
+    cfg = transformers.BartConfig(d_model=64, encoder_layers=2, decoder_layers=2,
+                                  encoder_attention_heads=4, decoder_attention_heads=4,
+                                  encoder_ffn_dim=128, decoder_ffn_dim=128, vocab_size=100,
+                                  max_position_embeddings=128)
+    torch.manual_seed(0)
+    model = transformers.BartForConditionalGeneration(cfg).eval()
+    prompt, batch = 7, 2
+    g = costmodel.analyze_generation(model, prompt_len=prompt, new_tokens=20, batch=batch)
+    ids = torch.randint(3, 100, (batch, prompt))
+
+    def oracle(c):
+        with warnings.catch_warnings(), torch.no_grad(), sdpa_kernel(SDPBackend.MATH):
+            warnings.simplefilter("ignore")
+            if c == 0:
+                with FlopCounterMode(display=False) as counter:
+                    model(input_ids=ids, decoder_input_ids=ids[:, :1], use_cache=True)
+                return counter.get_total_flops() // 2, 0
+            out = model(input_ids=ids, decoder_input_ids=torch.randint(3, 100, (batch, c)),
+                        use_cache=True)
+            cache = out.past_key_values
+            kv = sum(cache_bytes(part) for part in (cache.self_attention_cache,
+                                                    cache.cross_attention_cache))
+            with FlopCounterMode(display=False) as counter:
+                model(encoder_outputs=(out.encoder_last_hidden_state,),
+                      decoder_input_ids=ids[:, :1], past_key_values=cache, use_cache=True)
+            return counter.get_total_flops() // 2, kv
+
+    assert g.prefill.totals.madds == oracle(0)[0]
+    assert g.first_context == 1 and g.per_token[-1].context == 20
+    for c in (1, 2, 5, 13, 30):
+        madds, kv = oracle(c)
+        assert g.decode(c).totals.madds == madds == g.step_cost(c).madds
+        # self-attention keeps c decoder tokens, cross-attention the prompt: 2 layers, 4 heads
+        assert g.kv_cache_bytes(c) == kv == 2 * 2 * batch * 4 * 16 * 4 * (c + prompt)

@@ -12,8 +12,8 @@ from .units import duration, human
 
 def _phases(g: Any) -> list[list[str]]:
     rows = []
-    last = g.prompt_len + g.new_tokens - 1
-    for name, rep in (("prefill", g.prefill), (f"decode @ {g.prompt_len}", g.decode(g.prompt_len)),
+    first, last = g.first_context, g.last_context
+    for name, rep in (("prefill", g.prefill), (f"decode @ {first}", g.decode(first)),
                       (f"decode @ {last}", g.decode(last))):
         t = rep.totals
         rows.append([name, human(t.madds), human(t.flops), human(t.mac_bytes, binary=True),
