@@ -297,9 +297,7 @@ class Generation:
         self.last_context = self.first_context + new_tokens - 1
         self._form = forms.Piecewise.fit(1, adapter.breaks(), self._measure)
         self.params = sum(p.numel() for p in model.parameters())
-        self.params_active = self.params
-        # TODO(issue 16 / MoE): when ops/formulas expose active parameters (routed top-k +
-        # shared experts), take them here; dense models use every parameter per token.
+        self.params_active = active_parameters(model)
         self.weight_bytes = sum(p.numel() * (_itemsize(p, dtype)) for p in model.parameters())
 
     # ---- per step -------------------------------------------------------------------------
@@ -390,6 +388,28 @@ class Generation:
         if profile is not None:
             out["latency"] = self.latency(profile).to_dict()
         return out
+
+
+def active_parameters(model: nn.Module) -> int:
+    """Parameters one token uses: every parameter of a dense model; in a mixture of experts
+    whose config names the routed experts (`num_local_experts` / `num_experts` /
+    `n_routed_experts`) and the top-k (`num_experts_per_tok`), the routed experts' parameters
+    (those under a module named `experts`, stacked or one module per expert) count k / E of
+    theirs, and everything else (attention, router, shared experts, embeddings) in full.
+
+    TODO(MoE): when ops/formulas give active parameters from the graph (another issue), use
+    them here; this reads the Hugging Face config only."""
+    total = sum(p.numel() for p in model.parameters())
+    cfg = getattr(model, "config", None)
+    cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
+    experts = next((getattr(cfg, n) for n in ("num_local_experts", "num_experts",
+                                               "n_routed_experts") if getattr(cfg, n, None)), None)
+    top_k = getattr(cfg, "num_experts_per_tok", None)
+    if not experts or not top_k:
+        return total
+    routed = sum(p.numel() for name, p in model.named_parameters()
+                 if "experts" in name.split(".")[:-1])
+    return total - routed + routed * top_k // experts
 
 
 def _phase(report: Report, profile: Any) -> PhaseLatency:

@@ -309,3 +309,28 @@ def test_encoder_decoder_bart():
         assert g.decode(c).totals.madds == madds == g.step_cost(c).madds
         # self-attention keeps c decoder tokens, cross-attention the prompt: 2 layers, 4 heads
         assert g.kv_cache_bytes(c) == kv == 2 * 2 * batch * 4 * 16 * 4 * (c + prompt)
+
+
+def test_mixtral_8x7b_active_parameters():
+    """Mixtral-8x7B's shape (meta weights): about 46.7B parameters, 12.9B active (Mixtral of
+    Experts, arXiv:2401.04088), written out from the config: 8 experts, top-2 routing."""
+    from costmodel.generation import active_parameters
+
+    d, ff, layers, heads, kv, vocab, experts, top_k = 4096, 14336, 32, 32, 8, 32000, 8, 2
+    cfg = transformers.MixtralConfig(hidden_size=d, intermediate_size=ff, num_hidden_layers=layers,
+                                     num_attention_heads=heads, num_key_value_heads=kv,
+                                     vocab_size=vocab, num_local_experts=experts,
+                                     num_experts_per_tok=top_k)
+    with torch.device("meta"):
+        model = transformers.MixtralForCausalLM(cfg)
+    hd = d // heads
+    attention = 2 * d * d + 2 * d * kv * hd
+    expert = 3 * d * ff                       # gate, up and down projections
+    shared = layers * (attention + experts * d + 2 * d) + 2 * vocab * d + d   # router, norms
+    total = shared + layers * experts * expert
+    active = shared + layers * top_k * expert
+    assert sum(p.numel() for p in model.parameters()) == total
+    assert active_parameters(model) == active
+    assert round(total / 1e9, 1) == 46.7 and round(active / 1e9, 1) == 12.9
+    assert active_parameters(build("llama-gqa")) == sum(
+        p.numel() for p in build("llama-gqa").parameters())
