@@ -334,3 +334,14 @@ def test_mixtral_8x7b_active_parameters():
     assert round(total / 1e9, 1) == 46.7 and round(active / 1e9, 1) == 12.9
     assert active_parameters(build("llama-gqa")) == sum(
         p.numel() for p in build("llama-gqa").parameters())
+
+
+def test_the_model_is_untouched():
+    model = build("llama-gqa")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    attributes = set(vars(model))
+    g = costmodel.analyze_generation(model, prompt_len=4, new_tokens=3, batch=2)
+    assert g.peak_memory_bytes["decode"]["kv_cache"] > 0
+    assert set(vars(model)) == attributes and not model.training
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) and after[k].device.type == "cpu" for k in before)
