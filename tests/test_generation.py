@@ -270,17 +270,25 @@ def test_cli_generate(tmp_path, capsys):
         assert err.startswith("costmodel: error:") and err.count("\n") == 1
 
 
-def test_encoder_decoder_bart():
+SEQ2SEQ = {
+    "bart": lambda: transformers.BartForConditionalGeneration(transformers.BartConfig(
+        d_model=64, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+        decoder_attention_heads=4, encoder_ffn_dim=128, decoder_ffn_dim=128, vocab_size=100,
+        max_position_embeddings=128)),
+    "t5": lambda: transformers.T5ForConditionalGeneration(transformers.T5Config(
+        d_model=64, d_kv=16, d_ff=128, num_layers=2, num_decoder_layers=2, num_heads=4,
+        vocab_size=100, decoder_start_token_id=0)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SEQ2SEQ))
+def test_encoder_decoder(name):
     """The prefill is the encoder over the prompt plus the decoder's first token; a decode step
     is the decoder over one token with `context` decoder tokens in its self-attention cache and
     the prompt's keys/values in its cross-attention cache. Oracle: a real run that fills the
     EncoderDecoderCache, then the step under FlopCounterMode (MATH SDPA)."""
-    cfg = transformers.BartConfig(d_model=64, encoder_layers=2, decoder_layers=2,
-                                  encoder_attention_heads=4, decoder_attention_heads=4,
-                                  encoder_ffn_dim=128, decoder_ffn_dim=128, vocab_size=100,
-                                  max_position_embeddings=128)
     torch.manual_seed(0)
-    model = transformers.BartForConditionalGeneration(cfg).eval()
+    model = SEQ2SEQ[name]().eval()
     prompt, batch = 7, 2
     g = costmodel.analyze_generation(model, prompt_len=prompt, new_tokens=20, batch=batch)
     ids = torch.randint(3, 100, (batch, prompt))
@@ -345,3 +353,29 @@ def test_the_model_is_untouched():
     assert set(vars(model)) == attributes and not model.training
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) and after[k].device.type == "cpu" for k in before)
+
+
+def test_piecewise_forms_written_out():
+    """The pure closed form: segments split where a cache stops growing, two points per segment,
+    exact integers, and a form that is not integral raises instead of rounding."""
+    from costmodel.analysis.generation import Piecewise, segment_bounds
+
+    assert segment_bounds(1, [15]) == [(1, 14), (15, None)]
+    assert segment_bounds(1, [7, 15, 0]) == [(1, 6), (7, 14), (15, None)]
+    seen = []
+
+    def cost(c):   # 100 + 3 c up to a window of 10 tokens, then flat (plus 1 at the break)
+        seen.append(c)
+        return (100 + 3 * min(c, 10) + (c >= 10),)
+
+    form = Piecewise.fit(1, [10], cost)
+    assert len(seen) == 4
+    assert [form(c)[0] for c in (1, 5, 9, 10, 11, 500)] == [103, 115, 127, 131, 131, 131]
+    with pytest.raises(ArithmeticError):
+        Piecewise.fit(1, [], lambda c: (2 ** c,))(2)   # fitted at 1 and 10: slope 1022/9
+
+
+def test_sliding_window_costs_few_captures():
+    g = costmodel.analyze_generation(build("mistral-sliding"), prompt_len=4, new_tokens=5_000)
+    assert len(g.per_token) == 5_000 and len(g._reports) <= 4
+    assert g.per_token[-1].kv_cache_bytes == 2 * 2 * 2 * 16 * 4 * (WINDOW - 1)
