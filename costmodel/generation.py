@@ -323,6 +323,13 @@ class Generation:
         return [self.step_cost(c) for c in forms.curve_contexts(self.first_context,
                                                                 self.new_tokens, points)]
 
+    @property
+    def status(self) -> str:
+        """'complete' when the prefill and every captured step costed every op, else 'partial'
+        (an op costmodel cannot cost is never a silent zero, in the closed forms either)."""
+        reports = [self.prefill, *(r for r, _ in self._reports.values())]
+        return "complete" if all(r.totals.status == "complete" for r in reports) else "partial"
+
     def step_cost(self, context: int) -> forms.StepRow:
         """The closed form at one context (no capture)."""
         return forms.StepRow(context, *self._form(context))
@@ -382,7 +389,8 @@ class Generation:
             "decode_first": {"madds": d.madds, "flops": d.flops, "mac_bytes": d.mac_bytes,
                              "intensity": forms.intensity(d.flops, d.mac_bytes),
                              "status": str(d.status)},
-            "totals": self.totals, "peak_memory_bytes": self.peak_memory_bytes,
+            "totals": self.totals, "status": self.status,
+            "peak_memory_bytes": self.peak_memory_bytes,
             "kv_cache_bytes": self.kv_cache_bytes(self.last_context + 1),
             "per_token": [r.to_dict() for r in self.curve()]}
         if profile is not None:

@@ -257,6 +257,7 @@ def test_cli_generate(tmp_path, capsys):
                  "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["kv_cache_bytes"] == 2 * 2 * 2 * 16 * 4 * 24 * 2
+    assert data["status"] == "complete"
     assert data["per_token"][0]["context"] == 16 and data["per_token"][-1]["context"] == 23
     assert main(["generate", str(path), "--prompt", "16", "--new-tokens", "8",
                  "--format", "markdown"]) == 0

@@ -21,7 +21,7 @@ def _phases(g: Any) -> list[list[str]]:
     tot = g.totals
     rows.append([f"total ({g.new_tokens} steps)", human(tot["madds"]), human(tot["flops"]),
                  human(tot["mac_bytes"], binary=True),
-                 f"{intensity(tot['flops'], tot['mac_bytes']):.2f}", ""])
+                 f"{intensity(tot['flops'], tot['mac_bytes']):.2f}", g.status])
     return rows
 
 
