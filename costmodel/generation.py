@@ -70,17 +70,24 @@ class _HFAdapter:
         self.kv_heads = _first(cfg, "num_key_value_heads", default=heads)
         width = _first(cfg, "hidden_size", "n_embd")
         self.head_dim = getattr(cfg, "head_dim", None) or width // heads
+        self.key_dim = self.value_dim = self.head_dim
+        latent, rope = getattr(cfg, "kv_lora_rank", None), getattr(cfg, "qk_rope_head_dim", None)
+        if latent and rope:
+            # MLA (DeepSeek-V3 in transformers) keeps the compressed latent in the key slot and
+            # the shared rotary key in the value slot, one "head" for all
+            self.kv_heads, self.key_dim, self.value_dim = 1, latent, rope
         self.layers = _first(cfg, "num_hidden_layers", "n_layer")
 
     def cache(self, batch: int, context: int) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             cache = self._cache_cls(config=self.config)
-            shape = (batch, self.kv_heads, context, self.head_dim)
+            keys = (batch, self.kv_heads, context, self.key_dim)
+            values = (batch, self.kv_heads, context, self.value_dim)
             if context:
                 for layer in range(self.layers):
-                    cache.update(torch.empty(shape, dtype=self.dtype, device="meta"),
-                                 torch.empty(shape, dtype=self.dtype, device="meta"), layer)
+                    cache.update(torch.empty(keys, dtype=self.dtype, device="meta"),
+                                 torch.empty(values, dtype=self.dtype, device="meta"), layer)
         return cache
 
     def breaks(self) -> list[int]:

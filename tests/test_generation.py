@@ -38,6 +38,10 @@ def configs():
         "mistral-sliding": (t.MistralForCausalLM, t.MistralConfig(**SMALL, sliding_window=WINDOW)),
         "qwen2": (t.Qwen2ForCausalLM, t.Qwen2Config(**SMALL)),
         "phi3": (t.Phi3ForCausalLM, t.Phi3Config(**SMALL)),
+        "deepseek-v3-mla": (t.DeepseekV3ForCausalLM, t.DeepseekV3Config(
+            **{**SMALL, "num_key_value_heads": 4}, moe_intermediate_size=32,
+            first_k_dense_replace=2, q_lora_rank=32, kv_lora_rank=16, qk_rope_head_dim=8,
+            qk_nope_head_dim=16, v_head_dim=16)),
         "gemma2": (t.Gemma2ForCausalLM, t.Gemma2Config(**SMALL, head_dim=16,
                                                         sliding_window=WINDOW)),
     }
@@ -113,6 +117,11 @@ def test_kv_cache_bytes_are_the_real_cache(case):
     width = getattr(cfg, "hidden_size", None) or cfg.n_embd
     head_dim = getattr(cfg, "head_dim", None) or width // heads
     layers = getattr(cfg, "num_hidden_layers", None) or cfg.n_layer
+    if name == "deepseek-v3-mla":   # MLA keeps the latent (16) and the rotary key (8), 1 head
+        for c in CONTEXTS:
+            assert g.kv_cache_bytes(c) == layers * BATCH * (16 + 8) * 4 * c
+            assert g.kv_cache_bytes(c) == cache_bytes(real_cache(model, BATCH, c))
+        return
     for c in CONTEXTS:
         kept = []   # tokens each layer keeps: a sliding-window layer keeps the last window - 1
         for i in range(layers):
