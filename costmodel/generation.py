@@ -276,13 +276,17 @@ class GenerationLatency:
     batch: int
     bound_prefill: str
     bound_decode: str
+    tokens_per_s_interval: tuple[float, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         def ph(p: PhaseLatency) -> dict[str, Any]:
             return {"seconds": p.seconds, "interval": list(p.interval) if p.interval else None}
         return {"profile": self.profile, "time_to_first_token": ph(self.ttft),
                 "first_step": ph(self.first_step), "last_step": ph(self.last_step),
-                "tokens_per_s": self.tokens_per_s, "bound_prefill": self.bound_prefill,
+                "tokens_per_s": self.tokens_per_s,
+                "tokens_per_s_interval": (list(self.tokens_per_s_interval)
+                                          if self.tokens_per_s_interval else None),
+                "bound_prefill": self.bound_prefill,
                 "bound_decode": self.bound_decode}
 
 
@@ -379,9 +383,15 @@ class Generation:
         per_s = self.batch / mean if mean else math.inf
         ridge = (prof.peak_flops, prof.bandwidth_bytes_per_s)
         pt, dt = self.prefill.totals, self.decode(start).totals
+        band = None
+        if first.interval and final.interval:   # slow end of each step -> fewest tokens/s
+            slow = (first.interval[1] + final.interval[1]) / 2
+            fast = (first.interval[0] + final.interval[0]) / 2
+            band = (self.batch / slow if slow else math.inf,
+                    self.batch / fast if fast else math.inf)
         return GenerationLatency(prof.name, prefill, first, final, per_s, self.batch,
                                  forms.bound(pt.flops, pt.mac_bytes, *ridge),
-                                 forms.bound(dt.flops, dt.mac_bytes, *ridge))
+                                 forms.bound(dt.flops, dt.mac_bytes, *ridge), band)
 
     def to_dict(self, profile: Any = None) -> dict[str, Any]:
         pt = self.prefill.totals

@@ -192,6 +192,10 @@ def test_params_memory_and_latency():
     first, last = est(g.decode(16), "laptop-cpu").total_s, est(g.decode(23), "laptop-cpu").total_s
     assert (lat.first_step.seconds, lat.last_step.seconds) == (first, last)
     assert math.isclose(lat.tokens_per_s, 2 / (first + last))
+    interval = est(g.prefill, "laptop-cpu").interval()
+    assert lat.ttft.interval == interval and interval[0] <= lat.ttft.seconds <= interval[1]
+    low, high = lat.tokens_per_s_interval
+    assert low <= lat.tokens_per_s <= high
     assert lat.bound_decode == "memory"
 
 

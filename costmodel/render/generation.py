@@ -39,13 +39,21 @@ def _memory(g: Any) -> list[list[str]]:
 def _latency(lat: Any) -> list[list[str]]:
     def cell(p: Any) -> str:
         text = duration(p.seconds)
-        if p.interval:
+        if p.interval and p.interval[0] != p.interval[1]:   # a datasheet profile has none
             text += f" [{duration(p.interval[0])}, {duration(p.interval[1])}]"
         return text
     return [["time to first token", cell(lat.ttft), lat.bound_prefill],
             ["first decode step", cell(lat.first_step), lat.bound_decode],
             ["last decode step", cell(lat.last_step), ""],
-            ["decode tokens/s", f"{lat.tokens_per_s:.1f} (batch {lat.batch})", ""]]
+            ["decode tokens/s", _rate(lat), ""]]
+
+
+def _rate(lat: Any) -> str:
+    text = f"{lat.tokens_per_s:.1f}"
+    if lat.tokens_per_s_interval and len(set(lat.tokens_per_s_interval)) == 2:
+        low, high = lat.tokens_per_s_interval
+        text += f" [{low:.1f}, {high:.1f}]"
+    return f"{text} (batch {lat.batch})"
 
 
 SECTIONS = (("phase", "MAdds", "FLOPs", "MAC", "FLOP/B", "status"),
