@@ -15,16 +15,18 @@ from .errors import AnalysisError, CostmodelError
 
 __version__ = "0.1.0"
 __all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "active_params", "analyze",
-           "guidelines", "latency", "moe", "structure"]
+           "analyze_generation", "guidelines", "latency", "moe", "structure"]
 
 if TYPE_CHECKING:  # pragma: no cover
     from .analysis import guidelines, latency, moe, structure
     from .analysis.moe import active_params
     from .api import analyze
     from .core.report import Report
+    from .generation import analyze_generation
 
 _LAZY = {"analyze": ("costmodel.api", "analyze"), "Report": ("costmodel.core.report", "Report"),
-         "active_params": ("costmodel.analysis.moe", "active_params")}
+         "active_params": ("costmodel.analysis.moe", "active_params"),
+         "analyze_generation": ("costmodel.generation", "analyze_generation")}
 #: public module names kept from the flat layout: `costmodel.latency` is costmodel.analysis.latency
 _ALIASES = {f"costmodel.{name}": f"costmodel.analysis.{name}"
             for name in ("guidelines", "latency", "moe", "structure")}

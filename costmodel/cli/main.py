@@ -26,6 +26,7 @@ EXAMPLES = """examples:
   costmodel diff examples/mobilenet_v1.py examples/mobilenet_v2.py
   costmodel report examples/mobilenet_v2.py --mode train      # forward + backward
   costmodel calibrate && costmodel report examples/mobilenet_v2.py --device "$(hostname)"
+  costmodel generate my_llm.py:build --prompt 2048 --new-tokens 128 --device laptop-cpu
 """
 
 FORMATS = ("table", "json", "csv", "markdown", "html", "dot", "svg")
@@ -153,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--seconds", type=float, default=20.0,
                            help="time budget in seconds (default 20; at most 90 is sensible)")
     calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    from .generate import add_parser as add_generate
+
+    add_generate(sub, common, spec_help)
     return parser
 
 
@@ -292,8 +296,14 @@ def run_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_generate(args: argparse.Namespace) -> int:
+    from .generate import run
+
+    return run(args, _profile, _args, _write)
+
+
 COMMANDS = {"report": run_report, "check": run_check, "diff": run_diff,
-            "calibrate": run_calibrate}
+            "calibrate": run_calibrate, "generate": run_generate}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

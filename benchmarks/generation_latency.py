@@ -1,0 +1,94 @@
+"""Generation latency: costmodel's estimate against measured CPU runs (issue 16's validation).
+
+In one process: calibrate this machine's DeviceProfile, then for LLaMA-style models of a few
+sizes (random weights, eval, no_grad, float32) and each batch and prompt length, measure
+
+- time to first token: the median wall time of the prefill (prompt pass with an empty cache);
+- decode tokens/s: batch x new tokens / the wall time of the greedy decode loop that follows
+  (one token per step over the model's own DynamicCache);
+
+and print them next to `analyze_generation(...).latency(profile)`, with the ratio
+measured / estimated. Prints a markdown table.
+
+    python benchmarks/generation_latency.py [--sizes 10M 50M] [--batch 1 4] [--prompt 128 1024]
+        [--new-tokens 32] [--calibrate 4] [--threads N]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import torch
+
+import costmodel
+from costmodel.analysis.calibrate import calibrate, describe
+
+# LLaMA-style shapes (hidden, layers, heads, kv heads, ffn): about 10M, 50M, 150M, 500M params
+# with a 32,000-token vocabulary
+SIZES = {"10M": (256, 4, 4, 2, 688), "50M": (512, 8, 8, 2, 1376), "150M": (768, 12, 12, 4, 2048),
+         "500M": (1280, 20, 20, 4, 3456)}
+
+
+def build(size: str):
+    import transformers
+    d, layers, heads, kv, ff = SIZES[size]
+    cfg = transformers.LlamaConfig(hidden_size=d, num_hidden_layers=layers, intermediate_size=ff,
+                                   num_attention_heads=heads, num_key_value_heads=kv,
+                                   vocab_size=32000)
+    torch.manual_seed(0)
+    return transformers.LlamaForCausalLM(cfg).eval()
+
+
+def measure(model, batch: int, prompt: int, new: int, runs: int) -> tuple[float, float]:
+    ids = torch.randint(0, 32000, (batch, prompt))
+    ttft, decode = [], []
+    with torch.no_grad():
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = model(ids, use_cache=True)
+            ttft.append(time.perf_counter() - start)
+            cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            start = time.perf_counter()
+            for _ in range(new):
+                out = model(token, past_key_values=cache, use_cache=True)
+                cache, token = out.past_key_values, out.logits[:, -1:].argmax(-1)
+            decode.append(time.perf_counter() - start)
+    return statistics.median(ttft), batch * new / statistics.median(decode)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--batch", nargs="+", type=int, default=[1, 4])
+    parser.add_argument("--prompt", nargs="+", type=int, default=[128, 1024])
+    parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--calibrate", type=float, default=4.0, help="calibration seconds")
+    parser.add_argument("--threads", type=int)
+    args = parser.parse_args()
+    warnings.simplefilter("ignore")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = calibrate(args.calibrate, "this-machine", args.threads)
+    print(describe(profile), "\n")
+    print("| model | params | batch | prompt | TTFT measured | TTFT estimate | ratio "
+          "| tok/s measured | tok/s estimate | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        model = build(size)
+        for batch in args.batch:
+            for prompt in args.prompt:
+                g = costmodel.analyze_generation(model, prompt_len=prompt,
+                                                 new_tokens=args.new_tokens, batch=batch)
+                est = g.latency(profile)
+                ttft, tps = measure(model, batch, prompt, args.new_tokens, args.runs)
+                print(f"| {size} | {g.params / 1e6:.1f}M | {batch} | {prompt} "
+                      f"| {ttft * 1e3:.1f} ms | {est.ttft.seconds * 1e3:.1f} ms "
+                      f"| {ttft / est.ttft.seconds:.2f} | {tps:.1f} | {est.tokens_per_s:.1f} "
+                      f"| {tps / est.tokens_per_s:.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
