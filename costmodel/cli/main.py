@@ -74,8 +74,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "float32, int8)")
     report.add_argument("--format", choices=FORMATS, default="table")
     report.add_argument("-o", "--output", help="write to this file instead of stdout")
-    report.add_argument("--sort", choices=SORT_KEYS, help="sort layers by this column")
-    report.add_argument("--top", type=int, help="show only the first K layers")
+    report.add_argument("--layers", choices=("top", "all"), default="top",
+                        help="table/markdown: 'top' (default) the --top K layers by --sort, "
+                             "'all' the full per-layer table (graph order unless --sort)")
+    report.add_argument("--sort", choices=SORT_KEYS,
+                        help="rank layers by this column (default for the top layers: mac); "
+                             "table, markdown, csv; json is always the whole report")
+    report.add_argument("--top", type=int,
+                        help="how many layers to show (default 10 in table/markdown, every "
+                             "layer in csv); json is always the whole report")
     report.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
     _mode_option(report)
     report.add_argument("--device", metavar="PROFILE",
@@ -167,9 +174,17 @@ def run_report(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     _check_depth(args.depth)
     profile = _profile(args.device)
+    ignored = [flag for flag, value in (("--top", args.top), ("--sort", args.sort),
+                                        ("--layers", args.layers != "top"),
+                                        ("--depth", args.depth != 1)) if value]
+    if args.format in ("json", "html", "dot", "svg") and ignored:
+        # said, not silently dropped: these formats always hold the whole report
+        print(f"costmodel: note: {' and '.join(ignored)} "
+              f"{'does' if len(ignored) == 1 else 'do'} not apply to --format {args.format}, "
+              f"which holds the whole report", file=sys.stderr)
     report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
     _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
-                          profile=profile), args.output)
+                          profile=profile, layers=args.layers), args.output)
     return 0
 
 
@@ -264,9 +279,13 @@ def run_diff(args: argparse.Namespace) -> int:
             return read_report(spec)
         return analyze_spec(spec, inputs, _args(arg), args.dtype, mode=args.mode)
 
-    a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
-    b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
-    _write(render(compare(a, b, args.depth), args.format, args.top, (args.a, args.b)), args.output)
+    given = {"a": (args.a, args.input + args.input_a, args.arg + args.arg_a),
+             "b": (args.b, args.input + args.input_b, args.arg + args.arg_b)}
+    a, b = (side(*given[k]) for k in "ab")
+    # each side's header says what was analysed: the SPEC with its --arg and --input
+    sources = tuple(" ".join([spec, *(f"--arg {x}" for x in arg), *(f"--input {x}" for x in inp)])
+                    for spec, inp, arg in given.values())
+    _write(render(compare(a, b, args.depth), args.format, args.top, sources), args.output)
     return 0
 
 

@@ -41,8 +41,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     model = ctx.model_structure
     blocks = ctx.blocks(depth)
     est = ctx.estimate(profile)
-    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == Mode.TRAIN
-                                                else ""),
+    lines = ["structure: fragmentation (ShuffleNet V2 G3)"
+             + (", the forward graph" if report.mode == Mode.TRAIN else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
              f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
     if blocks:
