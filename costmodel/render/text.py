@@ -4,11 +4,13 @@ hint for the full per-layer table (`layers="all"`, the CLI's `--layers all`).
 
 Tables fit the terminal (`COLUMNS`, else the terminal's width, else 120 columns): one `layer`
 column (the module path, or `module/name` for a function the module's forward called) whose long
-names are cut in the middle with an ellipsis. Names are printed with control characters escaped
+names are cut in the middle with an ellipsis; on a narrow terminal the MAC bytes, FLOPs and params
+columns go, in that order. Names are printed with control characters escaped
 (units.clean). The markdown renderer (formats.py) reuses these rows without the cut.
 """
 from __future__ import annotations
 
+import inspect
 import shutil
 
 import tabulate as _tabulate
@@ -52,26 +54,46 @@ def layer_label(layer) -> str:
     return f"{module}/{layer.name}"
 
 
-def layer_rows(report: Report, top: int | None = None, sort: str | None = None,
-               fit: int | None = None) -> list[tuple]:
-    """One row per shown layer; with `fit`, the whole row fits in `fit` columns (long layer
-    names and output shapes cut in the middle)."""
+def layer_rows(report: Report, top: int | None = None, sort: str | None = None) -> list[tuple]:
+    """One row per shown layer (HEADERS), names escaped and never cut."""
     rows = []
     for layer in select_layers(report, top, sort):
         op = layer.op if layer.status is not NodeStatus.UNSUPPORTED else f"{layer.op} (unsupported)"
-        rows.append([clean(layer_label(layer)), clean(op),
+        rows.append((clean(layer_label(layer)), clean(op),
                      ", ".join(format_shape(s) for s in layer.outputs[:2]),
                      human(layer.madds), human(layer.flops), human(layer.params), human(layer.mac),
-                     human(layer.mac_bytes, binary=True)])
-    if fit is not None and rows:
-        for row in rows:
-            row[2] = middle(row[2], 26)
-        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(HEADERS)]
-        room = fit - sum(widths[1:]) - 2 * (len(HEADERS) - 1)
-        limit = max(room, 16)
-        for row in rows:
-            row[0] = middle(row[0], limit)
-    return [tuple(r) for r in rows]
+                     human(layer.mac_bytes, binary=True)))
+    return rows
+
+
+#: the columns given up, in this order, when the table would not fit the terminal otherwise.
+DROPPABLE = ("MAC bytes", "FLOPs", "params")
+MIN_NAME = 16
+
+
+def fitted(rows: list[tuple], fit: int) -> tuple[tuple, list[tuple]]:
+    """(headers, rows) of the layer table within `fit` columns: output shapes cut to 26, then
+    long layer names cut in the middle (never below MIN_NAME), then DROPPABLE columns dropped
+    as needed (json, csv and html keep everything)."""
+    headers = list(HEADERS)
+    body = [list(r) for r in rows]
+    for row in body:
+        row[2] = middle(row[2], 26)
+    for drop in (None, *DROPPABLE):
+        if drop is not None:
+            i = headers.index(drop)
+            headers.pop(i)
+            for row in body:
+                row.pop(i)
+        widths = [max(len(h) + 2, *(len(r[i]) for r in body)) if body else len(h) + 2
+                  for i, h in enumerate(headers)]   # tabulate pads a header by 2
+        room = fit - sum(widths[1:]) - 2 * (len(headers) - 1)
+        if room >= min(widths[0], MIN_NAME):
+            break
+    room = max(room, MIN_NAME)
+    for row in body:
+        row[0] = middle(row[0], room)
+    return tuple(headers), [tuple(r) for r in body]
 
 
 def module_rows(report: Report, depth: int, indent: str = "  ") -> list[tuple]:
@@ -81,9 +103,15 @@ def module_rows(report: Report, depth: int, indent: str = "  ") -> list[tuple]:
              percent(r.mac, report.totals.mac)) for r in report.by_module(depth)]
 
 
+_KEEP_SPACES = "preserve_whitespace" in inspect.signature(tabulate).parameters   # tabulate 0.10
+
+
 def table(rows: list, headers: tuple, fmt: str = "simple") -> str:
     """tabulate, keeping the leading spaces of the module roll-up's indentation."""
-    saved = _tabulate.PRESERVE_WHITESPACE
+    if _KEEP_SPACES:
+        return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True,
+                        preserve_whitespace=True)
+    saved = _tabulate.PRESERVE_WHITESPACE   # older tabulate: a module-level switch
     _tabulate.PRESERVE_WHITESPACE = True
     try:
         return tabulate(rows, headers=headers, tablefmt=fmt, disable_numparse=True)
@@ -149,10 +177,10 @@ def render(report: Report, *, depth: int = 1, top: int | None = None,
     everything = layers == "all"
     if not everything:
         sort, top = sort or DEFAULT_SORT, top or DEFAULT_TOP
-    rows = layer_rows(report, top, sort, fit=fit)
+    headers, rows = fitted(layer_rows(report, top, sort), fit)
     parts = [header(report), "", totals_block(report), "", f"by module (depth {depth})",
              table(module_rows(report, depth), MODULE_HEADERS), "",
-             layers_title(report, len(rows), sort, everything), table(rows, HEADERS)]
+             layers_title(report, len(rows), sort, everything), table(rows, headers)]
     if report.diagnostics:
         parts += ["", "diagnostics"]
         parts += [f"  {d.code} {d.severity}: {clean(d.message)}" for d in report.diagnostics]
