@@ -209,7 +209,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0:
         raise UsageError("--seconds must be positive")
-    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads)
+    warnings: list[str] = []
+    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
+                                       warnings)
+    for warning in warnings:   # measurements that did not settle: said, and kept in the source
+        print(f"costmodel: warning: {warning}", file=sys.stderr)
     print(describe(profile))
     device = profile.name if args.output is None else path
     print(f"saved     {path}   (use it with --device {device})")
