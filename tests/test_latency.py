@@ -138,14 +138,80 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert profile.peak_flops > 1e8 and profile.bandwidth_bytes_per_s > 1e8
     assert 0 < profile.overhead_s < 1e-2
     kinds = {"conv", "spatial conv", "depthwise conv", "group conv", "norm", "activation",
-             "max_pool"}
+             "max_pool", *calibrate.ACTIVATIONS}
     assert set(profile.rates) == kinds
     assert all(r > 0 for r in profile.rates.values())
     assert set(profile.overheads) == kinds | {"elementwise", "linear"}
     assert profile.overheads["depthwise conv"] > 0
+    assert 0 < profile.module_call_s < 1e-3 and 0 < profile.free_op_s < 1e-3
+    assert profile.interval == (1.0, 1.0) and profile.interval_level == 0   # no blocks: no fit
     assert costmodel.cli.main(["calibrate", "--name", "cli", "--seconds", "0.2",
                                "--threads", "1"]) == 0
-    assert "cli.json" in capsys.readouterr().out and (tmp_path / "cli.json").is_file()
+    out = capsys.readouterr().out
+    assert "cli.json" in out and (tmp_path / "cli.json").is_file()
+    cli = latency.load_profile("cli")          # the CLI fits on synthetic blocks: an interval
+    assert cli.interval[0] <= 1 <= cli.interval[1] and cli.interval_level == 0.8
+    assert cli.in_model_scale > 0 and cli.overhead_scale > 0 and "interval" in out
+
+
+def test_relative_fit_recovers_the_scales():
+    # rows (dense, light, fixed, measured) made with scales 1.5, 0.8, 2.0 exactly
+    xs = ((1.0, 0.3, 0.1), (0.2, 0.1, 0.5), (3.0, 1.0, 0.2), (0.5, 2.0, 1.0), (0.1, 0.1, 0.1))
+    rows = [(*x, 1.5 * x[0] + 0.8 * x[1] + 2.0 * x[2]) for x in xs]
+    assert calibrate._relative_fit(rows) == pytest.approx((1.5, 0.8, 2.0))
+    # the same column twice cannot be separated: one common scale
+    same = [(x, x, 1.3 * 2 * x) for x in (1.0, 2.0, 5.0)]
+    assert calibrate._relative_fit(same) == pytest.approx((1.3, 1.3))
+
+
+def test_synthetic_blocks_are_seeded():
+    one, shape = calibrate.synthetic_block(3)
+    two, shape2 = calibrate.synthetic_block(3)
+    assert shape == shape2 and str(one) == str(two)
+
+
+class Inner(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv, self.act = nn.Conv2d(4, 4, 1), nn.ReLU()
+
+    def forward(self, x):
+        return self.act(self.conv(x)).flatten(1)       # flatten: a view, no kernel
+
+
+def test_terms_module_calls_and_free_ops():
+    model = nn.Sequential(Inner(), nn.Linear(64, 2))
+    g = costmodel.analyze(model, "1x4x4x4")
+    prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, overhead_scale=2.0,
+                               in_model_scale=3.0, light_scale=0.5, interval=(0.5, 1.5),
+                               interval_level=0.8)
+    est = latency.estimate(g, prof)
+    # leaf calls: conv, act, linear = 3; containers: the root Sequential and Inner ("0") = 2
+    assert est.module_calls == 3 + 2 and est.free_ops == 1
+    assert est.module_calls_s == pytest.approx(5 * 1e-6 * 2.0)
+    assert est.free_ops_s == pytest.approx(2e-6 * 2.0)
+    terms = est.terms()
+    assert sum(terms.values()) == pytest.approx(est.total_s)
+    plain = latency.estimate(costmodel.analyze(model, "1x4x4x4"), TOY)
+    # conv and linear are dense (x3.0), ReLU light (x0.5)
+    roof = {o.category: o.seconds - o.dispatch_s for o in plain.ops}
+    assert terms["compute"] + terms["memory"] == pytest.approx(
+        3.0 * (roof["conv"] + roof["linear"]) + 0.5 * roof["activation"])
+    assert est.interval() == pytest.approx((0.5 * est.total_s, 1.5 * est.total_s))
+
+
+def test_shipped_profiles_say_they_are_unmeasured():
+    for profile in latency.PROFILES.values():
+        assert "not measured" in profile.source and "datasheet" in profile.source
+
+
+def test_profile_json_keeps_the_new_fields():
+    prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, in_model_scale=1.4,
+                               light_scale=1.1, overhead_scale=1.2, interval=(0.8, 1.3),
+                               interval_level=0.8)
+    assert DeviceProfile.from_json(prof.to_json()) == prof
+    with pytest.raises(ValueError, match="interval"):
+        DeviceProfile.from_dict({**prof.to_dict(), "interval": [1.2, 1.3]})
 
 
 def test_analyses_do_not_import_torch():

@@ -5,17 +5,31 @@ The only place costmodel runs real kernels, on synthetic tensors and only when a
 - GEMM peak:     a square fp32 matmul, FLOPs = 2 n^3;
 - bandwidth:     a copy of a 64 MiB tensor (past most caches), bytes = read + written;
 - cache:         ReLU and Add on a 0.8 MB tensor (a batch-1 activation), bytes = read + written;
-- fixed costs:   one op of each kind (1x1 / 3x3 / depthwise / group conv, batch norm, ReLU, add,
-                 max pooling, linear) on a tiny tensor: the cost of an eager op doing ~nothing;
+- weights:       batch-1 linear layers over 64 MiB of distinct weights (each read cold), bytes =
+                 weights read: the streaming bandwidth a model's weights actually move at;
+- fixed costs:   one functional op of each kind (1x1 / 3x3 / depthwise / group conv, batch norm,
+                 ReLU, add, max pooling, linear) on a tiny tensor: the cost of an eager op doing
+                 ~nothing; a view (the dispatch of an op that launches no kernel); and one
+                 nn.Module.__call__ (an nn.Sequential of nn.Identity, per module);
 - rates:         the FLOP/s (costmodel's FLOPs) that 1x1 convs, 3x3 convs, depthwise convs,
-                 group convs, batch norm, ReLU and max pooling reach on shapes typical of CNNs at
-                 batch 1, after their fixed cost.
+                 group convs, batch norm, the activations (ReLU, SiLU, Hardswish, Sigmoid,
+                 Hardsigmoid, GELU) and max pooling reach on shapes typical of CNNs at batch 1,
+                 after their fixed cost;
+- synthetic blocks (when an `analyze` function is passed, as the CLI does): small networks that
+  costmodel builds itself from a seeded generator (stacks of ResNet basic units, inverted
+  residuals with and without squeeze-excite, ShuffleNet V2 units, a pooled linear head), timed,
+  and estimated with the single-op profile. Three scales, how much slower the roofline of dense
+  contractions, the roofline of the other ops and the fixed costs run inside a network than
+  alone, are fitted on half of the blocks (relative least squares), and the spread of the
+  residuals on the other, held-out half gives the estimate's interval (10th to 90th
+  percentile: an 80% interval).
 
-Each figure is the best of several timed calls (the least disturbed by other work). The GEMM
-peak is measured before and after the rest and checked (`settle_peak`): two measurements that
-disagree by more than SPREAD, or a peak below what a conv reached in the same run by more than
-CONV_SPREAD, are disturbed measurements; calibrate measures again (up to RETRIES times), keeps the
-fastest, and says so in a warning (and in the profile's `source`) when it still does not settle.
+Each figure is the best of several timed calls (the least disturbed by other work). Nothing here
+sees a user's model. The GEMM peak is measured before and after the rest and checked
+(`settle_peak`): two measurements that disagree by more than SPREAD, or a peak below what a conv
+reached in the same run by more than CONV_SPREAD, are disturbed measurements; calibrate measures
+again (up to RETRIES times), keeps the fastest, and says so in a warning (and in the profile's
+`source`) when it still does not settle.
 """
 from __future__ import annotations
 
@@ -27,30 +41,29 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .latency import DeviceProfile, save_profile
+from .latency import DeviceProfile, estimate, is_dense, save_profile
 
 
 def _best_seconds(fn: Callable[[], object], budget: float) -> float:
-    """Seconds per call of `fn`, the least disturbed by other work: the fastest single call
-    (calls of 100 us or more), or the fastest of five rounds of many calls (shorter ones)."""
+    """Seconds per call of `fn`, the least disturbed by other work: the fastest of many short
+    batches of calls (one call per batch from 0.5 ms up, more for shorter calls), taken until
+    `budget` seconds are spent (at least 3 batches, and never much past the budget: a loaded
+    machine makes the calibration no slower, only noisier)."""
     fn()                                       # warm up (allocations, kernel selection)
+    fn()
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-7)
-    if once >= 1e-4:
-        best = once
-        for _ in range(max(4, int(budget / once))):
-            start = time.perf_counter()
-            fn()
-            best = min(best, time.perf_counter() - start)
-        return best
-    reps = max(1, int(budget / 5 / once))
+    reps = max(1, int(5e-4 / once))
     best = float("inf")
-    for _ in range(5):
+    deadline = time.perf_counter() + budget
+    done = 0
+    while done < 3 or (time.perf_counter() < deadline and done < 10_000):
         start = time.perf_counter()
         for _ in range(reps):
             fn()
         best = min(best, (time.perf_counter() - start) / reps)
+        done += 1
     return best
 
 
@@ -123,6 +136,12 @@ CONVS = {
 ELEMENTWISE = ((32, 112), (144, 56), (256, 28), (672, 14))
 #: (channels, size) of the 3x3 stride-2 max poolings timed (CNN stems).
 MAX_POOL = ((64, 112), (96, 55), (192, 28))
+#: activation op name -> its module; FLOPs 1 per element (as costmodel counts them)
+ACTIVATIONS = ("silu", "hardswish", "sigmoid", "hardsigmoid", "gelu")
+#: how many synthetic blocks calibration times (half to fit, half held out)
+BLOCKS = 48
+#: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
+COLD_BYTES = 4 * 2 ** 20
 
 
 def _cache_bytes() -> int:
@@ -144,28 +163,50 @@ def _conv_flops(cin: int, cout: int, size: int, k: int, stride: int, groups: int
     return 2 * k * k * cin // groups * cout * out * out
 
 
-def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None = None,
-              warnings: list[str] | None = None) -> DeviceProfile:
+def calibrate(seconds: float = 20.0, name: str | None = None, threads: int | None = None,
+              analyze: Callable | None = None, warnings: list[str] | None = None
+              ) -> DeviceProfile:
     """Measure this machine's profile in about `seconds` (fp32, torch's current thread count
-    unless `threads` is given). The name defaults to the host name. Measurements that do not
-    settle (see settle_peak) are appended to `warnings` and to the profile's source."""
+    unless `threads` is given). The name defaults to the host name. With `analyze`
+    (costmodel.analyze), synthetic blocks fit the in-model scales and measure the interval.
+    Measurements that do not settle (see settle_peak) are appended to `warnings` and to the
+    profile's source."""
     import torch
+    profile = _single_ops(seconds * (0.5 if analyze else 1.0), name, threads, warnings)
+    if analyze is None:
+        return profile
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        return _fit_blocks(profile, analyze, seconds * 0.5)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _single_ops(seconds: float, name: str | None, threads: int | None,
+                warnings: list[str] | None = None) -> DeviceProfile:
+    import torch
+    import torch.nn.functional as F
     from torch import nn
 
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    share = seconds / 12
+    share = seconds / 16
     try:
         with torch.no_grad():
             peaks = [_gemm_peak(share)]           # measured again after the rest: see below
 
-            def copy_bandwidth() -> float:         # frees its 128 MiB on return
-                big = torch.randn(16 * 2 ** 20)    # 64 MiB, past the caches of most CPUs
-                dst = torch.empty_like(big)
-                return 2 * big.nbytes / _best_seconds(lambda: dst.copy_(big), share)
+            # weights read once, cold: 64 MiB of batch-1 linear layers, past most caches
+            fcs = [torch.randn(1024, 1024) for _ in range(16)]
+            v = torch.randn(1, 1024)
 
-            bandwidth = copy_bandwidth()
+            def stream():
+                for w in fcs:
+                    F.linear(v, w)
+            bandwidth = sum(w.nbytes for w in fcs) / _best_seconds(stream, share)
+            fcs.clear()
 
             act = torch.randn(1, 64, 56, 56)       # 0.8 MB, a typical batch-1 activation
             res = torch.empty_like(act)
@@ -177,17 +218,28 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
                 return nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False).eval()
 
             tiny = torch.randn(1, 8, 4, 4)
+            w1, w3, wd, wg = (torch.randn(8, 8, 1, 1), torch.randn(8, 8, 3, 3),
+                              torch.randn(8, 1, 3, 3), torch.randn(8, 4, 1, 1))
+            ones, zeros, wl = torch.ones(8), torch.zeros(8), torch.randn(8, 16)
+            # functional calls: the module call around them is its own term (module_call_s)
             fixed_ops = {
-                "conv": conv(8, 8, 1), "spatial conv": conv(8, 8, 3),
-                "depthwise conv": conv(8, 8, 3, groups=8), "group conv": conv(8, 8, 1, groups=2),
-                "norm": nn.BatchNorm2d(8).eval(), "activation": nn.ReLU(),
-                "elementwise": lambda x: x + x, "max_pool": nn.MaxPool2d(3, 2, 1),
+                "conv": lambda x: F.conv2d(x, w1), "spatial conv": lambda x: F.conv2d(x, w3,
+                                                                                    padding=1),
+                "depthwise conv": lambda x: F.conv2d(x, wd, padding=1, groups=8),
+                "group conv": lambda x: F.conv2d(x, wg, groups=2),
+                "norm": lambda x: F.batch_norm(x, zeros, ones, ones, zeros, False),
+                "activation": F.relu, "elementwise": lambda x: x + x,
+                "max_pool": lambda x: F.max_pool2d(x, 3, 2, 1),
+                "linear": lambda x: F.linear(x.view(8, 16), wl),
             }
             fc = nn.Linear(16, 8)                  # built last, as before: the same random draws
             fixed_ops["linear"] = lambda x: fc(x.view(8, 16))
             overheads = {kind: _best_seconds(lambda m=m: m(tiny), share / 2 / len(fixed_ops))
                          for kind, m in fixed_ops.items()}
             overhead = sorted(overheads.values())[len(overheads) // 2]   # the median kind
+            free_op = _best_seconds(lambda: tiny.view(8, 16), share / 8)
+            chain = nn.Sequential(*(nn.Identity() for _ in range(64)))
+            module_call = _best_seconds(lambda: chain(tiny), share / 8) / 65
 
             def rate(kind: str, cases) -> float:
                 """FLOPs / seconds over `cases` of (module, input shape, FLOPs), less fixed cost."""
@@ -210,6 +262,11 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
                                            2 * c * size * size) for c, size in ELEMENTWISE])
             rates["activation"] = rate("activation", [(nn.ReLU(inplace=True), (1, c, size, size),
                                                        c * size * size) for c, size in ELEMENTWISE])
+            for act in ACTIVATIONS:
+                fn = getattr(F, act)
+                overheads[act] = _best_seconds(lambda fn=fn: fn(tiny), share / 32)
+                rates[act] = rate(act, [(fn, (1, c, size, size), c * size * size)
+                                        for c, size in ELEMENTWISE])
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
@@ -228,14 +285,174 @@ def calibrate(seconds: float = 4.0, name: str | None = None, threads: int | None
         f"{torch.__version__}, {used} threads, {time.strftime('%Y-%m-%d')}"
         + "".join(f"; warning: {w}" for w in found),
         rates=rates, overheads=overheads,
-        cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth))
+        cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
+        module_call_s=module_call, free_op_s=free_op)
+
+
+def synthetic_block(seed: int):
+    """A small network of one seeded random kind, and its input shape: stacks of ResNet basic
+    units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite),
+    ShuffleNet V2 units or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a
+    pooled linear head. Built by costmodel for calibration; never a user's model."""
+    import random
+
+    import torch
+    from torch import nn
+    rng = random.Random(seed)
+    c = rng.choice((16, 24, 32, 48, 64, 96, 128, 192))
+    size = rng.choice((14, 28, 56))
+    units = rng.randint(2, 5)
+    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain"))
+    act = rng.choice((nn.ReLU, nn.Hardswish, nn.SiLU))
+
+    def cba(cin, cout, k=1, groups=1, activation=True):
+        layers = [nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
+                  nn.BatchNorm2d(cout)]
+        return layers + ([act()] if activation else [])
+
+    class Residual(nn.Module):
+        def __init__(self, body, post=None):
+            super().__init__()
+            self.body, self.post = nn.Sequential(*body), post
+
+        def forward(self, x):
+            y = self.body(x) + x
+            return self.post(y) if self.post is not None else y
+
+    class SE(nn.Module):
+        def __init__(self, ch):
+            super().__init__()
+            mid = max(8, ch // 4)
+            self.pool, self.fc1 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, mid, 1)
+            self.fc2, self.act, self.gate = nn.Conv2d(mid, ch, 1), nn.ReLU(), nn.Hardsigmoid()
+
+        def forward(self, x):
+            return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
+
+    class Shuffle(nn.Module):
+        def __init__(self, ch):
+            super().__init__()
+            half = ch // 2
+            self.branch = nn.Sequential(*cba(half, half), *cba(half, half, 3, half, False),
+                                        *cba(half, half))
+
+        def forward(self, x):
+            a, b = x.chunk(2, dim=1)
+            y = torch.cat((a, self.branch(b)), dim=1)
+            n, ch, h, w = y.shape
+            return y.view(n, 2, ch // 2, h, w).transpose(1, 2).contiguous().view(n, ch, h, w)
+
+    class Head(nn.Module):
+        def __init__(self, ch):
+            super().__init__()
+            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(ch, 1000)
+
+        def forward(self, x):
+            return self.fc(torch.flatten(self.pool(x), 1))
+
+    layers: list[nn.Module] = []
+    for _ in range(units):
+        if kind == "basic":
+            layers.append(Residual(cba(c, c, 3) + cba(c, c, 3, activation=False), nn.ReLU()))
+        elif kind == "shuffle":
+            layers.append(Shuffle(c))
+        elif kind == "plain":                       # bare convs, as in the paper's G1-G3 nets
+            wide = c * rng.choice((1, 2, 4))
+            k = rng.choice((1, 1, 3))
+            layers += [nn.Conv2d(c, wide, k, padding=k // 2, bias=False),
+                       nn.Conv2d(wide, c, 1, bias=False)]
+        else:
+            e = c * rng.choice((3, 4, 6))
+            body = cba(c, e) + cba(e, e, rng.choice((3, 5)), e)
+            body += [SE(e)] if kind == "inverted-se" else []
+            layers.append(Residual(body + cba(e, c, activation=False)))
+    if rng.random() < 0.3:
+        layers.append(Head(c))
+    return nn.Sequential(*layers).eval(), (1, c, size, size)
+
+
+def _relative_fit(rows: list[tuple[float, ...]]) -> tuple[float, ...]:
+    """Scales (k_1 .. k_n) minimising sum (sum_i k_i x_i / m - 1)^2 over rows (x_1 .. x_n, m):
+    the relative error, so small and large blocks count alike. Falls back to one common scale
+    when the normal equations are singular or give a scale <= 0."""
+    n = len(rows[0]) - 1
+    a = [[sum(r[i] * r[j] / r[-1] ** 2 for r in rows) for j in range(n)] for i in range(n)]
+    b = [sum(r[i] / r[-1] for r in rows) for i in range(n)]
+    solved = _solve(a, b)
+    if solved is not None and all(k > 0 for k in solved):
+        return tuple(solved)
+    total = sum(sum(r[:-1]) / r[-1] for r in rows)
+    square = sum((sum(r[:-1]) / r[-1]) ** 2 for r in rows)
+    return (total / square if square else 1.0,) * n
+
+
+def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting; None when singular."""
+    n = len(b)
+    m = [row[:] + [rhs] for row, rhs in zip(a, b)]
+    for col in range(n):
+        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
+        if abs(m[pivot][col]) < 1e-12 * max(1.0, max(abs(v) for row in m for v in row[:n])):
+            return None
+        m[col], m[pivot] = m[pivot], m[col]
+        for r in range(n):
+            if r != col:
+                f = m[r][col] / m[col][col]
+                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
+    return [m[i][n] / m[i][i] for i in range(n)]
+
+
+def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> DeviceProfile:
+    """Time BLOCKS synthetic blocks, fit the two in-model scales on the even ones and take the
+    interval from the residuals of the odd (held-out) ones."""
+    import dataclasses
+
+    import torch
+    rows = []
+    with torch.no_grad():
+        for seed in range(BLOCKS):
+            model, shape = synthetic_block(seed)
+            # copies with their own weights and inputs, cycled, so that a block reads its
+            # weights from past the L2 cache as a network does, not hot from its last call
+            size = 4 * (sum(p.numel() for p in model.parameters()) + math.prod(shape))
+            copies = [(model, torch.randn(shape))] + [
+                (synthetic_block(seed)[0], torch.randn(shape))
+                for _ in range(min(15, COLD_BYTES // max(size, 1)))]
+            turn = itertools.cycle(copies)
+
+            def call(turn=turn):
+                m, x = next(turn)
+                return m(x)
+            measured = _best_seconds(call, seconds / BLOCKS)
+            est = estimate(analyze(model, "x".join(map(str, shape))), profile)
+            dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
+            light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
+            fixed = est.total_s - dense - light
+            rows.append((dense, light, fixed, measured))
+    # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
+    # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
+    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
+    logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
+    low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
+    return dataclasses.replace(profile, in_model_scale=a, light_scale=c, overhead_scale=b,
+                               interval=(min(1.0, math.exp(low)), max(1.0, math.exp(high))),
+                               interval_level=0.8)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    """Linear-interpolated quantile of sorted `values`."""
+    pos = q * (len(values) - 1)
+    i = int(pos)
+    j = min(i + 1, len(values) - 1)
+    return values[i] + (values[j] - values[i]) * (pos - i)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
-                       seconds: float = 4.0, threads: int | None = None,
-                       warnings: list[str] | None = None) -> tuple[DeviceProfile, Path]:
+                       seconds: float = 20.0, threads: int | None = None,
+                       analyze: Callable | None = None, warnings: list[str] | None = None
+                       ) -> tuple[DeviceProfile, Path]:
     """calibrate(), then save the profile (default: latency.profile_dir() / NAME.json)."""
-    profile = calibrate(seconds, name, threads, warnings)
+    profile = calibrate(seconds, name, threads, analyze, warnings)
     return profile, save_profile(profile, path)
 
 
@@ -251,5 +468,14 @@ def describe(profile: DeviceProfile) -> str:
                                               profile.overheads.items()) + ")"
                     if profile.overheads else ""))
     lines += [f"rate      {key}: {value / 1e9:.1f} GFLOP/s" for key, value in profile.rates.items()]
+    if profile.module_call_s or profile.free_op_s:
+        lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
+                     f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")
+    lines.append(f"in model  dense contractions x{profile.in_model_scale:.2f}, other ops "
+                 f"x{profile.light_scale:.2f}, fixed costs x{profile.overhead_scale:.2f} "
+                 f"(fitted on synthetic blocks)")
+    if profile.interval_level:
+        lines.append(f"interval  x{profile.interval[0]:.2f} to x{profile.interval[1]:.2f} "
+                     f"({profile.interval_level:.0%} of held-out synthetic blocks)")
     lines.append(f"source    {profile.source}")
     return "\n".join(lines)

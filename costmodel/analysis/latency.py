@@ -1,6 +1,17 @@
-"""Latency estimate: a roofline per op plus a fixed cost per kernel, on a device profile.
+"""Latency estimate: a roofline per op plus the fixed costs of eager PyTorch, on a device profile.
 
-    time(op) = max(FLOPs / rate, MAC bytes / bandwidth) + kernels(op) * overhead
+    time(op)    = max(FLOPs / rate, MAC bytes / bandwidth) * in_model_scale
+                  + kernels(op) * overhead(kind) * overhead_scale
+    time(model) = sum of time(op) + free ops * free_op_s * overhead_scale
+                  + module calls * module_call_s * overhead_scale
+
+Four terms, reported separately (`Estimate.terms()`): compute (ops whose FLOPs term is the larger),
+memory (ops whose bytes term is the larger), dispatch (the per-kernel fixed cost, and the dispatch
+of ops that launch no kernel: views, reshapes, dropout in eval) and module calls (the Python cost
+of each `nn.Module.__call__`, leaf and container, counted from the graph's module paths).
+`in_model_scale` and `overhead_scale` are fitted by `calibrate.py` on synthetic blocks it builds
+itself (never on a user's model); the interval (`Estimate.interval()`) is the spread of the
+calibration's residuals on held-out synthetic blocks.
 
 `rate` is the profile's dense GEMM peak, or its calibrated rate for kinds of op that run faster
 or slower (on a CPU: spatial convs, depthwise and group convs, norms, activations, max pooling),
@@ -18,12 +29,12 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from ..core.graph import Node
-from ..core.vocab import Category
+from ..core.vocab import CONTRACTION, Category, NodeKind
 from . import structure
 
 
@@ -44,6 +55,17 @@ class DeviceProfile:
                            differs from overhead_s (a depthwise conv costs far more on a CPU).
     cache_bytes, cache_bandwidth_bytes_per_s: an op whose MAC bytes fit in this much cache
                            moves them at the cache bandwidth (batch-1 activations on a CPU).
+    module_call_s:         Python cost of one nn.Module.__call__ (leaf or container)
+    free_op_s:             dispatch cost of an op that launches no kernel (a view, a reshape)
+    in_model_scale, light_scale, overhead_scale: how much slower the roofline of dense
+                           contractions (convs, linear, matmul, attention), the roofline of every
+                           other op (depthwise convs, norms, activations, pooling, element-wise,
+                           data movement) and the fixed costs run inside a network than in the
+                           single-op micro-benchmarks (fitted on synthetic blocks by
+                           calibrate.py; 1.0 when not calibrated)
+    interval:              (low, high) factors on the estimate: the spread of the calibration's
+                           residuals on held-out synthetic blocks; interval_level is the share
+                           of them it covers. (1, 1) and 0 when not measured.
     """
 
     name: str
@@ -55,11 +77,19 @@ class DeviceProfile:
     overheads: Mapping[str, float] = field(default_factory=dict, hash=False)
     cache_bytes: int = 0
     cache_bandwidth_bytes_per_s: float | None = None
+    module_call_s: float = 0.0
+    free_op_s: float = 0.0
+    in_model_scale: float = 1.0
+    light_scale: float = 1.0
+    overhead_scale: float = 1.0
+    interval: tuple[float, float] = (1.0, 1.0)
+    interval_level: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["rates"] = dict(self.rates)
         out["overheads"] = dict(self.overheads)
+        out["interval"] = list(self.interval)
         return out
 
     @classmethod
@@ -84,6 +114,18 @@ class DeviceProfile:
         if any(v < 0 for v in values["overheads"].values()):
             raise ValueError(f"device profile {values['name']!r}: overheads must be >= 0")
         values["cache_bytes"] = int(values.get("cache_bytes") or 0)
+        for key in ("module_call_s", "free_op_s", "in_model_scale", "light_scale",
+                    "overhead_scale", "interval_level"):
+            if key in values:
+                values[key] = float(values[key])
+                if values[key] < 0:
+                    raise ValueError(f"device profile {values['name']!r}: {key} must be >= 0")
+        if "interval" in values:
+            low, high = (float(v) for v in values["interval"])
+            if not 0 < low <= 1 <= high:
+                raise ValueError(f"device profile {values['name']!r}: interval must be "
+                                 f"(low <= 1 <= high), positive")
+            values["interval"] = (low, high)
         return cls(**values)
 
     def to_json(self) -> str:
@@ -97,34 +139,41 @@ class DeviceProfile:
 # Shipped profiles, from published specifications (theoretical peaks: a real run achieves less;
 # `costmodel calibrate` measures this machine). fp32 throughout. The per-kernel overhead is not
 # on any datasheet: ~5 us is the usual PyTorch eager dispatch cost on a CPU, ~8 us the usual
-# dispatch + launch cost of one CUDA kernel from eager PyTorch.
+# dispatch + launch cost of one CUDA kernel from eager PyTorch. Every `source` says so (UNMEASURED).
+UNMEASURED = ("datasheet peaks with guessed overheads, not measured: expect real latency to be "
+              "higher; run `costmodel calibrate` on the target for a measured profile")
 PROFILES: dict[str, DeviceProfile] = {p.name: p for p in (
     # Intel Core i7-8650U (Kaby Lake R, 4 cores, 1.9 GHz base): 4 cores x 2 AVX2 FMA units x
     # 8 fp32 lanes x 2 FLOPs x 1.9 GHz = 486 GFLOP/s; dual-channel DDR4-2400 = 38.4 GB/s
     # (ark.intel.com, product 124968).
     DeviceProfile("laptop-cpu", 486e9, 38.4e9, 5e-6,
                   "Intel Core i7-8650U datasheet (ark.intel.com 124968): 4 x 2 x 8 x 2 x 1.9 GHz; "
-                  "DDR4-2400 x 2 channels"),
+                  "DDR4-2400 x 2 channels; " + UNMEASURED),
     # Intel Xeon Platinum 8380 (Ice Lake SP, 40 cores, 2.3 GHz base): 40 x 2 AVX-512 FMA units x
     # 16 lanes x 2 FLOPs x 2.3 GHz = 5.9 TFLOP/s; 8 channels DDR4-3200 = 204.8 GB/s
     # (ark.intel.com, product 212287).
     DeviceProfile("server-cpu", 5.89e12, 204.8e9, 5e-6,
                   "Intel Xeon Platinum 8380 datasheet (ark.intel.com 212287): 40 x 2 x 16 x 2 x "
-                  "2.3 GHz; DDR4-3200 x 8 channels"),
+                  "2.3 GHz; DDR4-3200 x 8 channels; " + UNMEASURED),
     # Qualcomm Snapdragon 855, one Cortex-A76 prime core at 2.84 GHz: 2 x 128-bit NEON FMA pipes
     # = 8 fp32 FMA/cycle = 45 GFLOP/s; LPDDR4X-2133, 4 x 16-bit channels = 34.1 GB/s.
     DeviceProfile("phone-cpu", 45.4e9, 34.1e9, 10e-6,
                   "Snapdragon 855 (Arm Cortex-A76 TRM: 2 x 128-bit FMA pipes; 2.84 GHz prime "
-                  "core); LPDDR4X-2133 4 x 16-bit"),
+                  "core); LPDDR4X-2133 4 x 16-bit; " + UNMEASURED),
     # NVIDIA A100 SXM4 80GB: 19.5 TFLOP/s fp32 (non-tensor-core), 2,039 GB/s HBM2e
     # (NVIDIA A100 datasheet, 2021).
     DeviceProfile("a100", 19.5e12, 2.039e12, 8e-6,
-                  "NVIDIA A100 SXM4 80GB datasheet: FP32 19.5 TFLOPS, HBM2e 2,039 GB/s"),
+                  "NVIDIA A100 SXM4 80GB datasheet: FP32 19.5 TFLOPS, HBM2e 2,039 GB/s; "
+                  + UNMEASURED),
     # NVIDIA H100 SXM5: 67 TFLOP/s fp32 (non-tensor-core), 3.35 TB/s HBM3
     # (NVIDIA H100 datasheet, 2023).
     DeviceProfile("h100", 67e12, 3.35e12, 8e-6,
-                  "NVIDIA H100 SXM5 datasheet: FP32 67 TFLOPS, HBM3 3.35 TB/s"),
+                  "NVIDIA H100 SXM5 datasheet: FP32 67 TFLOPS, HBM3 3.35 TB/s; " + UNMEASURED),
 )}
+
+# The Python side of eager PyTorch is the same on every device: ~1.5 us per nn.Module.__call__
+# and ~1 us per op that launches no kernel (guesses of the usual CPython cost, like overhead_s).
+PROFILES = {name: replace(p, module_call_s=1.5e-6, free_op_s=1e-6) for name, p in PROFILES.items()}
 
 DEFAULT_PROFILE = "laptop-cpu"
 
@@ -185,6 +234,7 @@ class OpEstimate:
     kernels: int
     seconds: float
     bound: str            # "compute", "memory" or "overhead": the largest of the three terms
+    dispatch_s: float = 0.0   # the fixed-cost part of `seconds` (the rest is the roofline)
 
     @property
     def intensity(self) -> float:
@@ -198,11 +248,39 @@ class Estimate:
     ops: tuple[OpEstimate, ...]
     critical_path_s: float
     critical_path: tuple[str, ...]
+    module_calls: int = 0         # nn.Module.__call__s one forward makes (leaves and containers)
+    free_ops: int = 0             # ops that launch no kernel (views, reshapes, dropout in eval)
 
     @property
     def total_s(self) -> float:
-        """Every kernel one after another, as eager PyTorch runs them."""
-        return sum(op.seconds for op in self.ops)
+        """Every kernel one after another, as eager PyTorch runs them, plus the dispatch of free
+        ops and the Python cost of the module calls."""
+        return sum(op.seconds for op in self.ops) + self.free_ops_s + self.module_calls_s
+
+    @property
+    def free_ops_s(self) -> float:
+        return self.free_ops * self.profile.free_op_s * self.profile.overhead_scale
+
+    @property
+    def module_calls_s(self) -> float:
+        return self.module_calls * self.profile.module_call_s * self.profile.overhead_scale
+
+    def terms(self) -> dict[str, float]:
+        """Seconds by term: compute (the roofline of compute-bound ops), memory (of memory-bound
+        ops), dispatch (per-kernel fixed costs and free ops), module calls. They sum to total_s."""
+        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s,
+               "module calls": self.module_calls_s}
+        for op in self.ops:
+            roof = op.seconds - op.dispatch_s
+            out["memory" if roof > 0 and op.bound == "memory" else "compute"] += roof
+            out["dispatch"] += op.dispatch_s
+        return out
+
+    def interval(self) -> tuple[float, float]:
+        """(low, high) seconds: total_s times the profile's interval factors (the spread of the
+        calibration's residuals on held-out synthetic blocks; see profile.interval_level)."""
+        low, high = self.profile.interval
+        return self.total_s * low, self.total_s * high
 
     def by_name(self) -> dict[str, OpEstimate]:
         return {op.name: op for op in self.ops}
@@ -215,8 +293,11 @@ class Estimate:
         return dict(sorted(out.items(), key=lambda kv: -kv[1]))
 
     def to_dict(self) -> dict[str, Any]:
+        low, high = self.interval()
         return {"profile": self.profile.to_dict(), "total_s": self.total_s,
-                "critical_path_s": self.critical_path_s,
+                "interval_s": [low, high], "interval_level": self.profile.interval_level,
+                "terms": self.terms(), "module_calls": self.module_calls,
+                "free_ops": self.free_ops, "critical_path_s": self.critical_path_s,
                 "ops": [{"name": o.name, "module": o.module, "category": o.category,
                          "seconds": o.seconds, "intensity": o.intensity, "bound": o.bound,
                          "kernels": o.kernels} for o in self.ops]}
@@ -231,13 +312,21 @@ def _lookup(table: Mapping[str, float], kinds: tuple[str, ...], default: float) 
 
 def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str | None,
                profile: DeviceProfile, weight_bytes: int = 0) -> tuple[float, str]:
-    """max(FLOPs / rate, bytes / bandwidth) + kernels * overhead, and which term is largest.
+    """max(FLOPs / rate, bytes / bandwidth) * in_model_scale + kernels * overhead *
+    overhead_scale, and which term is largest (op_terms() gives the two parts).
 
     kinds: what the op is, most specific first (op_kinds()); the first with an entry in
     profile.rates (profile.overheads) gives the rate (the fixed cost), else peak_flops
     (overhead_s). Bandwidth: `weight_bytes` (parameters, read once per inference, so cold) move at
     the streaming bandwidth; the other bytes (activations, just written by the op before) at the
     cache bandwidth when they fit in profile.cache_bytes, else at the streaming bandwidth."""
+    roof, fixed, bound = op_terms(flops, nbytes, kernels, kinds, profile, weight_bytes)
+    return roof + fixed, bound
+
+
+def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str | None,
+             profile: DeviceProfile, weight_bytes: int = 0) -> tuple[float, float, str]:
+    """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds)."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(str(k) for k in kinds or ())
     rate = _lookup(profile.rates, kinds, profile.peak_flops)
     activations = max(nbytes - weight_bytes, 0)
@@ -247,11 +336,22 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
     compute = flops / rate
     memory = (nbytes - activations) / profile.bandwidth_bytes_per_s + activations / act_bandwidth
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
+    scale = profile.in_model_scale if is_dense(kinds) else profile.light_scale
+    compute, memory = compute * scale, memory * scale
+    overhead *= profile.overhead_scale
     bound = max((compute, "compute"), (memory, "memory"), (overhead, "overhead"))[1]
-    return max(compute, memory) + overhead, bound
+    return max(compute, memory), overhead, bound
 
 
 _CATEGORIES = {str(c) for c in Category}
+_DENSE = {str(c) for c in CONTRACTION if c is not Category.DEPTHWISE_CONV}
+
+
+def is_dense(kinds: tuple[str, ...]) -> bool:
+    """Whether op kinds (op_kinds(), or a category alone) name a dense contraction: a conv
+    that is not depthwise, linear, matmul or attention (in_model_scale applies), rather than
+    a light op (light_scale)."""
+    return any(k in _DENSE for k in kinds)
 
 
 def op_kinds(node: Node) -> tuple[str, ...]:
@@ -292,10 +392,36 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
     for name, k in ctx.kernels.items():
         node = nodes[name]
         cost = node.cost
-        seconds, bound = op_seconds(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
-                                    weight_bytes(node))
+        roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
+                                      weight_bytes(node))
         ops.append(OpEstimate(name, node.module, str(node.category or ""),
-                              cost.flops, cost.mac_bytes, k, seconds, bound))
+                              cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
     seconds = {op.name: op.seconds for op in ops}
     length, path = structure.longest_path(ctx.kernel_dag, lambda n: seconds.get(n, 0.0))
-    return Estimate(profile, tuple(ops), float(length), path)
+    calls, free = call_counts(ctx.graph, ctx.kernels)
+    return Estimate(profile, tuple(ops), float(length), path, calls, free)
+
+
+_CALLS = {NodeKind.CALL_MODULE, NodeKind.CALL_FUNCTION, NodeKind.CALL_METHOD}
+
+
+def call_counts(graph: Any, kernels: Mapping[str, int]) -> tuple[int, int]:
+    """(module calls, free ops) of one forward: every leaf-module node is one
+    nn.Module.__call__; every container on a node's module path is called once (the root
+    included); a torch call that launches no kernel (a view, a reshape, dropout in eval) is a
+    free op."""
+    leaf_calls = free = 0
+    containers: set[str] = {""}
+    for node in graph:
+        if node.kind not in _CALLS:
+            continue
+        path = node.module
+        if node.kind is NodeKind.CALL_MODULE:
+            leaf_calls += 1
+            path = path.rpartition(".")[0] if path else ""
+        while path and path not in containers:
+            containers.add(path)
+            path = path.rpartition(".")[0]
+        if not kernels.get(node.name):
+            free += 1
+    return leaf_calls + len(containers), free

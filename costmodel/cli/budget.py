@@ -77,6 +77,40 @@ def parse_percent(text: Any, what: str = "increase") -> float:
     raise BudgetError(f"allowed {what} {raw!r} is not a percentage; expected e.g. 2% or 0.5%")
 
 
+_DURATION = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6}
+
+
+def parse_duration(text: Any) -> float:
+    """'15ms' -> 0.015 seconds; units s, ms, us (µs). The unit is required."""
+    match = re.fullmatch(r"\s*((?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)\s*(s|ms|us|µs)\s*",
+                         str(text))
+    value = float(match[1]) * _DURATION[match[2]] if match else float("nan")
+    if not match or not math.isfinite(value) or value <= 0:
+        raise BudgetError(f"latency budget {text!r} is not a duration; expected e.g. 15ms, "
+                          f"800us or 0.2s")
+    return value
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.3g} ms"
+
+
+def latency_verdict(estimate_s: float, interval: tuple[float, float], level: float,
+                    limit_s: float, profile: str, strict: bool) -> tuple[bool, str]:
+    """(over, line) for a latency budget: the estimate must be within `limit_s`; with `strict`,
+    the upper end of its interval too. `level` is the interval's coverage (0: not measured)."""
+    low, high = interval
+    value = high if strict and level else estimate_s
+    over = value > limit_s
+    band = f" [{_ms(low)}-{_ms(high)}, {level:.0%} interval]" if level else \
+        " [no interval: uncalibrated profile]"
+    what = "latency (upper end)" if strict and level else "latency"
+    sign = ">" if over else "<="
+    share = _signed_percent(value, limit_s) if over else f"{100 * value / limit_s:.0f}% of budget"
+    return over, (f"{what} {_ms(value)} {sign} budget {_ms(limit_s)} ({share}) on {profile}"
+                  f"{band}")
+
+
 def parse_increase(text: str) -> dict[str, float]:
     """'mac=2%' -> {'mac': 0.02}; a bare '2%' applies to every metric."""
     if not isinstance(text, str):

@@ -43,12 +43,12 @@ from typing import Any
 from ..core.cost import METRIC_LABELS
 from ..core.vocab import Mode
 from ..errors import BudgetError, ConfigError, first_line
-from .budget import parse_increase, parse_percent, parse_quantity
+from .budget import parse_duration, parse_increase, parse_percent, parse_quantity
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
 MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",
-                        "strict", *LIMIT_KEYS})
-GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models"})
+                        "strict", "max-latency", "device", *LIMIT_KEYS})
+GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models", "device"})
 MODES = tuple(Mode)
 
 
@@ -65,6 +65,8 @@ class Target:
     baseline: str | None = None
     strict: bool = False
     mode: str = Mode.EVAL   # Mode.TRAIN: forward + backward, the cost of a training step
+    max_latency_s: float | None = None   # latency budget, judged on `device`'s estimate
+    device: str | None = None            # device profile of the latency estimate
     name: str = ""          # what the output lines call it: the SPEC as the user wrote it
     root: str = "."         # folder that relative paths and module SPECs are resolved from
 
@@ -274,6 +276,10 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
             if key in merged:
                 target.limits[metric] = parse_quantity(merged[key], metric)
         target.increases = _increases(merged.get("max-increase"), where)
+        if "max-latency" in merged:
+            target.max_latency_s = parse_duration(merged["max-latency"])
+        if merged.get("device") is not None:
+            target.device = str(merged["device"])
         baseline = merged.get("baseline")
         if baseline is not None:
             target.baseline = str(baseline)
@@ -281,9 +287,9 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
         raise ConfigError(f"{where}: {exc}") from exc
     if target.increases and not target.baseline:
         raise ConfigError(f"{where}: max-increase needs a baseline (a saved JSON report)")
-    if not target.limits and not target.baseline:
+    if not target.limits and not target.baseline and target.max_latency_s is None:
         raise ConfigError(f"{where}: no budget: set max-mac, max-madds, max-flops, max-params, "
-                          f"max-mac-bytes or a baseline")
+                          f"max-mac-bytes, max-latency or a baseline")
     return target
 
 

@@ -56,22 +56,32 @@ class Diff:
     totals: Change
     modules: list[Change]
     layers: list[Change]
+    latency: tuple[str, float, float] | None = None   # (profile, A seconds, B seconds)
 
     def to_dict(self) -> dict[str, Any]:
         side = lambda r: {"model": r.model, "inputs": [i.to_dict() for i in r.inputs],  # noqa: E731
                           "status": str(r.totals.status)}
-        return {"a": side(self.a), "b": side(self.b), "totals": self.totals.to_dict(),
+        lat = {} if self.latency is None else {"latency": dict(zip(
+            ("profile", "a_s", "b_s"), self.latency))}
+        return {"a": side(self.a), "b": side(self.b), "totals": self.totals.to_dict(), **lat,
                 "modules": [c.to_dict() for c in self.modules],
                 "layers": [c.to_dict() for c in self.layers if c.kind != "same"]}
 
 
-def compare(a: Report, b: Report, depth: int = 1) -> Diff:
+def compare(a: Report, b: Report, depth: int = 1, profile: Any = None) -> Diff:
+    """The diff of A and B; with both analysed (not read back from JSON), their latency
+    estimates on `profile` too."""
     totals = Change("(total)", a.totals.cost, b.totals.cost)
+    lat = None
+    if a.graph is not None and b.graph is not None:
+        from ..analysis.context import context
+        ea, eb = context(a).estimate(profile), context(b).estimate(profile)
+        lat = (ea.profile.name, ea.total_s, eb.total_s)
     ra = {r.key: r.cost for r in a.by_module(depth)}
     rb = {r.key: r.cost for r in b.by_module(depth)}
     keys = list(ra) + [k for k in rb if k not in ra]
     modules = [Change(k or "(model)", ra.get(k), rb.get(k)) for k in keys]
-    return Diff(a, b, totals, modules, align(a.layers, b.layers))
+    return Diff(a, b, totals, modules, align(a.layers, b.layers), lat)
 
 
 def align(a: tuple[Layer, ...], b: tuple[Layer, ...]) -> list[Change]:
@@ -140,6 +150,11 @@ def render(diff: Diff, fmt: str = "table", top: int | None = 20,
         binary = m == "mac_bytes"
         rows.append((METRIC_LABELS[m], human(old, binary=binary), human(new, binary=binary),
                      signed(new - old, old, binary=binary)))
+    if diff.latency is not None:
+        profile, old_s, new_s = diff.latency
+        change = f"{100 * (new_s - old_s) / old_s:+.1f}%" if old_s else "-"
+        rows.append((f"latency ({profile})", f"{old_s * 1e3:.3g} ms", f"{new_s * 1e3:.3g} ms",
+                     change))
     parts.append(tabulate(rows, headers=("total", "A", "B", "change"), tablefmt=tablefmt,
                           disable_numparse=True))
 

@@ -17,7 +17,7 @@ from ..core.cost import METRIC_LABELS
 from ..core.tensors import format_input
 from ..core.vocab import Mode
 from ..errors import BudgetError, InputSpecError, one_line
-from .budget import Gate
+from .budget import Gate, latency_verdict
 from .config import Target
 
 OK, OVER, ERROR = 0, 1, 2
@@ -165,6 +165,13 @@ def judge(target: Target, allow_mismatch: bool = False) -> Outcome:
     over = [f for f in findings if f.over]
     label = target.label
     lines = [f"{label}  {f.describe()}" for f in over]
+    ok_latency = ""
+    if target.max_latency_s is not None:
+        late, text = _latency(report, target)
+        if late:
+            lines.append(f"{label}  {text}")
+        else:
+            ok_latency = text
     partial = str(report.totals.status) == "partial"
     if partial:
         missing = ", ".join(report.totals.unsupported) or "some ops"
@@ -177,8 +184,24 @@ def judge(target: Target, allow_mismatch: bool = False) -> Outcome:
     lines, notes = _assumed_input(report, target, lines, notes)
     status = OVER if lines else OK
     if status == OK:
-        lines.append(f"{label}  ok  " + ", ".join(f.describe() for f in findings))
+        lines.append(f"{label}  ok  " + ", ".join([f.describe() for f in findings]
+                                                  + ([ok_latency] if ok_latency else [])))
     return Outcome(target, status, lines + [f"{label}  {n}" for n in notes])
+
+
+def _latency(report, target: Target) -> tuple[bool, str]:
+    """The latency budget's verdict on the target's device profile (BudgetError if unknown)."""
+    from ..analysis import latency
+    device = target.device
+    if device and device.endswith(".json") and not os.path.isabs(device):
+        device = os.path.join(target.root, device)     # relative to the config, like a spec
+    try:
+        profile = latency.load_profile(device)
+    except ValueError as exc:
+        raise BudgetError(str(exc)) from None
+    est = latency.estimate(report, profile)
+    return latency_verdict(est.total_s, est.interval(), profile.interval_level,
+                           target.max_latency_s, profile.name, target.strict)
 
 
 def _assumed_input(report, target: Target, lines: list[str], notes: list[str]

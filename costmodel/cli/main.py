@@ -103,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
         example = "200MiB" if metric == "mac_bytes" else "1.2G, 600M, 5e6"
         check.add_argument(f"--max-{flag}", metavar="N", dest=f"max_{metric}",
                            help=f"budget for {metric.replace('_', ' ')} (e.g. {example})")
+    check.add_argument("--max-latency", metavar="TIME",
+                       help="budget for the latency estimate on --device, e.g. 15ms (with "
+                            "--strict, the upper end of the estimate's interval)")
+    check.add_argument("--device", metavar="PROFILE",
+                       help="device profile of --max-latency: a shipped name, one saved by "
+                            "`costmodel calibrate`, or a profile JSON path (default laptop-cpu)")
     check.add_argument("--baseline", metavar="REPORT.json",
                        help="compare with a saved `costmodel report --format json`")
     check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
@@ -113,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
                             "other inputs (refused by default)")
     check.add_argument("--strict", action="store_true",
                        help="fail when the analysis is partial (an op has no formula) or its "
-                            "input was assumed (CM003)")
+                            "input was assumed (CM003), and judge --max-latency on the upper "
+                            "end of the estimate's interval")
     check.add_argument("--config", metavar="FILE",
                        help="pyproject.toml or setup.cfg to read budgets from (default: the "
                             "nearest one with a costmodel section, from the current folder up)")
@@ -130,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     _model_options(diff, "-a", " (side A only)")
     _model_options(diff, "-b", " (side B only)")
     diff.add_argument("--dtype", help="count MAC bytes at this dtype")
+    diff.add_argument("--device", metavar="PROFILE",
+                      help="device profile of the latency row (analysed SPECs only, not saved "
+                           "reports; default laptop-cpu)")
     diff.add_argument("--format", choices=("table", "json", "markdown"), default="table")
     diff.add_argument("-o", "--output", help="write to this file instead of stdout")
     diff.add_argument("--top", type=int, default=20,
@@ -140,13 +150,15 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = sub.add_parser(
         "calibrate", help="measure this machine's device profile for the latency estimate",
         description="Short micro-benchmarks on synthetic tensors (GEMM peak, streaming bandwidth, "
-                    "fixed cost per op, per-kind throughput); the only command that runs real "
-                    "kernels. Saves NAME.json where --device finds it.", parents=[common])
+                    "fixed cost per op and per module call, per-kind throughput), then synthetic "
+                    "blocks costmodel builds itself (in-model scales fitted on half, the "
+                    "estimate's interval from the held-out half); the only command that runs "
+                    "real kernels. Saves NAME.json where --device finds it.", parents=[common])
     calibrate.add_argument("--name", help="profile name (default: the host name)")
     calibrate.add_argument("-o", "--output", help="JSON path (default: $COSTMODEL_PROFILE_DIR or "
                                                   "~/.cache/costmodel/profiles, NAME.json)")
-    calibrate.add_argument("--seconds", type=float, default=4.0,
-                           help="time budget in seconds (default 4)")
+    calibrate.add_argument("--seconds", type=float, default=20.0,
+                           help="time budget in seconds (default 20; at most 90 is sensible)")
     calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     return parser
 
@@ -209,9 +221,10 @@ def run_calibrate(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0:
         raise UsageError("--seconds must be positive")
+    from ..api import analyze
     warnings: list[str] = []
     profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
-                                       warnings)
+                                       analyze, warnings)
     for warning in warnings:   # measurements that did not settle: said, and kept in the source
         print(f"costmodel: warning: {warning}", file=sys.stderr)
     print(describe(profile))
@@ -224,11 +237,12 @@ def run_check(args: argparse.Namespace) -> int:
     from ..core.tensors import canonical_dtype
     from . import config
     from . import gate as check
-    from .budget import parse_increase, parse_quantity
+    from .budget import parse_duration, parse_increase, parse_quantity
     from .gate import split_inputs
 
     limits = {m: parse_quantity(getattr(args, f"max_{m}"), m) for m in SORT_KEYS
               if getattr(args, f"max_{m}") is not None}
+    max_latency = parse_duration(args.max_latency) if args.max_latency is not None else None
     increases: dict[str, float] = {}
     for text in args.max_increase:
         increases.update(parse_increase(text))
@@ -239,11 +253,12 @@ def run_check(args: argparse.Namespace) -> int:
     if args.dtype:
         canonical_dtype(args.dtype)
     if args.spec:
-        if not limits and not args.baseline:
+        if not limits and not args.baseline and max_latency is None:
             raise UsageError("nothing to check: give a budget (--max-mac 1.2G, --max-params 5M, "
-                             "...) or --baseline REPORT.json")
+                             "--max-latency 15ms, ...) or --baseline REPORT.json")
         targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
                                  increases, args.baseline, args.strict, mode=args.mode,
+                                 max_latency_s=max_latency, device=args.device,
                                  name=args.spec)]
     else:
         if args.input or args.arg:
@@ -258,6 +273,10 @@ def run_check(args: argparse.Namespace) -> int:
             target.limits.update(limits)
             target.increases.update(increases)
             target.strict = target.strict or args.strict
+            if max_latency is not None:
+                target.max_latency_s = max_latency
+            if args.device:
+                target.device = args.device
             if args.baseline:
                 target.baseline = os.path.abspath(args.baseline)
             if args.dtype:
@@ -286,10 +305,12 @@ def run_diff(args: argparse.Namespace) -> int:
     given = {"a": (args.a, args.input + args.input_a, args.arg + args.arg_a),
              "b": (args.b, args.input + args.input_b, args.arg + args.arg_b)}
     a, b = (side(*given[k]) for k in "ab")
+    profile = _profile(args.device)
     # each side's header says what was analysed: the SPEC with its --arg and --input
     sources = tuple(" ".join([spec, *(f"--arg {x}" for x in arg), *(f"--input {x}" for x in inp)])
                     for spec, inp, arg in given.values())
-    _write(render(compare(a, b, args.depth), args.format, args.top, sources), args.output)
+    _write(render(compare(a, b, args.depth, profile), args.format, args.top, sources),
+           args.output)
     return 0
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
+from ..analysis.context import context
 from ..core.cost import METRIC_LABELS
 from ..core.report import Report
 from ..core.tensors import format_input, format_shape
@@ -62,7 +64,11 @@ def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: st
     lines += [f"#### {text.layers_title(report, len(rows), sort, everything)}", "",
               text.table(rows, text.HEADERS, "github"), ""]
     if report.graph is not None:
-        from ..analysis.context import context
+        est = latency_summary(report, profile)
+        lines += [f"Estimated latency on {est['profile']}: {est['total_s'] * 1e3:.3g} ms"
+                  + (f" ({est['interval_s'][0] * 1e3:.3g}-{est['interval_s'][1] * 1e3:.3g} ms, "
+                     f"{est['interval_level']:.0%} interval)" if est["interval_level"] else
+                     " (profile not measured: datasheet peaks, guessed overheads)"), ""]
         findings = context(report).guidelines(None, profile)
         lines += ["#### guidelines (ShuffleNet V2 G1-G4)", ""]
         from collections import Counter
@@ -86,6 +92,17 @@ def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: st
     return "\n".join(lines)
 
 
+def latency_summary(report: Report, profile=None) -> dict:
+    """The latency estimate of `report` on `profile`, for machine-readable output: total,
+    interval, the terms and what the profile is (the per-op estimates stay out)."""
+    est = context(report).estimate(profile)
+    low, high = est.interval()
+    return {"profile": est.profile.name, "source": est.profile.source, "total_s": est.total_s,
+            "interval_s": [low, high], "interval_level": est.profile.interval_level,
+            "critical_path_s": est.critical_path_s, "terms": est.terms(),
+            "module_calls": est.module_calls, "free_ops": est.free_ops}
+
+
 def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | None = None,
            sort: str | None = None, profile=None, layers: str = "top") -> str:
     """`fmt` of `report`. table and markdown show the top layers by `sort` (or every layer with
@@ -96,7 +113,11 @@ def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | Non
         return text.render(report, depth=depth, top=top, sort=sort, profile=profile,
                            layers=layers)
     if fmt == "json":
-        return report.to_json()
+        if report.graph is None:
+            return report.to_json()
+        data = json.loads(report.to_json())
+        data["latency"] = latency_summary(report, profile)
+        return json.dumps(data, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")

@@ -52,14 +52,18 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                      + ", ".join(f"{k} x{v}" for k, v in sorted(frags.items()))
                      + f"; most branches {max(b.branches for b in blocks)}")
     total = est.total_s
-    overhead = sum(op.kernels for op in est.ops) * profile.overhead_s
     scope = " of the forward pass" if report.mode == Mode.TRAIN else ""
-    lines += ["", f"latency estimate{scope} on {profile.name} (roofline + "
-              f"{duration(profile.overhead_s)} per kernel; "
-              "costmodel calibrate measures this machine)",
-              f"  total {duration(total)} (kernels one after another), critical path "
-              f"{duration(est.critical_path_s)}, fixed per-kernel cost "
-              f"{percent(overhead, total, digits=0)}"]
+    measured = "calibrated" if profile.interval_level else "NOT measured: datasheet peaks with " \
+        "guessed overheads; `costmodel calibrate` measures this machine"
+    lines += ["", f"latency estimate{scope} on {profile.name} ({measured})"]
+    low, high = est.interval()
+    band = (f" ({duration(low)} to {duration(high)}, {profile.interval_level:.0%} interval)"
+            if profile.interval_level else "")
+    lines.append(f"  total {duration(total)}{band} (kernels one after another), critical path "
+                 f"{duration(est.critical_path_s)}")
+    lines.append("  by term: " + ", ".join(f"{term} {duration(sec)} {percent(sec, total, digits=0)}"
+                                          for term, sec in est.terms().items())
+                 + f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)")
     shares = ", ".join(f"{cat} {percent(sec, total, digits=0)}"
                        for cat, sec in list(est.by_category().items())[:5])
     lines.append(f"  by category: {shares}")
