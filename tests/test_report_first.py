@@ -13,7 +13,7 @@ from torch import nn
 
 import costmodel
 from costmodel.cli import main
-from costmodel.render import formats, text
+from costmodel.render import formats
 
 from conftest import EXAMPLES
 
