@@ -214,3 +214,18 @@ def test_relu6_is_named_relu6():
 def test_str_of_report_is_the_default_table():
     r = costmodel.analyze(Stem(), "1x3x56x56")
     assert str(r) == formats.render(r, "table")
+
+
+def test_fft_linalg_special_ops_keep_their_public_names():
+    from costmodel.ops.registry import printed_name
+
+    assert printed_name(torch.fft.rfft) == "torch.fft.rfft"
+    assert printed_name(torch.linalg.svd) == "torch.linalg.svd"
+    assert printed_name(torch.special.xlogy) == "torch.special.xlogy"
+
+    class FFT(nn.Module):
+        def forward(self, x):
+            return torch.fft.rfft(x)
+
+    r = costmodel.analyze(FFT(), "1x64")
+    assert r.totals.unsupported == ("torch.fft.rfft",)
