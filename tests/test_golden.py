@@ -33,6 +33,7 @@ def shipped_profiles_only(tmp_path, monkeypatch):
     empty = tmp_path / "profiles"
     empty.mkdir()
     monkeypatch.setenv("COSTMODEL_PROFILE_DIR", str(empty))
+    monkeypatch.setenv("COLUMNS", "120")   # the text tables fit the terminal: fix its width
 
 
 def compare(name: str, text: str) -> None:

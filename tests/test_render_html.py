@@ -28,10 +28,10 @@ EVIL_CLASS = "Net<b>&\"'</title>"
 def _init(self):
     nn.Module.__init__(self)
     self.stem = nn.Conv2d(3, 16, 3, padding=1)
-    self.add_module(EVIL, nn.Conv2d(8, 8, 1))
-    self.dw = nn.Conv2d(8, 8, 3, padding=1, groups=8)
+    self.add_module(EVIL, nn.Conv2d(8, 32, 1))   # 1:4, a G1 finding on the hostile name
+    self.dw = nn.Conv2d(32, 32, 3, padding=1, groups=32)
     self.relu = nn.ReLU()
-    self.fc = nn.Linear(16, 10)
+    self.fc = nn.Linear(40, 10)
 
 
 def _forward(self, x):

@@ -80,10 +80,12 @@ def annotate(g: CostGraph) -> tuple[list[Layer], list[Diagnostic]]:
             category = Category.UNSUPPORTED
         else:
             category = head.category if head else Category.DATA_MOVEMENT
+        op = (unsupported[0] if category is Category.UNSUPPORTED
+              else head.op if head else "identity")
+        if op == "hardtanh" and _is_relu6(node):
+            op = "relu6"   # nn.ReLU6 and F.relu6 run F.hardtanh(x, 0, 6): say what the user wrote
         layer = Layer(
-            name=name, module=node.module, target=node.target,
-            op=(unsupported[0] if category is Category.UNSUPPORTED
-                else head.op if head else "identity"),
+            name=name, module=node.module, target=node.target, op=op,
             category=category, status=status,
             inputs=tuple([s.shape for s in node.inputs]),
             outputs=tuple([s.shape for s in outputs]),
@@ -104,3 +106,10 @@ def _reason(calls: list[CallCost]) -> str:
     if categories <= {Category.DATA_MOVEMENT, Category.DROPOUT}:
         return "a view: no data moves"
     return "costs nothing"
+
+
+def _is_relu6(node) -> bool:
+    """Every hardtanh call of the node clamps to [0, 6]: ReLU6."""
+    calls = [rec.call for rec in node.calls if rec.call.op == "hardtanh"]
+    return bool(calls) and all(float(c.attrs.get("min_val", -1.0)) == 0.0
+                               and float(c.attrs.get("max_val", 1.0)) == 6.0 for c in calls)

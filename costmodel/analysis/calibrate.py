@@ -25,7 +25,11 @@ The only place costmodel runs real kernels, on synthetic tensors and only when a
   percentile: an 80% interval).
 
 Each figure is the best of several timed calls (the least disturbed by other work). Nothing here
-sees a user's model.
+sees a user's model. The GEMM peak is measured before and after the rest and checked
+(`settle_peak`): two measurements that disagree by more than SPREAD, or a peak below what a conv
+reached in the same run by more than CONV_SPREAD, are disturbed measurements; calibrate measures
+again (up to RETRIES times), keeps the fastest, and says so in a warning (and in the profile's
+`source`) when it still does not settle.
 """
 from __future__ import annotations
 
@@ -61,6 +65,58 @@ def _best_seconds(fn: Callable[[], object], budget: float) -> float:
         best = min(best, (time.perf_counter() - start) / reps)
         done += 1
     return best
+
+
+GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
+SPREAD = 1.5          # two GEMM peaks within this factor agree
+CONV_SPREAD = 2.0     # a GEMM peak this far below a conv rate of the same run is disturbed
+RETRIES = 3           # extra GEMM measurements when the first two do not settle
+
+
+def _gemm_seconds(budget: float) -> float:
+    """Seconds of one GEMM_N x GEMM_N fp32 matmul (2 n^3 FLOPs), best of several."""
+    import torch
+
+    a, b = torch.randn(GEMM_N, GEMM_N), torch.randn(GEMM_N, GEMM_N)
+    out = torch.empty(GEMM_N, GEMM_N)
+    return _best_seconds(lambda: torch.mm(a, b, out=out), budget)
+
+
+def _gemm_peak(budget: float) -> float:
+    return 2 * GEMM_N ** 3 / _gemm_seconds(budget)
+
+
+def settle_peak(samples: list[float], conv_rate: float, remeasure: Callable[[], float],
+                retries: int = RETRIES) -> tuple[float, list[str]]:
+    """The GEMM peak from `samples` (FLOP/s): measured again with `remeasure` until two
+    measurements agree within SPREAD and the fastest is not CONV_SPREAD below `conv_rate` (the
+    fastest conv rate of the same run), at most `retries` more times. Returns the fastest and
+    a warning per check that still fails."""
+    samples = list(samples)
+
+    def agree() -> bool:
+        best = max(samples)
+        return sum(s >= best / SPREAD for s in samples) >= 2
+
+    def above_convs() -> bool:
+        return max(samples) >= conv_rate / CONV_SPREAD
+
+    while retries > 0 and not (agree() and above_convs()):
+        samples.append(remeasure())
+        retries -= 1
+    peak, warnings = max(samples), []
+    if not agree():
+        warnings.append(
+            f"the GEMM peak varied from {min(samples) / 1e9:.1f} to {peak / 1e9:.1f} GFLOP/s over "
+            f"{len(samples)} measurements (this machine was busy); the fastest is kept: run "
+            f"`costmodel calibrate` again on a quiet machine")
+    if not above_convs():
+        warnings.append(
+            f"the GEMM peak {peak / 1e9:.1f} GFLOP/s is far below the {conv_rate / 1e9:.1f} "
+            f"GFLOP/s a conv reached in the same run (measured {len(samples)} times); the "
+            f"compute-bound estimates will be too slow: run `costmodel calibrate` again on a "
+            f"quiet machine")
+    return peak, warnings
 
 
 #: (in, out, size, kernel, stride, groups) of the convs timed for each rate: shapes of
@@ -108,12 +164,15 @@ def _conv_flops(cin: int, cout: int, size: int, k: int, stride: int, groups: int
 
 
 def calibrate(seconds: float = 20.0, name: str | None = None, threads: int | None = None,
-              analyze: Callable | None = None) -> DeviceProfile:
+              analyze: Callable | None = None, warnings: list[str] | None = None
+              ) -> DeviceProfile:
     """Measure this machine's profile in about `seconds` (fp32, torch's current thread count
     unless `threads` is given). The name defaults to the host name. With `analyze`
-    (costmodel.analyze), synthetic blocks fit the in-model scales and measure the interval."""
+    (costmodel.analyze), synthetic blocks fit the in-model scales and measure the interval.
+    Measurements that do not settle (see settle_peak) are appended to `warnings` and to the
+    profile's source."""
     import torch
-    profile = _single_ops(seconds * (0.5 if analyze else 1.0), name, threads)
+    profile = _single_ops(seconds * (0.5 if analyze else 1.0), name, threads, warnings)
     if analyze is None:
         return profile
     old_threads = torch.get_num_threads()
@@ -125,7 +184,8 @@ def calibrate(seconds: float = 20.0, name: str | None = None, threads: int | Non
         torch.set_num_threads(old_threads)
 
 
-def _single_ops(seconds: float, name: str | None, threads: int | None) -> DeviceProfile:
+def _single_ops(seconds: float, name: str | None, threads: int | None,
+                warnings: list[str] | None = None) -> DeviceProfile:
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -136,10 +196,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None) -> Device
     share = seconds / 16
     try:
         with torch.no_grad():
-            n = 512                                # ~2.5 ms: short enough to find undisturbed calls
-            a, b = torch.randn(n, n), torch.randn(n, n)
-            out = torch.empty(n, n)
-            peak = 2 * n ** 3 / _best_seconds(lambda: torch.mm(a, b, out=out), share)
+            peaks = [_gemm_peak(share)]           # measured again after the rest: see below
 
             # weights read once, cold: 64 MiB of batch-1 linear layers, past most caches
             fcs = [torch.randn(1024, 1024) for _ in range(16)]
@@ -213,14 +270,20 @@ def _single_ops(seconds: float, name: str | None, threads: int | None) -> Device
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
+            peaks.append(_gemm_peak(share))
+            conv_rate = max(rates[kind] for kind in CONVS)
+            peak, found = settle_peak(peaks, conv_rate, lambda: _gemm_peak(share))
     finally:
         torch.set_num_threads(old_threads)
+    if warnings is not None:
+        warnings += found
     used = threads if threads is not None else old_threads
     host = platform.node() or "this-machine"
     return DeviceProfile(
         name or host, peak, bandwidth, overhead,
         f"calibrated on {host} ({platform.processor() or platform.machine()}), torch "
-        f"{torch.__version__}, {used} threads, {time.strftime('%Y-%m-%d')}",
+        f"{torch.__version__}, {used} threads, {time.strftime('%Y-%m-%d')}"
+        + "".join(f"; warning: {w}" for w in found),
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op)
@@ -386,9 +449,10 @@ def _quantile(values: list[float], q: float) -> float:
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
                        seconds: float = 20.0, threads: int | None = None,
-                       analyze: Callable | None = None) -> tuple[DeviceProfile, Path]:
+                       analyze: Callable | None = None, warnings: list[str] | None = None
+                       ) -> tuple[DeviceProfile, Path]:
     """calibrate(), then save the profile (default: latency.profile_dir() / NAME.json)."""
-    profile = calibrate(seconds, name, threads, analyze)
+    profile = calibrate(seconds, name, threads, analyze, warnings)
     return profile, save_profile(profile, path)
 
 

@@ -17,8 +17,12 @@ keeps the findings; `Report.guidelines` reads them from there). No torch import.
   conv with the same input and the same MAdds (c2 / g outputs): the paper's MAC = hw*c1 + B*g/c1
   + B/hw at fixed B and c1, so the overhead is the output elements times (1 - 1/g). Depthwise
   convs are left to G4, as in the paper.
+  Not actionable, so not reported: a conv with at most 4 input channels (a stem reading an RGB,
+  RGBA or depth image: c1 is the data's, not a design choice; `Thresholds.g1_min_in_channels`).
 - G3 (network fragmentation reduces parallelism). Blocks (structure.find_blocks) with more
   fragments or parallel branches than the thresholds, and the whole model's average parallelism.
+  Blocks that compute attention (an attention or softmax op under them) are not judged against
+  these convolutional block norms: their Q/K/V branches are the attention's own structure.
 - G4 (element-wise operations are not negligible). Element-wise ops as the paper counts them:
   activations, element-wise arithmetic (Add, AddBias), inference norms (a folded scale and bias)
   and depthwise convs; their share of MAC and of estimated time against their share of FLOPs.
@@ -47,6 +51,7 @@ class Thresholds:
 
     g1_excess: float = 0.15        # MAC above the G1 bound (1:1 is 0, 1:2 0.06, 1:4 0.2, 1:6 0.3)
     g1_min_share: float = 0.002    # ...and the conv's MAC is at least this share of the model's
+    g1_min_in_channels: int = 5    # convs with fewer input channels read the data's own (RGB)
     g2_overhead: float = 0.10      # MAC above a dense conv of equal MAdds (g=3 1x1: 0.13-0.53)
     g3_fragments: int = 4          # more fragments than this in one block (ResNet: 3, 4)
     g3_branches: int = 3           # more parallel branches than this in one block
@@ -120,6 +125,8 @@ def g1(source: Any, thresholds: Thresholds = Thresholds()) -> list[GuidelineDiag
                 or mac < thresholds.g1_min_share * model_mac):
             continue
         c1, c2 = x.shape[1], out.shape[1]
+        if c1 < thresholds.g1_min_in_channels:   # a stem on the image: its c1 is the data's
+            continue
         stride = max(x.numel // x.shape[1] // max(out.numel // out.shape[1], 1), 1)
         balanced = f"c2 = {stride} x c1 for its stride" if stride > 1 else "c1 = c2"
         ratio = f"1:{c2 / c1:.3g}" if c2 >= c1 else f"{c1 / c2:.3g}:1"
@@ -175,9 +182,13 @@ def g3(source: Any, thresholds: Thresholds = Thresholds(), depth: int | None = N
     overall = (f"model: {model.kernels} kernels, critical path {model.critical_path_kernels}, "
                f"average parallelism {model.parallelism:.2f}")
     found = []
+    attention = {node.module for node in _graph(source)
+                 if node.category in (Category.ATTENTION, Category.SOFTMAX)}
     for block in ctx.blocks(depth):
         if block.fragments <= thresholds.g3_fragments and block.branches <= thresholds.g3_branches:
             continue
+        if any(m == block.path or m.startswith(block.path + ".") for m in attention):
+            continue   # attention's Q/K/V branches are not a convolutional block's fragments
         found.append(_diag(
             Code.G3_FRAGMENTED_BLOCK,
             f"G3: block {block.path} has {block.fragments} fragments in {block.branches} parallel "

@@ -2,7 +2,8 @@
 argument name, and the input a model's first layer implies when none was given."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +18,54 @@ from ..ops import META
 from . import fx as capture
 
 InputLike = Any  # "1x3x224x224[:dtype]", (1, 3, 224, 224), torch.Size, or a tensor
+# ... or a dict, list, tuple or dataclass of these, for a forward that takes that structure
+
+
+def is_shape(value: Any) -> bool:
+    """A tuple/list of ints (or torch.Size) is one shape, not a structure of inputs."""
+    return isinstance(value, Sequence) and not isinstance(value, str) and all(
+        isinstance(d, int) and not isinstance(d, bool) for d in value)
+
+
+def structured(value: Any, what: str) -> tuple[Any, list[InputInfo]]:
+    """Meta tensors in the structure the user gave (dict, list, tuple, dataclass, nested), and one
+    InputInfo per tensor named by its path ('batch.image', 'pair.0'). None and plain Python
+    scalars inside a structure pass through unchanged (a flag, an optional mask)."""
+    if isinstance(value, (Tensor, str)) or is_shape(value):
+        tensor, dtype, shape = meta_input(value, f"input '{what}'")
+        return tensor, [InputInfo(what, shape, dtype)]
+    infos: list[InputInfo] = []
+
+    def inner(item: Any, key: Any) -> Any:
+        path = f"{what}.{key}"
+        if item is None or isinstance(item, (bool, int, float)):
+            return item
+        made, found = structured(item, path)
+        infos.extend(found)
+        return made
+
+    if isinstance(value, Mapping):
+        if not value:
+            raise InputSpecError(f"input '{what}' is an empty dict; give each key a shape")
+        for key in value:
+            if not isinstance(key, str):
+                raise InputSpecError(f"input '{what}' has a non-string key {key!r}")
+        made = {k: inner(v, k) for k, v in value.items()}
+        return (made if type(value) is dict else type(value)(made)), infos
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: inner(getattr(value, f.name), f.name)
+                  for f in dataclasses.fields(value) if f.init}
+        return dataclasses.replace(value, **fields), infos
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise InputSpecError(f"input '{what}' is an empty {type(value).__name__}")
+        items = [inner(v, i) for i, v in enumerate(value)]
+        if isinstance(value, tuple) and hasattr(value, "_fields"):   # a namedtuple
+            return type(value)(*items), infos
+        return type(value)(items), infos
+    raise InputSpecError(
+        f"input '{what}' must be a shape string like '1x3x224x224', a tuple of ints, a tensor, "
+        f"or a dict, list, tuple or dataclass of these, not {type(value).__name__}")
 
 
 def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...]]:
@@ -26,7 +75,7 @@ def meta_input(value: InputLike, what: str) -> tuple[Tensor, str, tuple[int, ...
         return meta, str(value.dtype).removeprefix("torch."), tuple(value.shape)
     if isinstance(value, str):
         name, shape, dtype = parse_input(value)
-    elif isinstance(value, Sequence) and all(isinstance(d, int) for d in value):   # () is 0-d
+    elif is_shape(value):   # () is 0-d
         shape, dtype = tuple(value), "float32"
         if any(d <= 0 for d in shape):
             raise InputSpecError(f"{what} shape {shape} must have positive dimensions")
@@ -86,7 +135,7 @@ def infer_input(model: nn.Module, graph: fx.Graph | None) -> tuple[tuple[int, ..
 class Inputs:
     """What analyze() was given, ready for a capture."""
 
-    values: dict[str, Tensor]                # forward argument name -> meta tensor
+    values: dict[str, Any]                   # forward argument name -> meta tensor(s)
     infos: list[InputInfo]
     diagnostics: list[Diagnostic]            # CM003 when an input was assumed
     provided: set[str]                       # the forward arguments fx must not fix to defaults
@@ -124,11 +173,11 @@ def prepare(model: nn.Module, positional: list, named: dict, training: bool) -> 
     extra = len(positional) - len(free)
     if star is not None and extra > 0:   # forward(self, x, *args): args_0, args_1, ...
         free += [f"{star}_{i}" for i in range(extra)]
-    values: dict[str, Tensor] = {}
+    values: dict[str, Any] = {}
     infos: list[InputInfo] = []
     for name, value in [*zip(free, positional), *named.items()]:
-        values[name], dt, shape = meta_input(value, f"input '{name}'")
-        infos.append(InputInfo(name, shape, dt))
+        values[name], found = structured(value, name)
+        infos += found
     given = Inputs(values, infos, [], set(values),
                    by_position=tuple(free) if star is not None and extra > 0 else ())
     if values:

@@ -7,6 +7,7 @@ into a `Recorded`.
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import torch
@@ -71,13 +72,15 @@ def _tensors(value: Any) -> list[Tensor]:
         return [value]
     if isinstance(value, dict):
         value = value.values()
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):   # a batch dataclass
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
     elif not isinstance(value, (list, tuple)):
         return []
     found = []
     for v in value:
         if isinstance(v, Tensor):
             found.append(v)
-        elif isinstance(v, (list, tuple, dict)):
+        elif isinstance(v, (list, tuple, dict)) or dataclasses.is_dataclass(v):
             found += _tensors(v)
     return found
 

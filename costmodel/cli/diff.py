@@ -16,7 +16,7 @@ from tabulate import tabulate
 from ..core.cost import METRIC_LABELS, METRICS, ZERO, Cost
 from ..core.report import Layer, Report
 from ..core.tensors import format_input
-from ..render.units import human
+from ..render.units import clean, clean_md, human
 
 
 @dataclass(frozen=True)
@@ -131,10 +131,19 @@ def render(diff: Diff, fmt: str = "table", top: int | None = 20,
     """The diff as text (`table`, `markdown`) or `json`. `sources` name where A and B came from."""
     if fmt == "json":
         return json.dumps({"sources": list(sources), **diff.to_dict()}, indent=2)
-    tablefmt = "github" if fmt == "markdown" else "simple"
+    md = fmt == "markdown"
+    tablefmt = "github" if md else "simple"
+    name = clean_md if md else clean
     a, b = diff.a, diff.b
-    parts = [f"{side}: {src + '  ' if src else ''}{r.model} [{_inputs(r)}]  {r.totals.status}"
-             for side, src, r in (("A", sources[0], a), ("B", sources[1], b))] + [""]
+    if md:   # a pull-request comment: a heading, each side in code, then the delta tables
+        parts = ["### costmodel diff", ""] + [
+            f"- **{side}**: `{clean(src).replace('`', chr(39))}` {name(r.model)} "
+            f"`{_inputs(r)}` {r.totals.status}"
+            for side, src, r in (("A", sources[0], a), ("B", sources[1], b))] + [""]
+    else:
+        parts = [f"{side}: {clean(src) + '  ' if src else ''}{clean(r.model)} [{_inputs(r)}]  "
+                 f"{r.totals.status}"
+                 for side, src, r in (("A", sources[0], a), ("B", sources[1], b))] + [""]
     rows = []
     for m in METRICS:
         old, new = getattr(diff.totals.a, m), getattr(diff.totals.b, m)
@@ -142,27 +151,29 @@ def render(diff: Diff, fmt: str = "table", top: int | None = 20,
         rows.append((METRIC_LABELS[m], human(old, binary=binary), human(new, binary=binary),
                      signed(new - old, old, binary=binary)))
     if diff.latency is not None:
-        name, old_s, new_s = diff.latency
+        profile, old_s, new_s = diff.latency
         change = f"{100 * (new_s - old_s) / old_s:+.1f}%" if old_s else "-"
-        rows.append((f"latency ({name})", f"{old_s * 1e3:.3g} ms", f"{new_s * 1e3:.3g} ms",
+        rows.append((f"latency ({profile})", f"{old_s * 1e3:.3g} ms", f"{new_s * 1e3:.3g} ms",
                      change))
     parts.append(tabulate(rows, headers=("total", "A", "B", "change"), tablefmt=tablefmt,
                           disable_numparse=True))
 
     headers = tuple(f"Δ {METRIC_LABELS[m]}" for m in METRICS)
     changed = [c for c in diff.modules if c.kind != "same"]
-    parts += ["", f"by module ({len(changed)} of {len(diff.modules)} changed)"]
-    parts.append(tabulate([(c.key, c.kind, *_deltas(c)) for c in changed] or [("-",) * 7],
+    parts += ["", f"{'#### ' if md else ''}by module ({len(changed)} of {len(diff.modules)} "
+                  f"changed)" + ("\n" if md else "")]
+    parts.append(tabulate([(name(c.key), c.kind, *_deltas(c)) for c in changed] or [("-",) * 7],
                           headers=("module", "", *headers), tablefmt=tablefmt,
                           disable_numparse=True))
 
     layers = [c for c in diff.layers if c.kind != "same"]
     layers.sort(key=lambda c: -abs(c.delta("mac")))
     shown = layers if top is None else layers[:top]
-    parts += ["", f"layers ({len(layers)} of {len(diff.layers)} changed"
+    parts += ["", f"{'#### ' if md else ''}layers ({len(layers)} of {len(diff.layers)} changed"
               + (f"; the {len(shown)} with the largest MAC change" if len(shown) < len(layers)
-                 else "") + ")"]
-    parts.append(tabulate([(c.key, c.module or "-", c.detail, c.kind, *_deltas(c)) for c in shown]
+                 else "") + ")" + ("\n" if md else "")]
+    parts.append(tabulate([(name(c.key), name(c.module or "-"), name(c.detail), c.kind,
+                            *_deltas(c)) for c in shown]
                           or [("-",) * 9], headers=("layer", "module", "op", "", *headers),
                           tablefmt=tablefmt,
                           disable_numparse=True))
@@ -175,4 +186,4 @@ def _deltas(change: Change) -> list[str]:
 
 
 def _inputs(report: Report) -> str:
-    return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs)
+    return ", ".join(format_input(clean(i.name), i.shape, i.dtype) for i in report.inputs)

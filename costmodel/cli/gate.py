@@ -16,7 +16,7 @@ from typing import Any, Callable, TextIO
 from ..core.cost import METRIC_LABELS
 from ..core.tensors import format_input
 from ..core.vocab import Mode
-from ..errors import BudgetError, one_line
+from ..errors import BudgetError, InputSpecError, one_line
 from .budget import Gate, latency_verdict
 from .config import Target
 
@@ -30,18 +30,43 @@ class Outcome:
     lines: list[str] = field(default_factory=list)
 
 
-def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, str]]:
-    """'--input' values into positional shapes and name=shape keyword inputs (validated)."""
+def split_inputs(texts: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """'--input' values into positional shapes and name=shape keyword inputs (validated).
+    A dotted name builds a structured input: `batch.image=1x3x224x224 batch.mask=1x224x224:bool`
+    gives batch = {"image": ..., "mask": ...}; keys 0, 1, ... give a list (`pair.0=`, `pair.1=`).
+    """
     from ..core.tensors import parse_input
 
-    positional, named = [], {}
+    positional: list[str] = []
+    named: dict[str, Any] = {}
     for text in texts:
         name, _, _ = parse_input(text)     # raises InputSpecError with a one-line message
-        if name:
-            named[name] = text.split("=", 1)[1]
-        else:
+        if not name:
             positional.append(text)
-    return positional, named
+            continue
+        *path, last = name.split(".")
+        level = named
+        for i, key in enumerate(path):
+            level = level.setdefault(key, {})
+            if not isinstance(level, dict):
+                raise InputSpecError(f"--input {'.'.join(path[:i + 1])} is given both as one "
+                                     f"shape and as a structure of shapes")
+        if last in level:
+            raise InputSpecError(f"--input {name} is given twice")
+        level[last] = text.split("=", 1)[1].strip()
+    return positional, {k: _lists(v, k) for k, v in named.items()}
+
+
+def _lists(value: Any, name: str) -> Any:
+    """The levels of a dotted --input whose keys are 0, 1, ..., n-1 as lists."""
+    if not isinstance(value, dict):
+        return value
+    if any(k.isdigit() for k in value):
+        if sorted(value) != sorted(str(i) for i in range(len(value))):
+            raise InputSpecError(f"--input {name}.N: the items of a list input must be numbered "
+                                 f"0 to {len(value) - 1} (given: {', '.join(sorted(value))})")
+        return [_lists(value[str(i)], f"{name}.{i}") for i in range(len(value))]
+    return {k: _lists(v, f"{name}.{k}") for k, v in value.items()}
 
 
 def analyze_spec(spec: str, inputs: list[str], args: dict[str, Any], dtype: str | None = None,

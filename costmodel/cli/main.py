@@ -75,8 +75,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         "float32, int8)")
     report.add_argument("--format", choices=FORMATS, default="table")
     report.add_argument("-o", "--output", help="write to this file instead of stdout")
-    report.add_argument("--sort", choices=SORT_KEYS, help="sort layers by this column")
-    report.add_argument("--top", type=int, help="show only the first K layers")
+    report.add_argument("--layers", choices=("top", "all"), default="top",
+                        help="table/markdown: 'top' (default) the --top K layers by --sort, "
+                             "'all' the full per-layer table (graph order unless --sort)")
+    report.add_argument("--sort", choices=SORT_KEYS,
+                        help="rank layers by this column (default for the top layers: mac); "
+                             "table, markdown, csv; json is always the whole report")
+    report.add_argument("--top", type=int,
+                        help="how many layers to show (default 10 in table/markdown, every "
+                             "layer in csv); json is always the whole report")
     report.add_argument("--depth", type=int, default=1, help="module roll-up depth (default 1)")
     _mode_option(report)
     report.add_argument("--device", metavar="PROFILE",
@@ -183,9 +190,17 @@ def run_report(args: argparse.Namespace) -> int:
         raise UsageError("--top must be at least 1")
     _check_depth(args.depth)
     profile = _profile(args.device)
+    ignored = [flag for flag, value in (("--top", args.top), ("--sort", args.sort),
+                                        ("--layers", args.layers != "top"),
+                                        ("--depth", args.depth != 1)) if value]
+    if args.format in ("json", "html", "dot", "svg") and ignored:
+        # said, not silently dropped: these formats always hold the whole report
+        print(f"costmodel: note: {' and '.join(ignored)} "
+              f"{'does' if len(ignored) == 1 else 'do'} not apply to --format {args.format}, "
+              f"which holds the whole report", file=sys.stderr)
     report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
     _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
-                          profile=profile), args.output)
+                          profile=profile, layers=args.layers), args.output)
     return 0
 
 
@@ -211,8 +226,11 @@ def run_calibrate(args: argparse.Namespace) -> int:
     if args.seconds <= 0:
         raise UsageError("--seconds must be positive")
     from ..api import analyze
+    warnings: list[str] = []
     profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
-                                       analyze)
+                                       analyze, warnings)
+    for warning in warnings:   # measurements that did not settle: said, and kept in the source
+        print(f"costmodel: warning: {warning}", file=sys.stderr)
     print(describe(profile))
     device = profile.name if args.output is None else path
     print(f"saved     {path}   (use it with --device {device})")
@@ -288,10 +306,14 @@ def run_diff(args: argparse.Namespace) -> int:
             return read_report(spec)
         return analyze_spec(spec, inputs, _args(arg), args.dtype, mode=args.mode)
 
-    a = side(args.a, args.input + args.input_a, args.arg + args.arg_a)
-    b = side(args.b, args.input + args.input_b, args.arg + args.arg_b)
+    given = {"a": (args.a, args.input + args.input_a, args.arg + args.arg_a),
+             "b": (args.b, args.input + args.input_b, args.arg + args.arg_b)}
+    a, b = (side(*given[k]) for k in "ab")
     profile = _profile(args.device)
-    _write(render(compare(a, b, args.depth, profile), args.format, args.top, (args.a, args.b)),
+    # each side's header says what was analysed: the SPEC with its --arg and --input
+    sources = tuple(" ".join([spec, *(f"--arg {x}" for x in arg), *(f"--input {x}" for x in inp)])
+                    for spec, inp, arg in given.values())
+    _write(render(compare(a, b, args.depth, profile), args.format, args.top, sources),
            args.output)
     return 0
 

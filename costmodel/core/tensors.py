@@ -67,7 +67,7 @@ _DIM = re.compile(r"^\d+$")
 
 
 def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
-    """Parse '[name=]1x3x224x224[:dtype]' into (name, shape, dtype).
+    """Parse '[name[.key...]=]1x3x224x224[:dtype]' into (name, shape, dtype).
 
     >>> parse_input("attention_mask=1x128:int64")
     ('attention_mask', (1, 128), 'int64')
@@ -79,8 +79,11 @@ def parse_input(text: str) -> tuple[str | None, tuple[int, ...], str]:
     name = None
     if "=" in text:
         name, text = (part.strip() for part in text.split("=", 1))
-        if not name.isidentifier():
-            raise InputSpecError(f"bad input name {name!r} in {raw!r}; expected name=1x3x224x224")
+        parts = name.split(".")   # batch.image=...: a key of a dict (or item of a list) input
+        if not parts[0].isidentifier() or not all(p.isidentifier() or p.isdigit()
+                                                  for p in parts[1:]):
+            raise InputSpecError(f"bad input name {name!r} in {raw!r}; expected name=1x3x224x224 "
+                                 f"or name.key=1x3x224x224 for a key of a dict input")
     dtype = "float32"
     if ":" in text:
         text, dtype_name = text.rsplit(":", 1)

@@ -233,6 +233,9 @@ def printed_name(func: Any) -> str:
             or qualname.startswith(("TensorBase.", "Tensor."))):
         return "Tensor." + name
     module = getattr(func, "__module__", None) or ""
+    for sub in ("fft", "linalg", "special"):   # torch._C._fft.fft_rfft is torch.fft.rfft
+        if module == f"torch._C._{sub}" and name.startswith(f"{sub}_"):
+            return f"torch.{sub}.{name.removeprefix(sub + '_')}"
     if module.startswith("torch._C") or qualname.startswith("_VariableFunctionsClass"):
         return "torch." + name
     module = {"torch.nn.functional": "F", "_operator": "operator"}.get(module, module)

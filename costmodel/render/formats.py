@@ -7,12 +7,12 @@ import csv
 import io
 import json
 
-from tabulate import tabulate
-
 from ..analysis.context import context
+from ..core.cost import METRIC_LABELS
 from ..core.report import Report
-from ..core.tensors import format_shape
+from ..core.tensors import format_input, format_shape
 from . import text
+from .units import clean, clean_md, human
 
 CSV_FIELDS = ("name", "module", "target", "op", "category", "status", "inputs", "outputs", "dtype",
               "madds", "flops", "params", "mac", "mac_bytes")
@@ -24,8 +24,72 @@ def _records(report: Report, top: int | None, sort: str | None) -> list[dict]:
         row = layer.to_dict()
         row["inputs"] = ";".join(format_shape(s) for s in layer.inputs)
         row["outputs"] = ";".join(format_shape(s) for s in layer.outputs)
+        for key in ("name", "module", "target", "op"):   # full names, control characters escaped
+            row[key] = clean(row[key]) if isinstance(row[key], str) else row[key]
         rows.append({k: row[k] for k in CSV_FIELDS})
     return rows
+
+
+def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: str | None = None,
+             layers: str = "top", profile=None) -> str:
+    """A report to paste into a pull request: a header with the model and its input, the totals,
+    the module roll-up at `depth`, the top layers (or every layer with layers="all") and the
+    G1-G4 findings. Names are escaped for a markdown table (`|`, control characters) and never
+    cut."""
+    t = report.totals
+    inputs = ", ".join(format_input(i.name, i.shape, i.dtype) + (" (assumed)" if i.assumed else "")
+                       for i in report.inputs)
+    shown = clean(inputs).replace("`", "'")
+    lines = [f"### costmodel: {clean_md(report.model)}", "",
+             f"input `{shown}` · mode {report.mode} · "
+             f"capture {report.capture}", ""]
+    totals = [(human(t.madds), human(t.flops), human(t.params), human(t.mac),
+               human(t.mac_bytes, binary=True), str(t.status)
+               + (f" (no formula for: {', '.join(map(clean_md, t.unsupported))})"
+                  if t.unsupported else ""))]
+    lines += [text.table(totals, (*METRIC_LABELS.values(), "status"), "github"), ""]
+    if report.train is not None:
+        f, b = report.train.forward, report.train.backward
+        lines += [f"forward {human(f.madds)} MAdds, {human(f.mac)} MAC; backward "
+                  f"{human(b.madds)} MAdds, {human(b.mac)} MAC; activations kept "
+                  f"{human(report.train.activation_bytes, binary=True)}", ""]
+    modules = [(clean_md(r[0].replace("  ", "&nbsp;&nbsp;")) if r[0].startswith("  ")
+                else clean_md(r[0]), *r[1:]) for r in text.module_rows(report, depth)]
+    lines += [f"#### by module (depth {depth})", "", text.table(modules, text.MODULE_HEADERS,
+                                                                "github"), ""]
+    everything = layers == "all"
+    if not everything:
+        sort, top = sort or text.DEFAULT_SORT, top or text.DEFAULT_TOP
+    rows = [(clean_md(r[0]), clean_md(r[1]), *r[2:]) for r in text.layer_rows(report, top, sort)]
+    lines += [f"#### {text.layers_title(report, len(rows), sort, everything)}", "",
+              text.table(rows, text.HEADERS, "github"), ""]
+    if report.graph is not None:
+        est = latency_summary(report, profile)
+        lines += [f"Estimated latency on {est['profile']}: {est['total_s'] * 1e3:.3g} ms"
+                  + (f" ({est['interval_s'][0] * 1e3:.3g}-{est['interval_s'][1] * 1e3:.3g} ms, "
+                     f"{est['interval_level']:.0%} interval)" if est["interval_level"] else
+                     " (profile not measured: datasheet peaks, guessed overheads)"), ""]
+        findings = context(report).guidelines(None, profile)
+        lines += ["#### guidelines (ShuffleNet V2 G1-G4)", ""]
+        from collections import Counter
+
+        from .guidelines import SHOW_PER_CODE
+        counts, shown = Counter(d.code for d in findings), Counter()
+        for d in findings:
+            shown[d.code] += 1
+            if shown[d.code] <= SHOW_PER_CODE:
+                lines.append(f"- **{d.code}** {d.severity}: {clean_md(d.message)}")
+            elif shown[d.code] == SHOW_PER_CODE + 1:
+                lines.append(f"- {d.code}: ... and {counts[d.code] - SHOW_PER_CODE} more like it")
+        if not findings:
+            lines.append("no finding above the thresholds")
+        lines.append("")
+    notes = [d for d in report.diagnostics if str(d.severity) != "info"]
+    if notes:
+        lines += ["#### diagnostics", ""]
+        lines += [f"- {d.code} {d.severity}: {clean_md(d.message)}" for d in notes]
+        lines.append("")
+    return "\n".join(lines)
 
 
 def latency_summary(report: Report, profile=None) -> dict:
@@ -40,9 +104,14 @@ def latency_summary(report: Report, profile=None) -> dict:
 
 
 def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | None = None,
-           sort: str | None = None, profile=None) -> str:
+           sort: str | None = None, profile=None, layers: str = "top") -> str:
+    """`fmt` of `report`. table and markdown show the top layers by `sort` (or every layer with
+    layers="all"); csv every layer (cut at `top`, sorted by `sort` when given); json is always
+    the whole report (`to_dict()`, what `check --baseline` and `diff` read): the CLI says so when
+    --top/--sort/--layers are given with it."""
     if fmt == "table":
-        return text.render(report, depth=depth, top=top, sort=sort, profile=profile)
+        return text.render(report, depth=depth, top=top, sort=sort, profile=profile,
+                           layers=layers)
     if fmt == "json":
         if report.graph is None:
             return report.to_json()
@@ -56,16 +125,7 @@ def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | Non
         writer.writerows(_records(report, top, sort))
         return buf.getvalue()
     if fmt == "markdown":
-        body = tabulate(text.layer_rows(report, top, sort), headers=text.HEADERS, tablefmt="github",
-                        disable_numparse=True)
-        lat = ""
-        if report.graph is not None:
-            est = latency_summary(report, profile)
-            lat = (f"\n\nEstimated latency on {est['profile']}: {est['total_s'] * 1e3:.3g} ms"
-                   + (f" ({est['interval_s'][0] * 1e3:.3g}-{est['interval_s'][1] * 1e3:.3g} ms, "
-                      f"{est['interval_level']:.0%} interval)" if est["interval_level"] else
-                      " (profile not measured: datasheet peaks, guessed overheads)"))
-        return f"{body}\n\n```\n{text.totals_block(report)}\n```{lat}"
+        return markdown(report, depth=depth, top=top, sort=sort, layers=layers, profile=profile)
     if fmt == "html":
         from . import page
         return page.render(report, profile)

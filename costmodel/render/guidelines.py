@@ -15,7 +15,7 @@ from ..analysis import latency
 from ..analysis.context import context
 from ..core.report import Report
 from ..core.vocab import Mode
-from .units import duration, percent
+from .units import clean, duration, percent
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3
@@ -27,7 +27,8 @@ def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = N
     layer, slowest first: the per-layer columns for `--device`."""
     est = context(report).estimate(profile)
     ops = sorted(est.ops, key=lambda op: -op.seconds)
-    return [(op.name, op.module or "-", op.category, duration(op.seconds), f"{op.intensity:.3g}",
+    return [(clean(op.name), clean(op.module or "-"), op.category, duration(op.seconds),
+             f"{op.intensity:.3g}",
              op.bound) for op in (ops if top is None else ops[:top])]
 
 
@@ -41,8 +42,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     model = ctx.model_structure
     blocks = ctx.blocks(depth)
     est = ctx.estimate(profile)
-    lines = ["structure (ShuffleNet V2, G3)" + (": the forward graph" if report.mode == Mode.TRAIN
-                                                else ""),
+    lines = ["structure: fragmentation (ShuffleNet V2 G3)"
+             + (", the forward graph" if report.mode == Mode.TRAIN else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
              f"average parallelism {model.parallelism:.2f}, widest generation {model.max_width}"]
     if blocks:
@@ -78,7 +79,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     for d in findings:
         shown[d.code] += 1
         if shown[d.code] <= SHOW_PER_CODE:
-            lines.append(f"  {d.code} {d.severity}: {d.message}")
+            lines.append(f"  {d.code} {d.severity}: {clean(d.message)}")
         elif shown[d.code] == SHOW_PER_CODE + 1:
             lines.append(f"  {d.code} ... and {counts[d.code] - SHOW_PER_CODE} more like it "
                          f"(report.guidelines lists them all)")

@@ -44,3 +44,26 @@ def escape(text: Any, *, quote: bool = True) -> str:
     """`str(text)` with HTML's special characters escaped; quote=False leaves quotes as they are
     (plotly label and hover text, which is not an attribute)."""
     return html.escape(str(text), quote=quote)
+
+
+_CONTROL = {i: f"\\x{i:02x}" for i in range(32)} | {127: "\\x7f", 10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+def clean(text: str) -> str:
+    """A name as one printable line: control characters and newlines escaped (`\\n`, `\\x1b`), so
+    a module or class name cannot break a text, markdown or csv row or drive the terminal."""
+    return str(text).translate(_CONTROL)
+
+
+def clean_md(text: str) -> str:
+    """clean(), and `|` escaped: a markdown table cell."""
+    return clean(text).replace("|", "\\|")
+
+
+def middle(text: str, width: int) -> str:
+    """`text` cut to `width` characters in the middle with an ellipsis: both the start of a
+    module path and its last layer stay readable."""
+    if len(text) <= width or width < 5:
+        return text
+    keep = width - 1
+    return text[:(keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
