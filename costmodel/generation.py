@@ -308,7 +308,7 @@ class Generation:
         self.last_context = self.first_context + new_tokens - 1
         self._form = forms.Piecewise.fit(1, adapter.breaks(), self._measure)
         self.params = sum(p.numel() for p in model.parameters())
-        self.params_active = active_parameters(model)
+        self.params_active = _active(self.prefill, model)
         self.weight_bytes = sum(p.numel() * (_itemsize(p, dtype)) for p in model.parameters())
 
     # ---- per step -------------------------------------------------------------------------
@@ -422,8 +422,8 @@ def active_parameters(model: nn.Module) -> int:
     (those under a module named `experts`, stacked or one module per expert) count k / E of
     theirs, and everything else (attention, router, shared experts, embeddings) in full.
 
-    TODO(MoE): when ops/formulas give active parameters from the graph (another issue), use
-    them here; this reads the Hugging Face config only."""
+    The fallback of `_active` when the graph shows no grouped-matmul experts: this reads the
+    Hugging Face config only."""
     total = sum(p.numel() for p in model.parameters())
     cfg = getattr(model, "config", None)
     cfg = cfg.get_text_config() if hasattr(cfg, "get_text_config") else cfg
@@ -435,6 +435,19 @@ def active_parameters(model: nn.Module) -> int:
     routed = sum(p.numel() for name, p in model.named_parameters()
                  if "experts" in name.split(".")[:-1])
     return total - routed + routed * top_k // experts
+
+
+def _active(prefill: Report, model: nn.Module) -> int:
+    """Active parameters per token: from the prefill graph (costmodel.active_params: expert
+    weights read by grouped matmuls count by the rows routed to them) when it has experts, else
+    from the model's config (active_parameters)."""
+    from .analysis.moe import active_params
+    from .errors import AnalysisError
+    try:
+        found = active_params(prefill)
+    except AnalysisError:
+        return active_parameters(model)
+    return found.active if found.expert else active_parameters(model)
 
 
 def _phase(report: Report, profile: Any) -> PhaseLatency:
