@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import bind
+from .registry import bind, bind_op
 from .shape_rules import _grouped_mm, _linear, _matmul, _mha, _sdpa
 
 
@@ -28,6 +28,10 @@ bind("addmm", "torch.addmv Tensor.addmv", ("input", "mat1", "mat2", "beta", "alp
 bind("grouped_mm", "torch._grouped_mm F.grouped_mm",
      ("input", "mat2", "offs", "bias", "out_dtype"), shape=_grouped_mm,
      keywords={"mat_a": "input", "mat_b": "mat2", "self": "input"})
+# transformers' opaque stand-in for grouped_mm, taken when it sees a trace or compilation (as it
+# does under costmodel's eager capture): the same contraction, (S, K) x (E, K, N) -> (S, N).
+bind_op("grouped_mm", "transformers::grouped_mm_fallback", ("input", "mat2", "offs"),
+        shape=_grouped_mm)
 bind("einsum", "torch.einsum", ("equation", "*operands"), spread=True)
 bind("sdpa", "F.scaled_dot_product_attention",
      ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa"),
