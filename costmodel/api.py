@@ -162,8 +162,12 @@ def _hooks(model: nn.Module, recording: Recording) -> list[Diagnostic]:
     forward hooks of modules torch.fx inlined or the forward never called)."""
     meta = recording.meta
     found = []
-    hooked = [n or "(root)" for n, m in model.named_modules()
-              if m._forward_hooks or m._forward_pre_hooks]
+    hooked, backward = [], []   # one walk over the modules for both kinds
+    for n, m in model.named_modules():
+        if m._forward_hooks or m._forward_pre_hooks:
+            hooked.append(n or "(root)")
+        if m._backward_hooks or m._backward_pre_hooks:
+            backward.append(n or "(root)")
     ran = [n for n in hooked if n in meta.hooks_ran]
     if ran:
         found.append(Diagnostic(
@@ -176,8 +180,6 @@ def _hooks(model: nn.Module, recording: Recording) -> list[Diagnostic]:
             f"a forward hook of {where} failed on meta tensors ({why}) and was skipped; what it "
             f"would add to the forward is not counted", module=where))
     skipped = [n for n in hooked if n not in meta.hooks_ran and n not in meta.hooks_failed]
-    backward = [n or "(root)" for n, m in model.named_modules()
-                if m._backward_hooks or m._backward_pre_hooks]
     if skipped:
         found.append(Diagnostic(
             Code.HOOKS_SKIPPED, Severity.INFO,

@@ -127,9 +127,12 @@ class MetaModel:
                              for k, v in mod._modules.items()}
         self._clone_of[id(mod)] = clone
         for name in _RUN_HOOKS:    # the clone's own hook dicts, never the user's
-            if name in state:
+            hooks = state.get(name)
+            if hooks:
                 state[name] = OrderedDict((key, self._hook(hook, prefix))
-                                          for key, hook in state[name].items())
+                                          for key, hook in hooks.items())
+            elif hooks is not None:
+                state[name] = OrderedDict()
         for name in _HOOK_FLAGS:
             if name in state:
                 state[name] = OrderedDict(state[name])
