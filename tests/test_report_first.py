@@ -229,3 +229,12 @@ def test_fft_linalg_special_ops_keep_their_public_names():
 
     r = costmodel.analyze(FFT(), "1x64")
     assert r.totals.unsupported == ("torch.fft.rfft",)
+
+
+@pytest.mark.parametrize("example", ["shufflenet_v2", "mobilenet_v2"])
+def test_every_line_fits_an_80_column_terminal(example, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("COLUMNS", "80")
+    monkeypatch.setenv("COSTMODEL_PROFILE_DIR", str(tmp_path))   # the shipped profile only
+    assert main(["report", str(EXAMPLES / f"{example}.py"), "--device", "laptop-cpu"]) == 0
+    too_wide = [line for line in capsys.readouterr().out.splitlines() if len(line) > 80]
+    assert too_wide == []

@@ -15,7 +15,7 @@ from ..analysis import latency
 from ..analysis.context import context
 from ..core.report import Report
 from ..core.vocab import Mode
-from .units import clean, duration, percent
+from .units import clean, duration, middle, percent, wrap
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3
@@ -23,20 +23,32 @@ SHOW_PER_CODE = 3
 
 def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = None,
                  top: int | None = None) -> list[tuple]:
-    """(layer, module, category, estimated time, FLOPs per byte, bound) per kernel-launching
-    layer, slowest first: the per-layer columns for `--device`."""
+    """(layer, category, estimated time, FLOPs per byte, bound) per kernel-launching layer,
+    slowest first: the per-layer columns for `--device`. The layer is its module path, or the
+    node name at the top level (the same label as the layer table)."""
     est = context(report).estimate(profile)
     ops = sorted(est.ops, key=lambda op: -op.seconds)
-    return [(clean(op.name), clean(op.module or "-"), op.category, duration(op.seconds),
-             f"{op.intensity:.3g}",
-             op.bound) for op in (ops if top is None else ops[:top])]
+    return [(clean(op.module or op.name), op.category, duration(op.seconds),
+             f"{op.intensity:.3g}", op.bound) for op in (ops if top is None else ops[:top])]
+
+
+def _slowest(rows: list[tuple], columns: int | None) -> str:
+    """The slowest-layers table, its layer names cut in the middle to fit `columns`."""
+    headers = ("slowest layers", "category", "time", "FLOPs/byte", "bound")
+    text = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    over = max(map(len, text.splitlines()), default=0) - (columns or 10**9)
+    if over > 0 and rows:
+        keep = max(max(len(r[0]) for r in rows) - over, len(headers[0]))
+        rows = [(middle(r[0], keep), *r[1:]) for r in rows]
+        text = tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True)
+    return text
 
 
 def render_section(report: Report, profile: latency.DeviceProfile | str | None = None,
                    thresholds: gl.Thresholds | None = None, depth: int | None = None,
-                   top: int = 5) -> str:
+                   top: int = 5, columns: int | None = None) -> str:
     """Structure, latency estimate on `profile` (default latency.DEFAULT_PROFILE) and the G1-G4
-    findings, as plain text."""
+    findings, as plain text; prose lines folded to `columns` (None: not folded)."""
     ctx = context(report)
     profile = latency.load_profile(profile)
     model = ctx.model_structure
@@ -67,9 +79,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     shares = ", ".join(f"{cat} {percent(sec, total, digits=0)}"
                        for cat, sec in list(est.by_category().items())[:5])
     lines.append(f"  by category: {shares}")
-    lines.append(tabulate(latency_rows(report, profile, top),
-                          headers=("slowest layers", "module", "category", "time", "FLOPs/byte",
-                                   "bound"), tablefmt="simple", disable_numparse=True))
+    lines = [wrap(line, columns) for line in lines]
+    lines.append(_slowest(latency_rows(report, profile, top), columns))
     findings = ctx.guidelines(thresholds, profile, depth)
     lines += ["", "guidelines (ShuffleNet V2 G1-G4)"]
     if not findings:
@@ -79,8 +90,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     for d in findings:
         shown[d.code] += 1
         if shown[d.code] <= SHOW_PER_CODE:
-            lines.append(f"  {d.code} {d.severity}: {clean(d.message)}")
+            lines.append(wrap(f"  {d.code} {d.severity}: {clean(d.message)}", columns))
         elif shown[d.code] == SHOW_PER_CODE + 1:
-            lines.append(f"  {d.code} ... and {counts[d.code] - SHOW_PER_CODE} more like it "
-                         f"(report.guidelines lists them all)")
+            lines.append(wrap(f"  {d.code} ... and {counts[d.code] - SHOW_PER_CODE} more like "
+                              f"it (report.guidelines lists them all)", columns))
     return "\n".join(lines)

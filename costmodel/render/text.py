@@ -20,7 +20,7 @@ from ..core.cost import METRIC_LABELS
 from ..core.report import Report
 from ..core.tensors import format_input, format_shape
 from ..core.vocab import Mode, NodeStatus
-from .units import clean, human, middle, percent
+from .units import clean, human, middle, percent, wrap
 
 #: the layers the default report shows, and the key they are ranked by.
 DEFAULT_TOP = 10
@@ -183,11 +183,12 @@ def render(report: Report, *, depth: int = 1, top: int | None = None,
              layers_title(report, len(rows), sort, everything), table(rows, headers)]
     if report.diagnostics:
         parts += ["", "diagnostics"]
-        parts += [f"  {d.code} {d.severity}: {clean(d.message)}" for d in report.diagnostics]
+        parts += [wrap(f"  {d.code} {d.severity}: {clean(d.message)}", fit)
+                  for d in report.diagnostics]
     if report.graph is not None:   # structure, latency estimate and G1-G4 need the graph
         from .guidelines import render_section
-        parts += ["", render_section(report, profile)]
+        parts += ["", render_section(report, profile, columns=fit)]
     if not everything:
-        parts += ["", "every layer: --layers all (report.layers in Python); "
-                      "rank by another column: --sort madds|flops|params|mac|mac_bytes"]
+        parts += ["", wrap("every layer: --layers all (report.layers in Python); "
+                           "rank by another column: --sort madds|flops|params|mac|mac_bytes", fit)]
     return "\n".join(parts)

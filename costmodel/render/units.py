@@ -3,6 +3,7 @@ helper the renderers and the CLI share."""
 from __future__ import annotations
 
 import html
+import textwrap
 from typing import Any
 
 
@@ -67,3 +68,13 @@ def middle(text: str, width: int) -> str:
         return text
     keep = width - 1
     return text[:(keep + 1) // 2] + "…" + text[len(text) - keep // 2:]
+
+
+def wrap(line: str, width: int | None) -> str:
+    """A prose line folded to `width` columns (None: as it is), continuation lines indented two
+    spaces past the line's own indent; words, paths and names are never split."""
+    if width is None or len(line) <= width:
+        return line
+    indent = line[:len(line) - len(line.lstrip())]
+    return textwrap.fill(line, width, subsequent_indent=indent + "  ", break_long_words=False,
+                         break_on_hyphens=False)
