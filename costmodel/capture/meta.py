@@ -59,8 +59,8 @@ def packed_weights(mod: nn.Module) -> tuple[tuple[Tensor | None, str, int], ...]
     int8 values of a qint8 weight) and bias. The keys are fixed by the packed object, so the
     capture and the parameter count agree: id(packed) for the weight, id(packed) + 1 for the bias
     (an id is an address, so no other object has it)."""
-    packed = getattr(mod, "_packed_params", None)
-    unpack = getattr(packed, "_weight_bias", None)
+    packed = mod._modules.get("_packed_params")   # a plain dict read: most modules have none,
+    unpack = getattr(packed, "_weight_bias", None)  # and a missed getattr on a module raises
     if unpack is None or not callable(getattr(mod, "weight", None)):
         return None
     weight, bias = unpack()

@@ -72,15 +72,15 @@ def _tensors(value: Any) -> list[Tensor]:
         return [value]
     if isinstance(value, dict):
         value = value.values()
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):   # a batch dataclass
-        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
+    elif hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]   # a batch dataclass
     elif not isinstance(value, (list, tuple)):
         return []
     found = []
     for v in value:
         if isinstance(v, Tensor):
             found.append(v)
-        elif isinstance(v, (list, tuple, dict)) or dataclasses.is_dataclass(v):
+        elif isinstance(v, (list, tuple, dict)) or hasattr(type(v), "__dataclass_fields__"):
             found += _tensors(v)
     return found
 
