@@ -9,7 +9,7 @@ from torch import nn
 
 import costmodel
 import costmodel.cli
-from costmodel.analysis import calibrate, latency, structure
+from costmodel.analysis import calibrate, latency, measure, structure
 from costmodel.analysis.latency import DeviceProfile
 
 TOY = DeviceProfile("toy", peak_flops=1e9, bandwidth_bytes_per_s=1e8, overhead_s=1e-5,
@@ -158,15 +158,15 @@ def test_relative_fit_recovers_the_scales():
     # rows (dense, light, fixed, measured) made with scales 1.5, 0.8, 2.0 exactly
     xs = ((1.0, 0.3, 0.1), (0.2, 0.1, 0.5), (3.0, 1.0, 0.2), (0.5, 2.0, 1.0), (0.1, 0.1, 0.1))
     rows = [(*x, 1.5 * x[0] + 0.8 * x[1] + 2.0 * x[2]) for x in xs]
-    assert calibrate._relative_fit(rows) == pytest.approx((1.5, 0.8, 2.0))
+    assert measure._relative_fit(rows) == pytest.approx((1.5, 0.8, 2.0))
     # the same column twice cannot be separated: one common scale
     same = [(x, x, 1.3 * 2 * x) for x in (1.0, 2.0, 5.0)]
-    assert calibrate._relative_fit(same) == pytest.approx((1.3, 1.3))
+    assert measure._relative_fit(same) == pytest.approx((1.3, 1.3))
 
 
 def test_synthetic_blocks_are_seeded():
-    one, shape = calibrate.synthetic_block(3)
-    two, shape2 = calibrate.synthetic_block(3)
+    one, shape = measure.synthetic_block(3)
+    two, shape2 = measure.synthetic_block(3)
     assert shape == shape2 and str(one) == str(two)
 
 

@@ -41,31 +41,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .latency import DeviceProfile, estimate, is_dense, save_profile
-
-
-def _best_seconds(fn: Callable[[], object], budget: float) -> float:
-    """Seconds per call of `fn`, the least disturbed by other work: the fastest of many short
-    batches of calls (one call per batch from 0.5 ms up, more for shorter calls), taken until
-    `budget` seconds are spent (at least 3 batches, and never much past the budget: a loaded
-    machine makes the calibration no slower, only noisier)."""
-    fn()                                       # warm up (allocations, kernel selection)
-    fn()
-    start = time.perf_counter()
-    fn()
-    once = max(time.perf_counter() - start, 1e-7)
-    reps = max(1, int(5e-4 / once))
-    best = float("inf")
-    deadline = time.perf_counter() + budget
-    done = 0
-    while done < 3 or (time.perf_counter() < deadline and done < 10_000):
-        start = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        best = min(best, (time.perf_counter() - start) / reps)
-        done += 1
-    return best
-
+from .latency import DeviceProfile, save_profile
+from .measure import _best_seconds, _fit_blocks
 
 GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
 SPREAD = 1.5          # two GEMM peaks within this factor agree
@@ -138,12 +115,6 @@ ELEMENTWISE = ((32, 112), (144, 56), (256, 28), (672, 14))
 MAX_POOL = ((64, 112), (96, 55), (192, 28))
 #: activation op name -> its module; FLOPs 1 per element (as costmodel counts them)
 ACTIVATIONS = ("silu", "hardswish", "sigmoid", "hardsigmoid", "gelu")
-#: how many synthetic blocks calibration times (half to fit, half held out)
-BLOCKS = 48
-#: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
-COLD_BYTES = 4 * 2 ** 20
-
-
 def _cache_bytes() -> int:
     """The last-level cache of CPU 0 from sysfs, else 8 MiB."""
     base = Path("/sys/devices/system/cpu/cpu0/cache")
@@ -287,164 +258,6 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op)
-
-
-def synthetic_block(seed: int):
-    """A small network of one seeded random kind, and its input shape: stacks of ResNet basic
-    units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite),
-    ShuffleNet V2 units or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a
-    pooled linear head. Built by costmodel for calibration; never a user's model."""
-    import random
-
-    import torch
-    from torch import nn
-    rng = random.Random(seed)
-    c = rng.choice((16, 24, 32, 48, 64, 96, 128, 192))
-    size = rng.choice((14, 28, 56))
-    units = rng.randint(2, 5)
-    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain"))
-    act = rng.choice((nn.ReLU, nn.Hardswish, nn.SiLU))
-
-    def cba(cin, cout, k=1, groups=1, activation=True):
-        layers = [nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
-                  nn.BatchNorm2d(cout)]
-        return layers + ([act()] if activation else [])
-
-    class Residual(nn.Module):
-        def __init__(self, body, post=None):
-            super().__init__()
-            self.body, self.post = nn.Sequential(*body), post
-
-        def forward(self, x):
-            y = self.body(x) + x
-            return self.post(y) if self.post is not None else y
-
-    class SE(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            mid = max(8, ch // 4)
-            self.pool, self.fc1 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, mid, 1)
-            self.fc2, self.act, self.gate = nn.Conv2d(mid, ch, 1), nn.ReLU(), nn.Hardsigmoid()
-
-        def forward(self, x):
-            return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
-
-    class Shuffle(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            half = ch // 2
-            self.branch = nn.Sequential(*cba(half, half), *cba(half, half, 3, half, False),
-                                        *cba(half, half))
-
-        def forward(self, x):
-            a, b = x.chunk(2, dim=1)
-            y = torch.cat((a, self.branch(b)), dim=1)
-            n, ch, h, w = y.shape
-            return y.view(n, 2, ch // 2, h, w).transpose(1, 2).contiguous().view(n, ch, h, w)
-
-    class Head(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(ch, 1000)
-
-        def forward(self, x):
-            return self.fc(torch.flatten(self.pool(x), 1))
-
-    layers: list[nn.Module] = []
-    for _ in range(units):
-        if kind == "basic":
-            layers.append(Residual(cba(c, c, 3) + cba(c, c, 3, activation=False), nn.ReLU()))
-        elif kind == "shuffle":
-            layers.append(Shuffle(c))
-        elif kind == "plain":                       # bare convs, as in the paper's G1-G3 nets
-            wide = c * rng.choice((1, 2, 4))
-            k = rng.choice((1, 1, 3))
-            layers += [nn.Conv2d(c, wide, k, padding=k // 2, bias=False),
-                       nn.Conv2d(wide, c, 1, bias=False)]
-        else:
-            e = c * rng.choice((3, 4, 6))
-            body = cba(c, e) + cba(e, e, rng.choice((3, 5)), e)
-            body += [SE(e)] if kind == "inverted-se" else []
-            layers.append(Residual(body + cba(e, c, activation=False)))
-    if rng.random() < 0.3:
-        layers.append(Head(c))
-    return nn.Sequential(*layers).eval(), (1, c, size, size)
-
-
-def _relative_fit(rows: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """Scales (k_1 .. k_n) minimising sum (sum_i k_i x_i / m - 1)^2 over rows (x_1 .. x_n, m):
-    the relative error, so small and large blocks count alike. Falls back to one common scale
-    when the normal equations are singular or give a scale <= 0."""
-    n = len(rows[0]) - 1
-    a = [[sum(r[i] * r[j] / r[-1] ** 2 for r in rows) for j in range(n)] for i in range(n)]
-    b = [sum(r[i] / r[-1] for r in rows) for i in range(n)]
-    solved = _solve(a, b)
-    if solved is not None and all(k > 0 for k in solved):
-        return tuple(solved)
-    total = sum(sum(r[:-1]) / r[-1] for r in rows)
-    square = sum((sum(r[:-1]) / r[-1]) ** 2 for r in rows)
-    return (total / square if square else 1.0,) * n
-
-
-def _solve(a: list[list[float]], b: list[float]) -> list[float] | None:
-    """Gaussian elimination with partial pivoting; None when singular."""
-    n = len(b)
-    m = [row[:] + [rhs] for row, rhs in zip(a, b)]
-    for col in range(n):
-        pivot = max(range(col, n), key=lambda r: abs(m[r][col]))
-        if abs(m[pivot][col]) < 1e-12 * max(1.0, max(abs(v) for row in m for v in row[:n])):
-            return None
-        m[col], m[pivot] = m[pivot], m[col]
-        for r in range(n):
-            if r != col:
-                f = m[r][col] / m[col][col]
-                m[r] = [x - f * y for x, y in zip(m[r], m[col])]
-    return [m[i][n] / m[i][i] for i in range(n)]
-
-
-def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> DeviceProfile:
-    """Time BLOCKS synthetic blocks, fit the two in-model scales on the even ones and take the
-    interval from the residuals of the odd (held-out) ones."""
-    import dataclasses
-
-    import torch
-    rows = []
-    with torch.no_grad():
-        for seed in range(BLOCKS):
-            model, shape = synthetic_block(seed)
-            # copies with their own weights and inputs, cycled, so that a block reads its
-            # weights from past the L2 cache as a network does, not hot from its last call
-            size = 4 * (sum(p.numel() for p in model.parameters()) + math.prod(shape))
-            copies = [(model, torch.randn(shape))] + [
-                (synthetic_block(seed)[0], torch.randn(shape))
-                for _ in range(min(15, COLD_BYTES // max(size, 1)))]
-            turn = itertools.cycle(copies)
-
-            def call(turn=turn):
-                m, x = next(turn)
-                return m(x)
-            measured = _best_seconds(call, seconds / BLOCKS)
-            est = estimate(analyze(model, "x".join(map(str, shape))), profile)
-            dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
-            light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
-            fixed = est.total_s - dense - light
-            rows.append((dense, light, fixed, measured))
-    # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
-    # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
-    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
-    logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
-    low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
-    return dataclasses.replace(profile, in_model_scale=a, light_scale=c, overhead_scale=b,
-                               interval=(min(1.0, math.exp(low)), max(1.0, math.exp(high))),
-                               interval_level=0.8)
-
-
-def _quantile(values: list[float], q: float) -> float:
-    """Linear-interpolated quantile of sorted `values`."""
-    pos = q * (len(values) - 1)
-    i = int(pos)
-    j = min(i + 1, len(values) - 1)
-    return values[i] + (values[j] - values[i]) * (pos - i)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
