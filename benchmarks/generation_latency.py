@@ -10,8 +10,15 @@ sizes (random weights, eval, no_grad, float32) and each batch and prompt length,
 and print them next to `analyze_generation(...).latency(profile)`, with the ratio
 measured / estimated. Prints a markdown table.
 
-    python benchmarks/generation_latency.py [--sizes 10M 50M] [--batch 1 4] [--prompt 128 1024]
-        [--new-tokens 32] [--calibrate 4] [--threads N]
+    taskset -c 0 python benchmarks/generation_latency.py [--sizes 10M 50M] [--skip-largest]
+        [--batch 1 4] [--prompt 128 1024] [--new-tokens 32] [--calibrate 20 | --profile P.json]
+        [--threads N]
+
+Pin it to one idle core (`taskset -c N`, with --threads 1): on a shared core the measured
+times move by 2-5x between runs and nothing can be concluded. The profile is calibrated in the
+same process (micro-benchmarks and costmodel's synthetic blocks, never these models) unless
+--profile gives one saved by `costmodel calibrate`. "in" says whether the measured value lies
+inside the estimate's interval.
 """
 from __future__ import annotations
 
@@ -65,17 +72,26 @@ def main() -> None:
     parser.add_argument("--prompt", nargs="+", type=int, default=[128, 1024])
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--calibrate", type=float, default=4.0, help="calibration seconds")
+    parser.add_argument("--calibrate", type=float, default=20.0, help="calibration seconds")
+    parser.add_argument("--profile", help="a saved profile JSON instead of calibrating")
+    parser.add_argument("--skip-largest", action="store_true", help="leave out the 500M model")
     parser.add_argument("--threads", type=int)
     args = parser.parse_args()
+    if args.skip_largest:
+        args.sizes = [s for s in args.sizes if s != "500M"]
     warnings.simplefilter("ignore")
     if args.threads:
         torch.set_num_threads(args.threads)
-    profile = calibrate(args.calibrate, "this-machine", args.threads)
+    if args.profile:
+        from costmodel.analysis.latency import load_profile
+        profile = load_profile(args.profile)
+    else:
+        from costmodel.api import analyze
+        profile = calibrate(args.calibrate, "this-machine", args.threads, analyze)
     print(describe(profile), "\n")
-    print("| model | params | batch | prompt | TTFT measured | TTFT estimate | ratio "
-          "| tok/s measured | tok/s estimate | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | params | batch | prompt | TTFT measured | TTFT estimate [interval] | ratio "
+          "| in | tok/s measured | tok/s estimate [interval] | ratio | in |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for size in args.sizes:
         model = build(size)
         for batch in args.batch:
@@ -84,10 +100,18 @@ def main() -> None:
                                                  new_tokens=args.new_tokens, batch=batch)
                 est = g.latency(profile)
                 ttft, tps = measure(model, batch, prompt, args.new_tokens, args.runs)
+                lo, hi = est.ttft.interval or (est.ttft.seconds,) * 2
+                tlo, thi = est.tokens_per_s_interval or (est.tokens_per_s,) * 2
                 print(f"| {size} | {g.params / 1e6:.1f}M | {batch} | {prompt} "
                       f"| {ttft * 1e3:.1f} ms | {est.ttft.seconds * 1e3:.1f} ms "
-                      f"| {ttft / est.ttft.seconds:.2f} | {tps:.1f} | {est.tokens_per_s:.1f} "
-                      f"| {tps / est.tokens_per_s:.2f} |", flush=True)
+                      f"[{lo * 1e3:.0f}, {hi * 1e3:.0f}] | {ttft / est.ttft.seconds:.2f} "
+                      f"| {_inside(ttft, lo, hi)} | {tps:.1f} | {est.tokens_per_s:.1f} "
+                      f"[{tlo:.0f}, {thi:.0f}] | {tps / est.tokens_per_s:.2f} "
+                      f"| {_inside(tps, tlo, thi)} |", flush=True)
+
+
+def _inside(value: float, low: float, high: float) -> str:
+    return "yes" if low <= value <= high else "no"
 
 
 if __name__ == "__main__":

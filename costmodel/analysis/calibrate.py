@@ -241,6 +241,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
+            from .skinny import measure as measure_skinny
+            skinny = measure_skinny(share * 2)
             peaks.append(_gemm_peak(share))
             conv_rate = max(rates[kind] for kind in CONVS)
             peak, found = settle_peak(peaks, conv_rate, lambda: _gemm_peak(share))
@@ -257,7 +259,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         + "".join(f"; warning: {w}" for w in found),
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
-        module_call_s=module_call, free_op_s=free_op)
+        module_call_s=module_call, free_op_s=free_op, skinny=skinny)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -281,6 +283,9 @@ def describe(profile: DeviceProfile) -> str:
                                               profile.overheads.items()) + ")"
                     if profile.overheads else ""))
     lines += [f"rate      {key}: {value / 1e9:.1f} GFLOP/s" for key, value in profile.rates.items()]
+    if profile.skinny:
+        lines.append("skinny    linear weights GB/s by rows x width: " + ", ".join(
+            f"{k} {v / 1e9:.1f}" for k, v in profile.skinny.items()))
     if profile.module_call_s or profile.free_op_s:
         lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")

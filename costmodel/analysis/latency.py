@@ -36,6 +36,7 @@ from typing import Any
 from ..core.graph import Node
 from ..core.vocab import CONTRACTION, Category, NodeKind
 from . import structure
+from .skinny import bandwidth, linear_shape
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class DeviceProfile:
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
+    skinny:                weight bytes per second of a linear over few rows, by "MxK" (rows x
+                           input width), measured by calibration (analysis/skinny.py); a linear
+                           whose rows fit the table reads its weights at this bandwidth instead
+                           of bandwidth_bytes_per_s (empty: not measured, the roofline applies)
     """
 
     name: str
@@ -84,11 +89,13 @@ class DeviceProfile:
     overhead_scale: float = 1.0
     interval: tuple[float, float] = (1.0, 1.0)
     interval_level: float = 0.0
+    skinny: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["rates"] = dict(self.rates)
         out["overheads"] = dict(self.overheads)
+        out["skinny"] = dict(self.skinny)
         out["interval"] = list(self.interval)
         return out
 
@@ -113,6 +120,10 @@ class DeviceProfile:
         values["overheads"] = {str(k): float(v) for k, v in (values.get("overheads") or {}).items()}
         if any(v < 0 for v in values["overheads"].values()):
             raise ValueError(f"device profile {values['name']!r}: overheads must be >= 0")
+        values["skinny"] = {str(k): float(v) for k, v in (values.get("skinny") or {}).items()}
+        if any(v <= 0 for v in values["skinny"].values()):
+            raise ValueError(f"device profile {values['name']!r}: skinny bandwidths must be "
+                             f"positive")
         values["cache_bytes"] = int(values.get("cache_bytes") or 0)
         for key in ("module_call_s", "free_op_s", "in_model_scale", "light_scale",
                     "overhead_scale", "interval_level"):
@@ -325,8 +336,13 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
 
 
 def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str | None,
-             profile: DeviceProfile, weight_bytes: int = 0) -> tuple[float, float, str]:
-    """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds)."""
+             profile: DeviceProfile, weight_bytes: int = 0,
+             linear: tuple[int, int] | None = None) -> tuple[float, float, str]:
+    """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds).
+
+    linear: (rows, input width) of a linear layer with parameter weights; when the profile's
+    skinny table covers its rows, its weights move at the table's bandwidth (analysis/skinny.py),
+    a micro-benchmark over cold weights, so without the in-model scale."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(str(k) for k in kinds or ())
     rate = _lookup(profile.rates, kinds, profile.peak_flops)
     activations = max(nbytes - weight_bytes, 0)
@@ -338,6 +354,9 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
     scale = profile.in_model_scale if is_dense(kinds) else profile.light_scale
     compute, memory = compute * scale, memory * scale
+    skinny = bandwidth(profile.skinny, *linear) if weight_bytes and linear else None
+    if skinny:
+        memory = weight_bytes / skinny + activations / act_bandwidth * scale
     overhead *= profile.overhead_scale
     bound = max((compute, "compute"), (memory, "memory"), (overhead, "overhead"))[1]
     return max(compute, memory), overhead, bound
@@ -393,7 +412,7 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         node = nodes[name]
         cost = node.cost
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
-                                      weight_bytes(node))
+                                      weight_bytes(node), linear_shape(node))
         ops.append(OpEstimate(name, node.module, str(node.category or ""),
                               cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
     seconds = {op.name: op.seconds for op in ops}
