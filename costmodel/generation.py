@@ -16,7 +16,7 @@ floating-point inputs at `context` less those at context 0.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -79,6 +79,8 @@ class Generation:
         # has the prompt cached; an encoder-decoder's decoder has its first token)
         self.first_context = adapter.first or prompt_len
         self.last_context = self.first_context + new_tokens - 1
+        self._adapter_kv = getattr(adapter, "kv_form", None)
+        self.notes: tuple[str, ...] = tuple(getattr(adapter, "notes", ()))
         self._form = forms.Piecewise.fit(1, adapter.breaks(), self._measure)
         self.params = sum(p.numel() for p in model.parameters())
         self.params_active = _active(self.prefill, model)
@@ -112,15 +114,24 @@ class Generation:
         """'complete' when the prefill and every captured step costed every op, else 'partial'
         (an op costmodel cannot cost is never a silent zero, in the closed forms either)."""
         reports = [self.prefill, *(r for r, _ in self._reports.values())]
+        if self.notes:
+            return "partial"
         return "complete" if all(r.totals.status == "complete" for r in reports) else "partial"
 
     def step_cost(self, context: int) -> forms.StepRow:
         """The closed form at one context (no capture)."""
-        return forms.StepRow(context, *self._form(context))
+        madds, flops, mac, kv = self._form(context)
+        if self._adapter_kv is not None:   # a cache whose bytes are not the captured tensors'
+            kv = self._adapter_kv(context, self.prompt_len, self.batch)
+        return forms.StepRow(context, madds, flops, mac, kv)
 
     @property
     def per_token(self) -> list[forms.StepRow]:
-        return forms.rows(self._form, self.first_context, self.new_tokens)
+        found = forms.rows(self._form, self.first_context, self.new_tokens)
+        if self._adapter_kv is None:
+            return found
+        return [replace(r, kv_cache_bytes=self._adapter_kv(r.context, self.prompt_len,
+                                                           self.batch)) for r in found]
 
     @property
     def totals(self) -> dict[str, int]:
@@ -179,7 +190,7 @@ class Generation:
             "decode_first": {"madds": d.madds, "flops": d.flops, "mac_bytes": d.mac_bytes,
                              "intensity": forms.intensity(d.flops, d.mac_bytes),
                              "status": str(d.status)},
-            "totals": self.totals, "status": self.status,
+            "totals": self.totals, "status": self.status, "notes": list(self.notes),
             "peak_memory_bytes": self.peak_memory_bytes,
             "kv_cache_bytes": self.kv_cache_bytes(self.last_context + 1),
             "per_token": [r.to_dict() for r in self.curve()]}

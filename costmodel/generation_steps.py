@@ -39,9 +39,22 @@ class _Step(nn.Module):
 
 
 class _HFAdapter:
-    """Decode steps of a Hugging Face causal LM with its own DynamicCache."""
+    """Decode steps of a Hugging Face causal LM with its own cache: a DynamicCache, or the
+    QuantizedCache its generation config asks for (`cache_implementation="quantized"`, with
+    `cache_config`: backend, nbits, q_group_size, residual_length).
+
+    - backend "fp8" (built into transformers): the steps are captured with the real cache, so
+      the quantize / dequantize work is costed; its bytes are the stored float8 keys and values
+      plus one float32 scale per tensor (what the cache object holds);
+    - backends "quanto" / "hqq" (outside libraries): the steps are captured with a DynamicCache
+      of the same shapes (the attention reads the dequantized cache, so MAdds are the same), the
+      cache's own (de)quantization kernels are not costed and the generation says so (`notes`,
+      status partial); the bytes follow `GroupQuantizedKV` (analysis/generation.py).
+    """
 
     first = 0   # the first decode step's context is the prompt length
+    kv_form = None   # a GroupQuantizedKV where the cache bytes are not the captured tensors'
+    notes: tuple[str, ...] = ()
 
     def __init__(self, model: nn.Module, dtype: torch.dtype) -> None:
         import transformers
@@ -64,6 +77,26 @@ class _HFAdapter:
             # the shared rotary key in the value slot, one "head" for all
             self.kv_heads, self.key_dim, self.value_dim = 1, latent, rope
         self.layers = _first(cfg, "num_hidden_layers", "n_layer")
+        self.quantized = _quantized_cache(model)
+        if self.quantized is not None:
+            self._quantize(transformers, *self.quantized)
+
+    def _quantize(self, tf: Any, backend: str, opts: dict[str, Any]) -> None:
+        from .analysis.generation import GroupQuantizedKV
+
+        if backend == "fp8":
+            self._cache_cls = lambda config: tf.QuantizedCache("fp8", config=config)
+            return
+        if backend not in ("quanto", "hqq"):
+            raise AnalysisError(f"unknown quantized cache backend {backend!r} in the model's "
+                                f"generation config (transformers knows quanto, hqq, fp8)")
+        known = {"nbits": "nbits", "q_group_size": "group", "residual_length": "residual"}
+        self.kv_form = GroupQuantizedKV(
+            self.layers, self.kv_heads * self.head_dim, self.dtype.itemsize,
+            **{known[k]: int(v) for k, v in opts.items() if k in known and v is not None})
+        self.notes = (f"KV cache quantized by {backend} ({self.kv_form.nbits} bits): its "
+                      f"quantize/dequantize kernels are not costed (steps captured over a "
+                      f"full-precision cache of the same shape)",)
 
     def cache(self, batch: int, context: int) -> Any:
         with warnings.catch_warnings():
@@ -188,6 +221,16 @@ class _PlainAdapter:
         return report, _input_bytes(given, dtype) - base
 
 
+def _quantized_cache(model: nn.Module) -> tuple[str, dict[str, Any]] | None:
+    """(backend, options) when the model's generation config asks for a QuantizedCache."""
+    gen = getattr(model, "generation_config", None)
+    if getattr(gen, "cache_implementation", None) != "quantized":
+        return None
+    opts = dict(getattr(gen, "cache_config", None) or {})
+    opts.pop("config", None)
+    return str(opts.pop("backend", "quanto")), opts
+
+
 def _first(cfg: Any, *names: str, default: Any = None) -> Any:
     for name in names:
         value = getattr(cfg, name, None)
@@ -205,11 +248,19 @@ def _itemsize(t: torch.Tensor, dtype: str | None) -> int:
 
 
 def _cache_bytes(cache: Any, dtype: str | None) -> int:
+    """Bytes of a cache's tensors: keys and values at `dtype` (when given), and a quantized
+    layer's stored tensors (`_quantized_keys`, `_quantized_values`: data and scales) at their
+    own width."""
     total = 0
     for layer in getattr(cache, "layers", []):
         for t in (getattr(layer, "keys", None), getattr(layer, "values", None)):
             if isinstance(t, torch.Tensor):
                 total += t.numel() * _itemsize(t, dtype)
+        for stored in (getattr(layer, "_quantized_keys", None),
+                       getattr(layer, "_quantized_values", None)):
+            for t in stored if isinstance(stored, tuple) else (stored,):
+                if isinstance(t, torch.Tensor):
+                    total += t.numel() * t.element_size()
     return total
 
 

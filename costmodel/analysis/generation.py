@@ -151,3 +151,42 @@ def bound(flops: int, mac_bytes: int, peak_flops: float, bandwidth: float) -> st
     """Which roof applies: compute when the intensity is above the ridge point
     peak_flops / bandwidth, else memory."""
     return "compute" if intensity(flops, mac_bytes) >= peak_flops / bandwidth else "memory"
+
+
+@dataclass(frozen=True)
+class GroupQuantizedKV:
+    """The bytes of a group-wise integer KV cache as transformers' `QuantizedCache` keeps it with
+    the `quanto` or `hqq` backend (KIVI-style, `QuantizedLayer`): per layer, keys and values
+    each hold
+
+    - the quantized tokens: `nbits` bits per element, packed (rounded up to whole bytes per
+      tensor), plus one scale and one zero-point per `group` elements in the cache's dtype
+      (`itemsize` bytes each: the backends' group-wise affine quantization);
+    - the residual tokens, at full precision: the cache appends each new token to a
+      full-precision residual and, when it would reach `residual` tokens, quantizes everything
+      and empties it. After a prompt of `prompt` tokens (quantized at once) and k decode steps,
+      the residual holds k mod `residual` tokens.
+
+    `per_token` is kv heads x head dim: the elements one cached token of one sequence adds to
+    one tensor (the batch multiplies it).
+    """
+
+    layers: int
+    per_token: int
+    itemsize: int
+    nbits: int = 4
+    group: int = 64
+    residual: int = 128
+
+    def residual_tokens(self, context: int, prompt: int) -> int:
+        return (context - prompt) % self.residual if context > prompt else 0
+
+    def __call__(self, context: int, prompt: int, batch: int = 1) -> int:
+        """Bytes of the cache holding `context` tokens per sequence, `prompt` of them from the
+        prompt pass, for `batch` sequences."""
+        kept = self.residual_tokens(context, prompt)
+        per_token = self.per_token * batch
+        quantized = (context - kept) * per_token
+        packed = -(-quantized * self.nbits // 8)
+        scales = 2 * -(-quantized // self.group) * self.itemsize
+        return self.layers * 2 * (packed + scales + kept * per_token * self.itemsize)

@@ -82,6 +82,7 @@ def render(g: Any, fmt: str, profile: Any = None, curve: list[Any] | None = None
              _table(SECTIONS[0], _phases(g), markdown),
              _table(SECTIONS[1], _curve(g, curve or g.curve()), markdown),
              _table(SECTIONS[2], _memory(g), markdown)]
+    parts += [f"note: {note}" for note in getattr(g, "notes", ())]
     if profile is not None:
         lat = g.latency(profile)
         parts.append(f"latency on {lat.profile}:")
