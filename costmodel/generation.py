@@ -177,6 +177,16 @@ class Generation:
                                  forms.bound(pt.flops, pt.mac_bytes, *ridge),
                                  forms.bound(dt.flops, dt.mac_bytes, *ridge), band)
 
+    def step_seconds(self, context: int, profile: Any = None) -> float:
+        """Estimated seconds of the decode step at `context`: linear between the estimates of
+        the first and the last step (the rule latency() uses for tokens/s)."""
+        lat = self.latency(profile)
+        first, last = self.first_context, self.last_context
+        if last == first:
+            return lat.first_step.seconds
+        share = (context - first) / (last - first)
+        return lat.first_step.seconds + share * (lat.last_step.seconds - lat.first_step.seconds)
+
     def to_dict(self, profile: Any = None) -> dict[str, Any]:
         pt = self.prefill.totals
         d = self.decode(self.first_context).totals

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import UsageError
 
-FORMATS = ("table", "json", "markdown")
+FORMATS = ("table", "json", "markdown", "html")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: argparse.ArgumentParser,

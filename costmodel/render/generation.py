@@ -75,6 +75,9 @@ def _table(head: tuple[str, ...], rows: list[list[str]], markdown: bool) -> str:
 def render(g: Any, fmt: str, profile: Any = None, curve: list[Any] | None = None) -> str:
     if fmt == "json":
         return json.dumps(g.to_dict(profile), indent=2)
+    if fmt == "html":
+        from .generation_page import render as page
+        return page(g, profile)
     markdown = fmt == "markdown"
     title = (f"{g.name}: prompt {g.prompt_len}, {g.new_tokens} new tokens, batch "
              f"{g.batch}, params {human(g.params)} (active {human(g.params_active)})")
