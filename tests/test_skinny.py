@@ -63,3 +63,29 @@ def test_measure_returns_the_grid():
     table = measure(0.05)
     assert set(table) == {key(m, k) for m in ROWS for k in WIDTHS}
     assert all(v > 0 for v in table.values())
+
+
+def test_decode_step_estimate_prices_cache_updates_calls_and_linears():
+    """A LLaMA decode step's estimate: each layer's cache update (torch.cat of keys and of
+    values) is a costed kernel, module calls and free ops are priced, and with a skinny table
+    every linear (one row) reads its weights at the table's bandwidth."""
+    transformers = pytest.importorskip("transformers")
+    cfg = transformers.LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3,
+                                   num_attention_heads=4, num_key_value_heads=2, vocab_size=100)
+    model = transformers.LlamaForCausalLM(cfg).eval()
+    g = costmodel.analyze_generation(model, prompt_len=8, new_tokens=2)
+    step = g.decode(8)
+    cats = [n.name for n in step.graph for c in n.calls if c.name == "torch.cat"
+            and any(o.shape[-2] == 9 for o in c.call.outputs)]
+    assert len(cats) == 2 * 3                                  # keys and values, 3 layers
+    table = {key(1, 64): 1e6, key(1, 128): 1e6}
+    prof = DeviceProfile.from_dict({**PROFILES["laptop-cpu"].to_dict(), "skinny": table})
+    est = costmodel.latency.estimate(step, prof)
+    by = est.by_name()
+    assert all(by[n].kernels >= 1 and by[n].seconds > 0 for n in cats)
+    assert est.module_calls > 0 and est.free_ops > 0
+    assert est.module_calls_s > 0 and est.free_ops_s > 0
+    linears = [op for op in est.ops if op.category == "linear"]
+    params = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n
+                 and "norm" not in n) * 4
+    assert sum(op.seconds for op in linears) >= params / 1e6   # every weight at 1 MB/s
