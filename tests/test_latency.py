@@ -139,9 +139,19 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert 0 < profile.overhead_s < 1e-2
     kinds = {"conv", "spatial conv", "depthwise conv", "group conv", "norm", "activation",
              "max_pool", *calibrate.ACTIVATIONS}
-    assert set(profile.rates) == kinds
+    assert set(profile.rates) == kinds | {"softmax", "layer_norm", "avg_pool"}
     assert all(r > 0 for r in profile.rates.values())
     assert set(profile.overheads) == kinds | {"elementwise", "linear"}
+    # shape tables on their full grids, every cell measured or filled, positive
+    assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul"}
+    for table in profile.tables.values():
+        assert len(table["rates"]) == len(table["rows"])
+        assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])
+    assert [g for g, _ in profile.group_factors] == [2, 4, 8, 16, 32]
+    assert all(f > 0 for _, f in profile.group_factors)
+    assert [b for b, _ in profile.weight_bandwidths] == sorted(b for b, _ in
+                                                                profile.weight_bandwidths)
+    assert set(profile.bandwidths) == {"copy"} and profile.bandwidths["copy"] > 1e8
     assert profile.overheads["depthwise conv"] > 0
     assert 0 < profile.module_call_s < 1e-3 and 0 < profile.free_op_s < 1e-3
     assert profile.interval == (1.0, 1.0) and profile.interval_level == 0   # no blocks: no fit
