@@ -180,6 +180,29 @@ def test_synthetic_blocks_are_seeded():
     assert shape == shape2 and str(one) == str(two)
 
 
+def test_synthetic_blocks_cover_every_kind_and_are_costed_completely():
+    # the blocks calibration times: transformer and ConvNeXt blocks, grouped 1x1 (ShuffleNet V1)
+    # and grouped 3x3 (ResNeXt) convs among them, and every one fully costed (a partial
+    # estimate would fit the scales to missing terms)
+    kinds = set()
+    for seed in range(measure.BLOCKS):
+        model, shape = measure.synthetic_block(seed)
+        report = costmodel.analyze(model, "x".join(map(str, shape)))
+        assert not report.unsupported(), seed
+        kinds |= {latency.op_kinds(n)[0] for n in report.graph if n.calls}
+    assert {"linear", "matmul", "softmax", "layer_norm", "gelu", "group conv",
+            "spatial group conv", "depthwise conv"} <= kinds
+
+
+def test_relative_fit_pulls_towards_one_with_a_ridge():
+    xs = [(1.0, 2.0), (2.0, 1.0), (3.0, 3.0)]
+    rows = [(*x, 2.0 * x[0] + 2.0 * x[1]) for x in xs]      # the truth: both scales 2
+    free = measure._relative_fit(rows)
+    pulled = measure._relative_fit(rows, ridge=1.0)
+    assert free == pytest.approx((2.0, 2.0))
+    assert all(1.0 < k < 2.0 for k in pulled)
+
+
 class Inner(nn.Module):
     def __init__(self):
         super().__init__()
