@@ -6,7 +6,7 @@ import pytest
 import costmodel
 
 
-def test_decode_step_estimate_prices_cache_updates_calls_and_linears():
+def test_decode_step_estimate_prices_cache_updates_and_calls():
     """A LLaMA decode step's estimate: each layer's cache update (torch.cat of keys and of
     values) is a costed kernel, and module calls and free ops are priced."""
     transformers = pytest.importorskip("transformers")

@@ -244,6 +244,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
                                                   for c, size in MAX_POOL])
             tables = {**conv_tables(4 * share, overheads), **gemm_tables(2 * share, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
+            from .skinny import measure as measure_skinny
+            skinny = measure_skinny(share, overheads["linear"])
             light, bandwidths = light_rates(2 * share, overheads)
             rates.update(light)
             peaks.append(_gemm_peak(share))
@@ -263,7 +265,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op, tables=tables, bandwidths=bandwidths,
-        weight_bandwidths=weights)
+        weight_bandwidths=weights, skinny=skinny)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -293,6 +295,9 @@ def describe(profile: DeviceProfile) -> str:
                      f"over {len(table['rows'])} x {len(table['width'])} shapes")
     lines += [f"bandwidth {kind}: {value / 1e9:.1f} GB/s" for kind, value in
               profile.bandwidths.items()]
+    if profile.skinny:
+        lines.append("skinny    linear weights GB/s by rows x input width: " + ", ".join(
+            f"{k} {v / 1e9:.1f}" for k, v in profile.skinny.items()))
     if profile.weight_bandwidths:
         lines.append("weights   " + ", ".join(f"{b / 2 ** 20:.2g} MiB {bw / 1e9:.1f} GB/s"
                                                for b, bw in profile.weight_bandwidths))

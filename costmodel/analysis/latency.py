@@ -45,6 +45,7 @@ from .profiles import (  # noqa: F401
     save_profile,
     table_rate,
 )
+from .skinny import bandwidth, linear_shape
 
 # ---- the estimate ----------------------------------------------------------------------------
 
@@ -177,8 +178,11 @@ def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
 
 def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str | None,
              profile: DeviceProfile, weight_bytes: int = 0,
-             shape: tuple[float, float, int] | None = None) -> tuple[float, float, str]:
-    """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds)."""
+             shape: tuple[float, float, int] | None = None,
+             linear: tuple[int, int] | None = None) -> tuple[float, float, str]:
+    """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds). `linear`:
+    (rows, input width) of a linear on parameter weights, whose weights stream at the profile's
+    skinny bandwidth where it covers the rows (analysis/skinny.py)."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(str(k) for k in kinds or ())
     rate = op_rate(kinds, profile, shape)
     activations = max(nbytes - weight_bytes, 0)
@@ -189,7 +193,8 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
             act_bandwidth = profile.cache_bandwidth_bytes_per_s
     compute = flops / rate
     weights = nbytes - activations
-    memory = (weights / profile.weight_bandwidth(weights) if weights else 0.0) \
+    skinny = bandwidth(profile.skinny, *linear) if weights and linear else None
+    memory = (weights / (skinny or profile.weight_bandwidth(weights)) if weights else 0.0) \
         + activations / act_bandwidth
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
     scale = profile.in_model_scale if is_dense(kinds) else profile.light_scale
@@ -285,7 +290,7 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         node = nodes[name]
         cost = node.cost
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
-                                      weight_bytes(node), op_shape(node))
+                                      weight_bytes(node), op_shape(node), linear_shape(node))
         ops.append(OpEstimate(name, node.module, str(node.category or ""),
                               cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
     seconds = {op.name: op.seconds for op in ops}

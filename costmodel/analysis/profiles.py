@@ -56,6 +56,9 @@ class DeviceProfile:
                            weights of one op stream from memory, by their size (a batch-1 GEMV
                            over a 1 MB matrix streams at half the rate of one over 64 MB);
                            interpolated, and bandwidth_bytes_per_s when empty
+    skinny:                weight bytes/s of a linear over few rows by "MxK" (rows x input
+                           width), cold (analysis/skinny.py); where it covers a linear's rows
+                           it replaces weight_bandwidths for that op (empty: not measured)
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
@@ -80,6 +83,7 @@ class DeviceProfile:
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     bandwidths: Mapping[str, float] = field(default_factory=dict, hash=False)
     weight_bandwidths: tuple[tuple[float, float], ...] = ()
+    skinny: Mapping[str, float] = field(default_factory=dict, hash=False)
 
     def grouped_rate(self, kind: str, rows: float, width: float, groups: float) -> float | None:
         """FLOP/s of a grouped conv of `kind` from the tables "KIND@G" measured at G groups:
@@ -110,6 +114,7 @@ class DeviceProfile:
                          for k, t in self.tables.items()}
         out["bandwidths"] = dict(self.bandwidths)
         out["weight_bandwidths"] = [list(p) for p in self.weight_bandwidths]
+        out["skinny"] = dict(self.skinny)
         return out
 
     @classmethod
@@ -156,6 +161,10 @@ class DeviceProfile:
             raise ValueError(f"device profile {values['name']!r}: bandwidths must be positive "
                              f"and weight_bandwidths ascending")
         values["weight_bandwidths"] = points
+        values["skinny"] = {str(k): float(v) for k, v in (values.get("skinny") or {}).items()}
+        if any(v <= 0 for v in values["skinny"].values()):
+            raise ValueError(f"device profile {values['name']!r}: skinny bandwidths must be "
+                             f"positive")
         return cls(**values)
 
     def to_json(self) -> str:
