@@ -64,3 +64,12 @@ def test_measure_returns_the_grid():
     table = measure(0.05)
     assert set(table) == {key(m, k) for m in ROWS for k in WIDTHS}
     assert all(v > 0 for v in table.values())
+
+
+def test_monotone_in_rows():
+    """A cell slower than one with more rows at its width takes that cell's value."""
+    from costmodel.analysis.skinny import monotone
+    table = {key(1, 256): 2e9, key(4, 256): 3e9, key(16, 256): 1e9,
+             key(1, 512): 5e9, key(4, 512): 4e9, key(16, 512): 4.5e9}
+    assert monotone(table) == {key(1, 256): 3e9, key(4, 256): 3e9, key(16, 256): 1e9,
+                               key(1, 512): 5e9, key(4, 512): 4.5e9, key(16, 512): 4.5e9}
