@@ -145,7 +145,7 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     # shape tables on their full grids, every cell measured or filled, positive
     assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
                                    "group conv@8", "spatial group conv@2",
-                                   "spatial group conv@8"}
+                                   "spatial group conv@8", "depthwise conv"}
     for table in profile.tables.values():
         assert len(table["rates"]) == len(table["rows"])
         assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])

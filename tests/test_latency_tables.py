@@ -81,6 +81,12 @@ def test_the_estimate_uses_tables_group_tables_and_kind_bandwidths():
     assert latency.op_rate(kinds, TOY, shape) == pytest.approx(rate)
     roof, fixed, bound = latency.op_terms(flops, 0, 1, kinds, TOY, 0, shape)
     assert (roof, fixed, bound) == (pytest.approx(flops / rate), 0.0, "compute")
+    # a depthwise conv's table is read by its channels (groups), not its per-group width
+    dw = _node(nn.Conv2d(64, 64, 3, padding=1, groups=64, bias=False), "1x64x10x10")
+    assert latency.op_shape(dw) == (100, 3, 64)
+    with_dw = dataclasses.replace(TOY, tables={**TOY.tables, "depthwise conv": TABLE})
+    assert latency.op_rate(latency.op_kinds(dw), with_dw, latency.op_shape(dw)) == \
+        pytest.approx(table_rate(TABLE, 100, 64))
     # without a shape the table is not used: the kind's rate, else the peak
     assert latency.op_rate(kinds, TOY) == TOY.peak_flops
     # a copy moves its activations at the kind's bandwidth; weights at their size's bandwidth

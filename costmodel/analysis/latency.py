@@ -161,7 +161,8 @@ _GROUPED = ("group conv", "spatial group conv")
 def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
             shape: tuple[float, float, int] | None = None) -> float:
     """FLOP/s of an op of `kinds` (and GEMM `shape`: rows, width, groups) on `profile` (see
-    op_seconds). A grouped conv takes its kind's group tables (profile.grouped_rate)."""
+    op_seconds). A grouped conv takes its kind's group tables (profile.grouped_rate); a
+    depthwise conv's table is by rows and channels (its groups)."""
     for kind in kinds:
         if shape is not None:
             rows, width, groups = shape
@@ -169,6 +170,8 @@ def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
                 rate = profile.grouped_rate(kind, rows, width, groups)
                 if rate is not None:
                     return rate
+            elif kind == "depthwise conv" and kind in profile.tables:   # by channels
+                return table_rate(profile.tables[kind], rows, groups)
             elif kind in profile.tables:
                 return table_rate(profile.tables[kind], rows, width)
         if kind in profile.rates:

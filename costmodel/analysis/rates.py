@@ -33,6 +33,8 @@ MAX_FLOPS = 2e8
 GROUPS = (2, 8)
 GROUP_ROWS = (196, 784, 3136)
 GROUP_WIDTH = (4, 8, 16, 32, 64, 128)
+#: channel counts of the depthwise-conv table
+DEPTHWISE_WIDTH = (16, 32, 64, 128, 256, 512, 1024)
 #: per-op weight sizes (bytes) of the weight-streaming measurement, and the bytes streamed per
 #: size (twice a 32 MiB last-level cache, so every matrix is read cold)
 WEIGHT_SIZES = (2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26)
@@ -110,7 +112,7 @@ def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
     rate and 8 groups at two thirds of it), so latency.op_rate interpolates between the
     tables of the two nearest group counts."""
     cells = 2 * (len(CONV_ROWS) * len(CONV_WIDTH) + len(GROUPS) * len(GROUP_ROWS)
-                 * len(GROUP_WIDTH))
+                 * len(GROUP_WIDTH)) + len(CONV_ROWS) * len(DEPTHWISE_WIDTH)
     share = budget / (cells * PASSES)
     tables = {}
     for kind, k in (("conv", 1), ("spatial conv", 3)):
@@ -123,6 +125,10 @@ def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
             tables[f"{kind}@{g}"] = _table(
                 GROUP_ROWS, GROUP_WIDTH, lambda rows, width, k=k, g=g, fixed=fixed:
                 _conv_rate(rows, width, k, g, fixed, share), k)
+    # depthwise 3x3 convs: one channel per group, the width axis is the channel count
+    fixed = overheads.get("depthwise conv", 0.0)
+    tables["depthwise conv"] = _table(CONV_ROWS, DEPTHWISE_WIDTH, lambda rows, channels:
+                                      _conv_rate(rows, 1, 3, channels, fixed, share))
     return tables
 
 
