@@ -18,7 +18,9 @@ Pin it to one idle core (`taskset -c N`, with --threads 1): on a shared core the
 times move by 2-5x between runs and nothing can be concluded. The profile is calibrated in the
 same process (micro-benchmarks and costmodel's synthetic blocks, never these models) unless
 --profile gives one saved by `costmodel calibrate`. "in" says whether the measured value lies
-inside the estimate's interval.
+inside the estimate's interval. It imports the costmodel on sys.path: from a checkout that is
+not the installed one, run it with PYTHONPATH=. (the profile's "skinny" line shows the
+rows x width table when the checkout has it).
 """
 from __future__ import annotations
 
