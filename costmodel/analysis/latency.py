@@ -66,6 +66,12 @@ class DeviceProfile:
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
+    fused:                 the deployment runtime's figures for execution="fused" (fusion.py):
+                           the keys of this profile it replaces (peak_flops, overhead_s, rates,
+                           overheads, in_model_scale, light_scale, overhead_scale, interval,
+                           interval_level) plus run_s (the runtime's fixed cost per inference)
+                           and source; measured by `costmodel calibrate --execution fused`.
+                           Empty: the eager figures, without the Python costs.
     """
 
     name: str
@@ -84,12 +90,14 @@ class DeviceProfile:
     overhead_scale: float = 1.0
     interval: tuple[float, float] = (1.0, 1.0)
     interval_level: float = 0.0
+    fused: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["rates"] = dict(self.rates)
         out["overheads"] = dict(self.overheads)
         out["interval"] = list(self.interval)
+        out["fused"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fused.items()}
         return out
 
     @classmethod
@@ -126,6 +134,9 @@ class DeviceProfile:
                 raise ValueError(f"device profile {values['name']!r}: interval must be "
                                  f"(low <= 1 <= high), positive")
             values["interval"] = (low, high)
+        if values.get("fused"):
+            from .fusion import check_runtime
+            values["fused"] = check_runtime(values["name"], values["fused"])
         return cls(**values)
 
     def to_json(self) -> str:
@@ -250,12 +261,15 @@ class Estimate:
     critical_path: tuple[str, ...]
     module_calls: int = 0         # nn.Module.__call__s one forward makes (leaves and containers)
     free_ops: int = 0             # ops that launch no kernel (views, reshapes, dropout in eval)
+    execution: str = "eager"      # "eager" (op by op) or "fused" (the deployed view, fusion.py)
+    run_s: float = 0.0            # fused: the runtime's fixed cost per inference
 
     @property
     def total_s(self) -> float:
         """Every kernel one after another, as eager PyTorch runs them, plus the dispatch of free
         ops and the Python cost of the module calls."""
-        return sum(op.seconds for op in self.ops) + self.free_ops_s + self.module_calls_s
+        return (sum(op.seconds for op in self.ops) + self.free_ops_s + self.module_calls_s
+                + self.run_s)
 
     @property
     def free_ops_s(self) -> float:
@@ -268,7 +282,7 @@ class Estimate:
     def terms(self) -> dict[str, float]:
         """Seconds by term: compute (the roofline of compute-bound ops), memory (of memory-bound
         ops), dispatch (per-kernel fixed costs and free ops), module calls. They sum to total_s."""
-        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s,
+        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s + self.run_s,
                "module calls": self.module_calls_s}
         for op in self.ops:
             roof = op.seconds - op.dispatch_s
@@ -294,7 +308,8 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         low, high = self.interval()
-        return {"profile": self.profile.to_dict(), "total_s": self.total_s,
+        return {"profile": self.profile.to_dict(), "execution": self.execution,
+                "total_s": self.total_s,
                 "interval_s": [low, high], "interval_level": self.profile.interval_level,
                 "terms": self.terms(), "module_calls": self.module_calls,
                 "free_ops": self.free_ops, "critical_path_s": self.critical_path_s,
@@ -378,11 +393,14 @@ def weight_bytes(node: Node) -> int:
                for s in rec.call.inputs() if s.role == "param")
 
 
-def estimate(graph: Any, profile: DeviceProfile | str | None = None) -> Estimate:
+def estimate(graph: Any, profile: DeviceProfile | str | None = None,
+             execution: str = "eager") -> Estimate:
     """The latency estimate of an analysed model: `graph` is `report.graph` or a Report.
-    Computed once per graph and profile (analysis/context.py keeps it)."""
+    execution: "eager" (PyTorch eager, op by op) or "fused" (the deployed view: batch norm
+    folded, element-wise chains fused into their producer; fusion.py). Computed once per graph,
+    profile and execution (analysis/context.py keeps it)."""
     from .context import context
-    return context(graph).estimate(profile)
+    return context(graph).estimate(profile, execution)
 
 
 def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
