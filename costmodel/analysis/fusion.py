@@ -228,7 +228,8 @@ def fused_kernel(members: list[str], graph: CostGraph, walk: _Walk) -> FusedKern
 
 
 def fuse(graph: CostGraph, kernels: Mapping[str, int]) -> tuple[FusedKernel, ...]:
-    """The fused kernels of an annotated graph, in execution order (`kernels`: structure.kernels)."""
+    """The fused kernels of an annotated graph, in execution order (`kernels`:
+    structure.kernels)."""
     walk = _Walk(graph, kernels)
     return tuple(fused_kernel(g, graph, walk) for g in groups(graph, kernels))
 
