@@ -296,26 +296,38 @@ def runtime_profile(profile):
     return dataclasses.replace(profile, module_call_s=0.0, free_op_s=0.0, **changes)
 
 
-def kinds(k: FusedKernel, graph: CostGraph) -> tuple[str, ...]:
-    """The kinds of a fused kernel (latency.op_kinds of its producer): its rate and fixed cost."""
-    from .latency import op_kinds
-    return op_kinds(graph.nodes[k.name])
+def kernel_terms(k: FusedKernel, graph: CostGraph, runtime) -> tuple[float, float, str]:
+    """(roofline seconds, fixed-cost seconds, bound) of one fused kernel on a runtime profile:
+    compute = the sum of its members' FLOPs / the rate of each member's kind; memory = its MAC
+    bytes as deployed (weights at the streaming bandwidth) under the producer's kind; one fixed
+    cost of the producer's kind per kernel it launches."""
+    from .latency import op_kinds, op_terms
+    compute = 0.0
+    for name in k.members:
+        node = graph.nodes[name]
+        if name not in k.folded and node.cost is not None and node.cost.flops:
+            compute += op_terms(node.cost.flops, 0, 0, op_kinds(node), runtime)[0]
+    head = op_kinds(graph.nodes[k.name])
+    memory, fixed, _ = op_terms(0, k.mac_bytes, k.kernels, head, runtime, k.weight_bytes)
+    bound = max((compute, "compute"), (memory, "memory"), (fixed, "overhead"))[1]
+    return max(compute, memory), fixed, bound
 
 
 def compute_estimate(ctx, profile):
     """The fused estimate on an analysis context: per fused kernel, one fixed cost of the
-    deployment runtime (times the producer's kernels) + the roofline of its FLOPs and its MAC as
-    deployed, on runtime_profile(profile); plus the runtime's fixed cost per inference."""
+    deployment runtime (times the producer's kernels) + the roofline of its MAC as deployed and of
+    its members' FLOPs, each member's at the rate of its own kind (fusion saves memory traffic
+    and dispatch, not arithmetic: a fused SiLU still computes its exponentials), on
+    runtime_profile(profile); plus the runtime's fixed cost per inference."""
     import networkx as nx
 
     from . import structure
-    from .latency import Estimate, OpEstimate, op_terms
+    from .latency import Estimate, OpEstimate
     runtime = runtime_profile(profile)
     graph = ctx.graph
     ops = []
     for k in ctx.fused:
-        roof, fixed, bound = op_terms(k.flops, k.mac_bytes, k.kernels, kinds(k, graph), runtime,
-                                      k.weight_bytes)
+        roof, fixed, bound = kernel_terms(k, graph, runtime)
         ops.append(OpEstimate(k.name, graph.nodes[k.name].module, k.category, k.flops,
                               k.mac_bytes, k.kernels, roof + fixed, bound, fixed))
     owner = {m: k.name for k in ctx.fused for m in k.members}
