@@ -76,7 +76,8 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     lines.append(f"  total {duration(total)}{band} (kernels one after another), critical path "
                  f"{duration(est.critical_path_s)}")
     lines.append("  by term: " + ", ".join(f"{term} {duration(sec)} {percent(sec, total, digits=0)}"
-                                          for term, sec in est.terms().items())
+                                          for term, sec in est.terms().items()
+                                          if not (fused and term == "module calls"))
                  + ("" if fused else
                     f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)"))
     if fused:
