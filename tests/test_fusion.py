@@ -144,3 +144,11 @@ def test_unknown_execution_is_refused():
     report = costmodel.analyze(nn.Linear(2, 2), "1x2")
     with pytest.raises(ValueError, match="execution='graph'"):
         latency.estimate(report, TOY, execution="graph")
+
+
+def test_batch_norm_in_training_mode_is_not_folded():
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8))
+    report = costmodel.analyze(model.train(), "2x3x8x8", mode="train")
+    assert all(k.folded == () for k in fusion.fused(report))
+    report = costmodel.analyze(model.eval(), "2x3x8x8")
+    assert [k.folded for k in fusion.fused(report)] == [("1",)]

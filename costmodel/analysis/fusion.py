@@ -81,8 +81,9 @@ def check_execution(execution: str) -> str:
 
 
 def _is_batch_norm(node: Node) -> bool:
+    """An eval-mode batch norm (running statistics): one that can be folded."""
     return node.category is Category.NORM and len(node.calls) == 1 \
-        and node.calls[0].call.op == "batch_norm"
+        and node.calls[0].call.op == "batch_norm" and not node.calls[0].call.attr("training")
 
 
 class _Walk:
