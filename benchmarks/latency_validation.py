@@ -467,6 +467,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-size", type=int, default=12)
     parser.add_argument("--group-bytes", type=float, default=1.5e9,
                         help="parameter bytes held at once while interleaving")
+    parser.add_argument("--profile", type=Path,
+                        help="a calibrated profile JSON to use instead of calibrating (one "
+                             "thread count; development runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--execution", nargs="+", choices=("eager", "fused"), default=["eager"],
                         help="execution models to score: eager (PyTorch, op by op) and/or fused "
@@ -499,9 +502,10 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for threads in args.threads:
             calib = time.perf_counter()
-            profile = calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
-                                analyze=costmodel.analyze)
-            if "fused" in args.execution:
+            profile = (latency.load_profile(args.profile) if args.profile else
+                       calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
+                                 analyze=costmodel.analyze))
+            if "fused" in args.execution and not profile.fused:
                 profile = calibrate_fused(profile, args.calibrate_fused, threads,
                                           costmodel.analyze)
                 print(describe_fused(profile))

@@ -132,9 +132,12 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, threads: int, seconds
     for seed in range(FUSED_BLOCKS):
         model, shape = synthetic_block(seed)
         size = 4 * (sum(p.numel() for p in model.parameters()) + math.prod(shape))
-        runners = [ort_runner(model, shape, threads, tmp)] + [
-            ort_runner(synthetic_block(seed)[0], shape, threads, tmp)
-            for _ in range(min(3, COLD_BYTES // max(size, 1)))]
+        try:
+            runners = [ort_runner(model, shape, threads, tmp)] + [
+                ort_runner(synthetic_block(seed)[0], shape, threads, tmp)
+                for _ in range(min(3, COLD_BYTES // max(size, 1)))]
+        except RuntimeError:       # a block the exporter cannot export is not timed
+            continue
         turn = itertools.cycle(runners)
         measured = _best_seconds(lambda turn=turn: next(turn)(), seconds / FUSED_BLOCKS)
         with torch.no_grad():
@@ -142,6 +145,8 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, threads: int, seconds
         dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
         light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
         rows.append((dense, light, est.total_s - dense - light, measured))
+    if len(rows) < 4:
+        return {}
     a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
     logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
     low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)

@@ -292,6 +292,8 @@ def runtime_profile(profile):
     for key in ("rates", "overheads"):
         if runtime.get(key):
             changes[key] = {**getattr(profile, key), **runtime[key]}
+    if runtime.get("rates"):       # a kind the runtime measured uses its rate, not eager's table
+        changes["tables"] = {k: v for k, v in profile.tables.items() if k not in runtime["rates"]}
     if "interval" in runtime:
         changes["interval"] = tuple(runtime["interval"])
     return dataclasses.replace(profile, module_call_s=0.0, free_op_s=0.0, **changes)
@@ -302,12 +304,13 @@ def kernel_terms(k: FusedKernel, graph: CostGraph, runtime) -> tuple[float, floa
     compute = the sum of its members' FLOPs / the rate of each member's kind; memory = its MAC
     bytes as deployed (weights at the streaming bandwidth) under the producer's kind; one fixed
     cost of the producer's kind per kernel it launches."""
-    from .latency import op_kinds, op_terms
+    from .latency import op_kinds, op_shape, op_terms
     compute = 0.0
     for name in k.members:
         node = graph.nodes[name]
         if name not in k.folded and node.cost is not None and node.cost.flops:
-            compute += op_terms(node.cost.flops, 0, 0, op_kinds(node), runtime)[0]
+            compute += op_terms(node.cost.flops, 0, 0, op_kinds(node), runtime,
+                                shape=op_shape(node))[0]
     head = op_kinds(graph.nodes[k.name])
     memory, fixed, _ = op_terms(0, k.mac_bytes, k.kernels, head, runtime, k.weight_bytes)
     bound = max((compute, "compute"), (memory, "memory"), (fixed, "overhead"))[1]
