@@ -149,10 +149,11 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
     kinds: what the op is, most specific first (op_kinds()); the first with a table in
     profile.tables (when `shape`, the op's (rows, width, groups) from op_shape(), is given) or
     an entry in profile.rates gives the rate (op_rate()), else peak_flops; profile.overheads
-    gives the fixed cost, else overhead_s. Bandwidth: `weight_bytes` (parameters, read once per inference, so cold)
-    stream at profile.weight_bandwidth(weight_bytes); the other bytes (activations, just
-    written by the op before) at the kind's bandwidth (profile.bandwidths), else at the cache
-    bandwidth when they fit in profile.cache_bytes, else at the streaming bandwidth."""
+    gives the fixed cost, else overhead_s. Bandwidth: `weight_bytes` (parameters, read once
+    per inference, so cold) stream at profile.weight_bandwidth(weight_bytes); the other bytes
+    (activations, just written by the op before) at the kind's bandwidth (profile.bandwidths),
+    else at the cache bandwidth when they fit in profile.cache_bytes, else at the streaming
+    bandwidth."""
     roof, fixed, bound = op_terms(flops, nbytes, kernels, kinds, profile, weight_bytes, shape)
     return roof + fixed, bound
 
