@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .latency import DeviceProfile, estimate, is_dense
-from .measure import COLD_BYTES, _best_seconds, _quantile, _relative_fit, synthetic_block
+from .measure import COLD_BYTES, RIDGE, _best_seconds, _quantile, _relative_fit, synthetic_block
 
 CHAIN = 17            # ops in the long chain of the fixed-cost measurement
 FUSED_BLOCKS = 24     # synthetic blocks timed in the runtime (half fit, half held out)
@@ -147,7 +147,8 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, threads: int, seconds
         rows.append((dense, light, est.total_s - dense - light, measured))
     if len(rows) < 4:
         return {}
-    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
+    fit = rows[0::2]       # the same ridge and clamp as the eager fit (measure._fit_blocks)
+    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(fit, RIDGE * len(fit)))
     logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
     low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
     return {"in_model_scale": a, "light_scale": c, "overhead_scale": b,
