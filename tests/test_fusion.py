@@ -152,3 +152,16 @@ def test_batch_norm_in_training_mode_is_not_folded():
     assert all(k.folded == () for k in fusion.fused(report))
     report = costmodel.analyze(model.eval(), "2x3x8x8")
     assert [k.folded for k in fusion.fused(report)] == [("1",)]
+
+
+def test_calibrate_fused_measures_onnx_runtime():
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from costmodel.analysis.calibrate_fused import calibrate_fused, describe_fused
+    profile = calibrate_fused(TOY, seconds=1.0, threads=1)
+    f = profile.fused
+    assert f["peak_flops"] > 0 and f["run_s"] >= 0 and "onnxruntime" in f["source"]
+    assert set(f["rates"]) == {"conv", "spatial conv", "depthwise conv", "group conv"}
+    assert {"conv", "linear", "elementwise", "max_pool"} <= set(f["overheads"])
+    assert DeviceProfile.from_json(profile.to_json()) == profile
+    assert "fused" in describe_fused(profile) and describe_fused(TOY) == ""
