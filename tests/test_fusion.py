@@ -161,7 +161,7 @@ def test_calibrate_fused_measures_onnx_runtime():
     profile = calibrate_fused(TOY, seconds=1.0, threads=1)
     f = profile.fused
     assert f["peak_flops"] > 0 and f["run_s"] >= 0 and "onnxruntime" in f["source"]
-    assert set(f["rates"]) == {"conv", "spatial conv", "depthwise conv", "group conv"}
+    assert set(f["rates"]) == {"conv", "spatial conv", "depthwise conv", "group conv", "max_pool"}
     assert {"conv", "linear", "elementwise", "max_pool"} <= set(f["overheads"])
     assert DeviceProfile.from_json(profile.to_json()) == profile
     assert "fused" in describe_fused(profile) and describe_fused(TOY) == ""

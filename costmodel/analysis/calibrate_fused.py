@@ -11,7 +11,9 @@ Conv + activation fused, as in a deployment). It measures
   the runtime's fixed cost per fused kernel of that kind, the intercept of the conv chain its
   fixed cost per inference (`run_s`: InferenceSession.run's own cost);
 - rates: the FLOP/s of single convs of each kind on calibrate.CONVS shapes (the ResNet /
-  MobileNet / ShuffleNet layers calibration times in eager PyTorch), and of a 512 x 512 GEMM;
+  MobileNet / ShuffleNet layers calibration times in eager PyTorch), of max pooling on
+  calibrate.MAX_POOL shapes (eager PyTorch's max pooling is ~100x slower than the runtime's, so
+  the eager rate must not stand in), and of a 512 x 512 GEMM;
 - scales and interval: synthetic blocks (measure.synthetic_block, never a scored model) timed in
   ONNX Runtime and estimated with execution="fused": three scales fitted on half of them, the
   interval from the residuals of the other half (10th to 90th percentile).
@@ -107,7 +109,7 @@ def _rates(share: float, threads: int, tmp: str, overheads: dict[str, float], ru
     """FLOP/s of the conv kinds on calibrate.CONVS shapes, and the GEMM peak, in the runtime."""
     from torch import nn
 
-    from .calibrate import CONVS, GEMM_N, _conv_flops
+    from .calibrate import CONVS, GEMM_N, MAX_POOL, _conv_flops
     rates = {}
     for kind, shapes in CONVS.items():
         flops = seconds = 0.0
@@ -118,6 +120,13 @@ def _rates(share: float, threads: int, tmp: str, overheads: dict[str, float], ru
             flops += _conv_flops(cin, cout, size, k, stride, groups)
             seconds += max(t - run_s - overheads.get(kind, overheads["conv"]), t / 2)
         rates[kind] = flops / seconds
+    flops = seconds = 0.0                      # max pooling (CNN stems), as calibrate.py counts it
+    for c, size in MAX_POOL:
+        t = _best_seconds(ort_runner(nn.MaxPool2d(3, 2, 1), (1, c, size, size), threads, tmp),
+                          share / 16 / len(MAX_POOL))
+        flops += 9 * c * ((size - 1) // 2 + 1) ** 2
+        seconds += max(t - run_s - overheads["max_pool"], t / 2)
+    rates["max_pool"] = flops / seconds
     gemm = nn.Linear(GEMM_N, GEMM_N, bias=False).eval()
     t = _best_seconds(ort_runner(gemm, (GEMM_N, GEMM_N), threads, tmp), share / 8)
     return rates, 2 * GEMM_N ** 3 / max(t - run_s, t / 2)
