@@ -24,7 +24,9 @@ onnxruntime`), and without it this raises RuntimeError with that advice.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import itertools
 import math
 import tempfile
@@ -40,7 +42,8 @@ FUSED_BLOCKS = 24     # synthetic blocks timed in the runtime (half fit, half he
 
 def ort_runner(model, shape: tuple[int, ...], threads: int, directory: str | Path
                ) -> Callable[[], object]:
-    """`model` (eval) exported to ONNX in `directory` and loaded in an onnxruntime CPU session
+    """`model` (eval) exported to ONNX in `directory` (the TorchScript exporter, which folds batch
+    norm into convs; the dynamo exporter where it fails) and loaded in an onnxruntime CPU session
     with `threads` intra-op threads; returns a function that runs one inference on a random
     input of `shape`. RuntimeError when onnxruntime is missing or the export fails."""
     import warnings
@@ -53,13 +56,20 @@ def ort_runner(model, shape: tuple[int, ...], threads: int, directory: str | Pat
                            "onnxruntime onnx") from exc
     path = Path(tempfile.mkstemp(suffix=".onnx", dir=directory)[1])
     x = torch.randn(*shape)
-    with warnings.catch_warnings(), torch.no_grad():
+    # with grad enabled: under no_grad, nn.MultiheadAttention takes its fast path
+    # (aten::_native_multi_head_attention), which the exporter cannot export
+    with warnings.catch_warnings(), torch.enable_grad():
         warnings.simplefilter("ignore")
         try:
             torch.onnx.export(model, (x,), str(path), dynamo=False, do_constant_folding=True,
                               input_names=["x"])
-        except Exception as exc:  # noqa: BLE001 - any exporter failure is one line
-            raise RuntimeError(f"torch.onnx.export failed: {str(exc).splitlines()[0]}") from exc
+        except Exception:  # noqa: BLE001 - the TorchScript exporter's gaps (SDPA): try dynamo
+            try:
+                with contextlib.redirect_stdout(io.StringIO()):   # its progress lines
+                    torch.onnx.export(model, (x,), str(path), dynamo=True, input_names=["x"])
+            except Exception as exc:  # noqa: BLE001 - any exporter failure is one line
+                first = (str(exc).splitlines() or [type(exc).__name__])[0]
+                raise RuntimeError(f"torch.onnx.export failed: {first}") from exc
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
