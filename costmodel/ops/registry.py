@@ -95,7 +95,7 @@ RULES_BY_NAME: dict[str, Rule] = {}       # base name -> rule, for unbound `sigm
 RULES_BY_OP: dict[str, Binding] = {}      # custom operators by qualified name: "torchvision::nms"
 _MEMO: dict[Callable, Binding] = {}       # lookup()'s memo: every callable seen, bound or not
 _OWNERS = {"torch": torch, "F": F, "Tensor": Tensor, "operator": operator,
-           "torch.special": torch.special, "torch.linalg": torch.linalg}
+           "torch.special": torch.special, "torch.linalg": torch.linalg, "torch.fft": torch.fft}
 
 
 def _targets(names: str) -> list[tuple[str, str, Callable]]:
