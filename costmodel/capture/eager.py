@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from typing import Any
 
 import torch
@@ -44,6 +43,7 @@ from ..ops import META, lookup
 from ..ops.shape_rules import InputDtypeError
 from . import routing
 from .builder import GraphBuilder
+from .equivalents import swapped
 from .fx import _user_frame, is_leaf
 from .known import (
     CONST_FACTORIES,
@@ -59,18 +59,6 @@ from .routing import ROUTERS, assumed_choices, moe_blocks
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
-#: Library functions whose loop runs over tensor values, each with an equivalent of static shape
-#: from the same library, used during the capture: (module, function, equivalent, why).
-EQUIVALENTS = (
-    ("torchvision.ops.boxes", "_batched_nms_vanilla", "_batched_nms_coordinate_trick",
-     "torchvision's batched_nms loops over torch.unique(labels) when boxes are many; it was "
-     "counted as its coordinate-trick form (one nms over all boxes), which torchvision uses for "
-     "fewer boxes and which gives the same result"),
-)
-
-
-
-
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None (`ops` says which
     callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
@@ -203,7 +191,8 @@ class EagerCapture:
         self.leaf_why: list[str] = []
         self.failed: str | None = None         # the layer the capture stopped in, with its inputs
         self.sources: dict[str, str] = {}      # node -> why its sizes depend on data
-        self.replaced: dict[str, str] = {}     # why a library function was swapped -> module
+        #: why a library function was swapped (equivalents.py) -> (module, severity)
+        self.replaced: dict[str, tuple[str, Severity]] = {}
         self.moe: frozenset[str] = frozenset()  # MoE blocks (modules with `experts`): routing.py
         self.routes: dict[str, tuple[int, int, int]] = {}   # block -> (tokens, experts, k)
         self.route_calls = 0
@@ -286,21 +275,26 @@ class EagerCapture:
     # ---- the run ----------------------------------------------------------------------------
     def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = (),
             as_trace: bool = True) -> CostGraph:
-        root = self.recording.meta.clone("")
-        self.moe = moe_blocks(root)
-        self._wrap(root, "")
+        with swapped(self.replaced, self.stack):   # before the wrap: it may swap a forward
+            root = self.recording.meta.clone("")
+            self.moe = moe_blocks(root)
+            self._wrap(root, "")
+            builder = self.builder
+            for name, value in inputs.items():
+                tensors = _tensors(value)
+                if tensors:
+                    builder.add(name, NodeKind.PLACEHOLDER, name, "", (),
+                                tuple(self.recording.spec(t) for t in tensors))
+                    builder.reserve(name)
+                    builder.made(name, tensors)
+            return self._forward(root, inputs, by_position, as_trace)
+
+    def _forward(self, root: nn.Module, inputs: dict[str, Any], by_position: tuple[str, ...],
+                 as_trace: bool) -> CostGraph:
         builder = self.builder
-        for name, value in inputs.items():
-            tensors = _tensors(value)
-            if tensors:
-                builder.add(name, NodeKind.PLACEHOLDER, name, "", (),
-                            tuple(self.recording.spec(t) for t in tensors))
-                builder.reserve(name)
-                builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
-            with patch, as_a_trace(self.recording.values, as_trace), self._equivalents(), \
-                    self.recorder:
+            with patch, as_a_trace(self.recording.values, as_trace), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
         except RecursionError:   # too deep for any capture: analyze() says so in one line
@@ -313,28 +307,6 @@ class EagerCapture:
         builder.add(builder.name("output"), NodeKind.OUTPUT, "output", "", out, ())
         builder.mark_data_dependent(self.sources)
         return builder.graph()
-
-    @contextlib.contextmanager
-    def _equivalents(self):
-        """Swap in the static-shape equivalents of loaded libraries; put the originals back."""
-        saved = []
-        try:
-            for module_name, name, equivalent, why in EQUIVALENTS:
-                module = sys.modules.get(module_name)
-                if module is not None and hasattr(module, equivalent):
-                    original = getattr(module, name)
-                    saved.append((module, name, original))
-                    replacement = getattr(module, equivalent)
-
-                    def swapped(*args, _fn=replacement, _why=why, **kwargs):
-                        self.replaced.setdefault(_why, self.stack[-1])
-                        return _fn(*args, **kwargs)
-
-                    setattr(module, name, swapped)
-            yield
-        finally:
-            for module, name, original in saved:
-                setattr(module, name, original)
 
 
 @contextlib.contextmanager
@@ -430,7 +402,7 @@ def diagnostics(g: CostGraph, run: EagerCapture) -> list[Diagnostic]:
             f"{len(affected)} graph nodes have sizes that depend on data (flag `data_dependent` "
             f"in report.graph); their cost is an upper bound, as if every candidate were kept "
             f"until the model's own limits cap it"))
-    found += [Diagnostic(Code.DATA_DEPENDENT, Severity.INFO, why, module=module)
-              for why, module in run.replaced.items()]
+    found += [Diagnostic(Code.DATA_DEPENDENT, severity, why, module=module)
+              for why, (module, severity) in run.replaced.items()]
     found += routing.diagnostics(run.routes, run.routed)
     return found
