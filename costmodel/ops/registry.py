@@ -236,6 +236,8 @@ def printed_name(func: Any) -> str:
     for sub in ("fft", "linalg", "special"):   # torch._C._fft.fft_rfft is torch.fft.rfft
         if module == f"torch._C._{sub}" and name.startswith(f"{sub}_"):
             return f"torch.{sub}.{name.removeprefix(sub + '_')}"
+    if module.startswith("torch._ops."):   # a custom operator: torch.ops.<namespace>.<name>
+        return f"torch.ops.{module.removeprefix('torch._ops.')}.{name}"
     if module.startswith("torch._C") or qualname.startswith("_VariableFunctionsClass"):
         return "torch." + name
     module = {"torch.nn.functional": "F", "_operator": "operator"}.get(module, module)
