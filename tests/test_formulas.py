@@ -211,6 +211,10 @@ ROWS = [
                {"equation": "ij,jk->i"}),
         madds=3 * 4,
         flops=2 * 3 * 4 + 4 * 5),
+    row("einsum_size1_contraction",   # d = 1: one product per output, no sum (torch: aten.mul)
+        OpCall("einsum", {"operands": (spec(2, 7, 4, 1), spec(2, 7, 4, 1))}, (spec(2, 7, 4, 4),),
+               {"equation": "bcxd,bcyd->bcxy"}),
+        madds=0, flops=2 * 7 * 4 * 4),
 
     # -- attention: MAdds = B*H*L*S*E + B*H*L*S*Ev; per score 1 scale (+1 mask) + 5 softmax --
     row("sdpa",

@@ -134,7 +134,8 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
     For each pair, a dim that is in only one operand and nowhere later is summed out first
     (1 FLOP per element of that operand); the pair then costs the product of the sizes of every
     remaining dim in either operand (a batched matmul). A pair that sums nothing (a Hadamard or
-    outer product) is multiplies without adds: FLOPs, not MAdds.
+    outer product, or a contraction over dims of size 1 only, which torch runs as a broadcast
+    `aten.mul`) is multiplies without adds: FLOPs, not MAdds.
     """
     indices, out = _subscripts(equation, operands)
     sizes: dict[str, int] = {}
@@ -158,7 +159,7 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
             other += operands[pos].numel
         union = list(dict.fromkeys(keep_a + keep_b))
         current = [i for i in union if i in rest]
-        if len(current) < len(union):      # something is summed: a contraction
+        if math.prod(sizes[i] for i in union if i not in rest) > 1:   # a sum: a contraction
             madds += math.prod(sizes[i] for i in union)
         else:                              # nothing summed (Hadamard, outer): multiplies only
             other += math.prod(sizes[i] for i in union)
