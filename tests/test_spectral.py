@@ -60,6 +60,7 @@ def test_fft_ifftn_and_printed_names():
     assert costs[1][1].flops == 5 * 64 * 6                 # one 4 x 16 transform, M = 64
     targets = {node.target for node in report.graph}
     assert {"torch.fft.fft", "torch.fft.ifftn", "torch.fft.fftshift"} <= targets
+    assert {"fft", "ifftn", "fftshift"} <= {node.name for node in report.graph}   # not fft_fft
 
 
 def test_unknown_fft_is_named_as_torch_fft():

@@ -206,7 +206,10 @@ class EagerCapture:
         target = callable_name(func)
         kind = NodeKind.CALL_METHOD if target.startswith("Tensor.") else NodeKind.CALL_FUNCTION
         builder = self.builder
-        name = builder.name(getattr(func, "__name__", target.rsplit(".", 1)[-1]))
+        short = target.rsplit(".", 1)[-1]
+        name = builder.name(short if target.startswith(("torch.fft.", "torch.linalg.",
+                                                        "torch.special.")) else
+                            getattr(func, "__name__", short))   # 'rfft', not 'fft_rfft'
         outputs = tuple(s for rec in calls for s in rec.call.outputs)
         builder.add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
         made = _tensors(out)

@@ -111,7 +111,8 @@ EQUIVALENTS: tuple[tuple[str, str, str | Callable, str | None, Severity], ...] =
      _PASTE, Severity.WARNING),
     (_TV + "transform", "paste_masks_in_image", lambda original: paste_masks_upper_bound,
      _PASTE, Severity.WARNING),
-    (_TV + "roi_heads", "keypointrcnn_inference", lambda original: keypoints_upper_bound,
+    (_TV + "roi_heads", "keypointrcnn_inference", lambda original: (
+        lambda x, boxes: keypoints_upper_bound(x, boxes) if _IMAGE_SHAPES else original(x, boxes)),
      _KEYPOINTS, Severity.WARNING),
     (_TV + "roi_heads", "RoIHeads.forward", _with_image_shapes, None, Severity.INFO),
 )
