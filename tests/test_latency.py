@@ -143,12 +143,12 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert all(r > 0 for r in profile.rates.values())
     assert set(profile.overheads) == kinds | {"elementwise", "linear"}
     # shape tables on their full grids, every cell measured or filled, positive
-    assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul"}
+    assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
+                                   "group conv@8", "spatial group conv@2",
+                                   "spatial group conv@8", "depthwise conv"}
     for table in profile.tables.values():
         assert len(table["rates"]) == len(table["rows"])
         assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])
-    assert [g for g, _ in profile.group_factors] == [2, 4, 8, 16, 32]
-    assert all(f > 0 for _, f in profile.group_factors)
     assert [b for b, _ in profile.weight_bandwidths] == sorted(b for b, _ in
                                                                 profile.weight_bandwidths)
     assert set(profile.bandwidths) == {"copy"} and profile.bandwidths["copy"] > 1e8

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from .latency import DeviceProfile, save_profile
 from .measure import _best_seconds, _fit_blocks
-from .rates import conv_tables, gemm_tables, group_factors, light_rates, weight_bandwidths
+from .rates import conv_tables, gemm_tables, light_rates, weight_bandwidths
 
 GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
 SPREAD = 1.5          # two GEMM peaks within this factor agree
@@ -242,8 +242,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
-            tables = {**conv_tables(3 * share, overheads), **gemm_tables(2 * share, overheads)}
-            groups = group_factors(share, overheads)
+            tables = {**conv_tables(4 * share, overheads), **gemm_tables(2 * share, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
             light, bandwidths = light_rates(2 * share, overheads)
             rates.update(light)
@@ -264,7 +263,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op, tables=tables, bandwidths=bandwidths,
-        weight_bandwidths=weights, group_factors=groups)
+        weight_bandwidths=weights)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -294,10 +293,6 @@ def describe(profile: DeviceProfile) -> str:
                      f"over {len(table['rows'])} x {len(table['width'])} shapes")
     lines += [f"bandwidth {kind}: {value / 1e9:.1f} GB/s" for kind, value in
               profile.bandwidths.items()]
-    if profile.group_factors:
-        lines.append("groups    " + ", ".join(f"{g:.0f}: x{f:.2f}"
-                                               for g, f in profile.group_factors)
-                     + " of the dense rate at the per-group shape")
     if profile.weight_bandwidths:
         lines.append("weights   " + ", ".join(f"{b / 2 ** 20:.2g} MiB {bw / 1e9:.1f} GB/s"
                                                for b, bw in profile.weight_bandwidths))

@@ -285,15 +285,16 @@ def runtime_profile(profile):
     """The profile the fused estimate runs on: `profile` with its deployment-runtime figures
     (profile.fused) in place of the eager ones, and no Python costs (a deployed graph makes no
     nn.Module calls and dispatches no views). Rates and fixed costs by kind merge over the
-    eager ones; bandwidths and the cache are the machine's. Without figures, the eager ones."""
+    eager ones, and the eager rate tables (by GEMM shape) give way to the runtime's rates;
+    bandwidths and the cache are the machine's. Without figures, the eager ones."""
     import dataclasses
     runtime = dict(profile.fused)
     changes = {k: runtime[k] for k in RUNTIME_FLOATS if k in runtime and k != "run_s"}
     for key in ("rates", "overheads"):
         if runtime.get(key):
             changes[key] = {**getattr(profile, key), **runtime[key]}
-    if runtime.get("rates"):       # a kind the runtime measured uses its rate, not eager's table
-        changes["tables"] = {k: v for k, v in profile.tables.items() if k not in runtime["rates"]}
+    if runtime.get("rates"):       # the tables are eager PyTorch's kernels' (oneDNN): a runtime
+        changes["tables"] = {}     # with its own rates uses them instead
     if "interval" in runtime:
         changes["interval"] = tuple(runtime["interval"])
     return dataclasses.replace(profile, module_call_s=0.0, free_op_s=0.0, **changes)

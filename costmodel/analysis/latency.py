@@ -158,21 +158,25 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
     return roof + fixed, bound
 
 
-#: grouped convs use the dense conv tables at their per-group shape (times a group factor)
-_GROUPED = {"group conv": "conv", "spatial group conv": "spatial conv"}
+_GROUPED = ("group conv", "spatial group conv")
 
 
 def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
             shape: tuple[float, float, int] | None = None) -> float:
     """FLOP/s of an op of `kinds` (and GEMM `shape`: rows, width, groups) on `profile` (see
-    op_seconds). A grouped conv takes the dense table of its per-group shape times
-    profile.group_factor(groups)."""
+    op_seconds). A grouped conv takes its kind's group tables (profile.grouped_rate); a
+    depthwise conv's table is by rows and channels (its groups)."""
     for kind in kinds:
-        table = profile.tables.get(_GROUPED.get(kind, kind)) if shape is not None else None
-        if table is not None:
+        if shape is not None:
             rows, width, groups = shape
-            return table_rate(table, rows, width) * (
-                profile.group_factor(groups) if kind in _GROUPED else 1.0)
+            if kind in _GROUPED:
+                rate = profile.grouped_rate(kind, rows, width, groups)
+                if rate is not None:
+                    return rate
+            elif kind == "depthwise conv" and kind in profile.tables:   # by channels
+                return table_rate(profile.tables[kind], rows, groups)
+            elif kind in profile.tables:
+                return table_rate(profile.tables[kind], rows, width)
         if kind in profile.rates:
             return profile.rates[kind]
     return profile.peak_flops
@@ -234,12 +238,13 @@ def op_kinds(node: Node) -> tuple[str, ...]:
 
 def op_shape(node: Node) -> tuple[float, float, int] | None:
     """(rows, width, groups) of a contraction as one GEMM per group, for the profile's rate
-    tables: a conv's output positions (batch included), the smaller of its GEMM inner
-    dimension (in channels per group x kernel positions) and its out channels per group, and
-    its groups;
-    a linear layer's or attention's tokens and the smaller of its in and out features; a
-    matmul's (einsum's) rows per matrix and the smaller of its inner and output width. None
-    for other ops, and for nodes of several calls."""
+    tables. rows: a conv's output positions (batch included), a linear layer's or attention's
+    tokens, a matmul's rows per matrix. width: for a conv or linear layer the geometric mean of
+    the GEMM's inner and output dimensions (a conv: in channels per group x kernel positions,
+    and out channels per group), which orders the efficiency of unbalanced shapes (64 -> 256
+    channels) better than either alone; for a matmul the smaller of the two (an attention
+    head's width in both of attention's products). groups: a conv's groups, else 1. None for
+    other ops, and for nodes of several calls."""
     if len(node.calls) != 1:
         return None
     call = node.calls[0].call
@@ -251,12 +256,12 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
         if weight is None or len(out.shape) < 3:
             return None
         return (out.shape[0] * math.prod(out.shape[2:]),
-                min(math.prod(weight.shape[1:]), weight.shape[0] // groups), groups)
+                math.sqrt(math.prod(weight.shape[1:]) * (weight.shape[0] // groups)), groups)
     if call.op == "linear":
         weight = call.t("weight")
         if weight is None or len(weight.shape) != 2:
             return None
-        return out.numel / weight.shape[0], min(weight.shape), 1
+        return out.numel / weight.shape[0], math.sqrt(weight.shape[0] * weight.shape[1]), 1
     if call.op == "mha":
         query = call.t("query")
         return (query.numel / query.shape[-1], query.shape[-1], 1) if query is not None else None

@@ -56,9 +56,6 @@ class DeviceProfile:
                            weights of one op stream from memory, by their size (a batch-1 GEMV
                            over a 1 MB matrix streams at half the rate of one over 64 MB);
                            interpolated, and bandwidth_bytes_per_s when empty
-    group_factors:         ((groups, factor), ...) ascending: a grouped conv runs at the rate of
-                           the dense conv table at its per-group shape times the factor of its
-                           number of groups (a factor below 1: grouping costs efficiency)
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
@@ -89,16 +86,18 @@ class DeviceProfile:
     tables: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, hash=False)
     bandwidths: Mapping[str, float] = field(default_factory=dict, hash=False)
     weight_bandwidths: tuple[tuple[float, float], ...] = ()
-    group_factors: tuple[tuple[float, float], ...] = ()
     fused: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
-    def group_factor(self, groups: float) -> float:
-        """How much slower per FLOP a conv in `groups` groups runs than a dense conv of its
-        per-group shape (group_factors, interpolated in log groups; 1 when not measured)."""
-        points = self.group_factors
-        if groups <= 1 or not points:
-            return 1.0
-        return _interp([g for g, _ in points], [f for _, f in points], groups)
+    def grouped_rate(self, kind: str, rows: float, width: float, groups: float) -> float | None:
+        """FLOP/s of a grouped conv of `kind` from the tables "KIND@G" measured at G groups:
+        each at (rows, width), then interpolated in log groups between the two nearest G
+        (clamped); None when the profile has no such table."""
+        points = sorted((float(key.rpartition("@")[2]), table) for key, table in
+                        self.tables.items() if key.rpartition("@")[0] == kind)
+        if not points:
+            return None
+        return interp([g for g, _ in points], [table_rate(t, rows, width) for _, t in points],
+                      groups)
 
     def weight_bandwidth(self, nbytes: float) -> float:
         """Bytes/s at which `nbytes` of one op's weights stream (weight_bandwidths, log-log
@@ -106,7 +105,7 @@ class DeviceProfile:
         points = self.weight_bandwidths
         if not points:
             return self.bandwidth_bytes_per_s
-        return _interp([b for b, _ in points], [bw for _, bw in points], nbytes)
+        return interp([b for b, _ in points], [bw for _, bw in points], nbytes)
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -118,7 +117,6 @@ class DeviceProfile:
                          for k, t in self.tables.items()}
         out["bandwidths"] = dict(self.bandwidths)
         out["weight_bandwidths"] = [list(p) for p in self.weight_bandwidths]
-        out["group_factors"] = [list(p) for p in self.group_factors]
         out["fused"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fused.items()}
         return out
 
@@ -166,11 +164,6 @@ class DeviceProfile:
             raise ValueError(f"device profile {values['name']!r}: bandwidths must be positive "
                              f"and weight_bandwidths ascending")
         values["weight_bandwidths"] = points
-        factors = tuple((float(g), float(f)) for g, f in values.get("group_factors") or ())
-        if any(g < 1 or f <= 0 for g, f in factors) or list(factors) != sorted(factors):
-            raise ValueError(f"device profile {values['name']!r}: group_factors must be "
-                             f"ascending (groups >= 1, factor > 0)")
-        values["group_factors"] = factors
         if values.get("fused"):
             from .fusion import check_runtime
             values["fused"] = check_runtime(values["name"], values["fused"])
@@ -202,7 +195,7 @@ def _check_table(name: str, kind: str, table: Mapping[str, Any]) -> dict[str, An
     return {"rows": rows, "width": width, "rates": rates}
 
 
-def _interp(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
+def interp(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
     """ys at x, linear in log x, clamped to the ends (xs ascending, positive)."""
     if x <= xs[0]:
         return ys[0]
@@ -216,8 +209,8 @@ def _interp(xs: Sequence[float], ys: Sequence[float], x: float) -> float:
 def table_rate(table: Mapping[str, Any], rows: float, width: float) -> float:
     """FLOP/s of a rate table at (rows, width): bilinear in (log rows, log width), clamped to
     the grid's edges (an op larger than the grid runs at the rate of its largest cell)."""
-    per_row = [_interp(table["width"], r, width) for r in table["rates"]]
-    return _interp(table["rows"], per_row, rows)
+    per_row = [interp(table["width"], r, width) for r in table["rates"]]
+    return interp(table["rows"], per_row, rows)
 
 
 # Shipped profiles, from published specifications (theoretical peaks: a real run achieves less;

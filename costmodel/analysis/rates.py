@@ -29,13 +29,16 @@ MATMUL_WIDTH = (16, 32, 64, 128)
 #: FLOPs of the largest op measured (~2 ms); larger cells take the rate of the largest measured
 #: cell of their row (a large op runs at the rate a slightly smaller one reaches)
 MAX_FLOPS = 2e8
-#: group counts and (rows, channels per group) at which grouped convs are compared with dense
-GROUP_COUNTS = (2, 4, 8, 16, 32)
-GROUP_SHAPES = ((784, 16), (196, 32), (196, 64))
+#: the grouped-conv tables: group counts, rows, and channels per group
+GROUPS = (2, 8)
+GROUP_ROWS = (196, 784, 3136)
+GROUP_WIDTH = (4, 8, 16, 32, 64, 128)
+#: channel counts of the depthwise-conv table
+DEPTHWISE_WIDTH = (16, 32, 64, 128, 256, 512, 1024)
 #: per-op weight sizes (bytes) of the weight-streaming measurement, and the bytes streamed per
-#: size (past a 32 MiB last-level cache, so every matrix is read cold)
+#: size (twice a 32 MiB last-level cache, so every matrix is read cold)
 WEIGHT_SIZES = (2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26)
-STREAM_BYTES = 2 ** 27
+STREAM_BYTES = 2 ** 26
 
 
 def _cycled(shape, cold_bytes: int = 2 ** 22):
@@ -65,9 +68,12 @@ def _fill(rates: list[list[float | None]]) -> list[list[float]]:
 PASSES = 2
 
 
-def _table(rows, width, measure: Callable[[int, int], float | None]) -> dict:
+def _table(rows, width, measure: Callable[[int, int], float | None], scale: float = 1.0
+           ) -> dict:
     """A rate table over rows x width: each cell's fastest of PASSES passes (measure gets
-    budget / PASSES per call, see the callers), cells too large filled by _fill."""
+    budget / PASSES per call, see the callers), cells too large filled by _fill. The width
+    axis is recorded as width x `scale`: the feature latency.op_shape computes for the op
+    measured (a k x k conv with w channels in and out has GEMM width sqrt(k^2 w x w) = k w)."""
     best: list[list[float | None]] = [[None] * len(width) for _ in rows]
     for _ in range(PASSES):
         for i, r in enumerate(rows):
@@ -75,20 +81,21 @@ def _table(rows, width, measure: Callable[[int, int], float | None]) -> dict:
                 rate = measure(r, w)
                 if rate is not None:
                     best[i][j] = max(rate, best[i][j] or 0.0)
-    return {"rows": [float(r) for r in rows], "width": [float(w) for w in width],
+    return {"rows": [float(r) for r in rows], "width": [float(w * scale) for w in width],
             "rates": _fill(best)}
 
 
-def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget: float,
-               cap: float = MAX_FLOPS) -> float | None:
-    """FLOP/s of a k x k conv, in = out = width x groups channels on a square map of `rows`
-    positions, after `fixed` seconds of fixed cost; None when larger than MAX_FLOPS."""
+def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget: float
+               ) -> float | None:
+    """FLOP/s of a k x k conv with `width` channels per group in and out, in `groups` groups,
+    on a square map of `rows` positions, after `fixed` seconds of fixed cost; None when
+    larger than MAX_FLOPS."""
     import torch
     import torch.nn.functional as F
     size = round(math.sqrt(rows))
     channels = width * groups
     flops = 2 * k * k * width * channels * size * size
-    if flops > cap:
+    if flops > MAX_FLOPS:
         return None
     weight = torch.randn(channels, width, k, k)
     xs = _cycled((1, channels, size, size))
@@ -97,32 +104,32 @@ def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget:
 
 
 def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
-    """FLOP/s of dense 1x1 and 3x3 convs on the conv grid (batch 1, square maps, in = out
-    channels), after the kind's fixed cost."""
-    share = budget / (2 * len(CONV_ROWS) * len(CONV_WIDTH) * PASSES)
-    return {kind: _table(CONV_ROWS, CONV_WIDTH, lambda rows, width, k=k, kind=kind: _conv_rate(
-                rows, width, k, 1, overheads.get(kind, 0.0), share))
-            for kind, k in (("conv", 1), ("spatial conv", 3))}
-
-
-def group_factors(budget: float, overheads: dict[str, float]) -> tuple[tuple[float, float], ...]:
-    """(groups, factor): the FLOP/s of 1x1 and 3x3 convs in GROUP_COUNTS groups over that of the
-    dense conv of their per-group shape, at GROUP_SHAPES (rows, channels per group); the ratio
-    of the summed times, so each count gets one factor."""
-    share = budget / (2 * 2 * len(GROUP_COUNTS) * len(GROUP_SHAPES) * PASSES)
-
-    def rate(*case) -> float:
-        return max(_conv_rate(*case, share, math.inf) for _ in range(PASSES))
-    points = []
-    for g in GROUP_COUNTS:
-        grouped = dense = 0.0
-        for (rows, width), k in itertools.product(GROUP_SHAPES, (1, 3)):
-            fixed = overheads.get("conv" if k == 1 else "spatial conv", 0.0)
-            flops = 2 * k * k * width * width * rows
-            grouped += g * flops / rate(rows, width, k, g, fixed)
-            dense += g * flops / rate(rows, width, k, 1, fixed)
-        points.append((float(g), dense / grouped))
-    return tuple(points)
+    """FLOP/s of 1x1 and 3x3 convs on their grids (batch 1, square maps, in = out channels),
+    after the kind's fixed cost: dense ("conv", "spatial conv") on CONV_ROWS x CONV_WIDTH, and
+    grouped in each of GROUPS groups ("group conv@G", "spatial group conv@G") on GROUP_ROWS x
+    GROUP_WIDTH channels per group. A grouped conv's rate is set by its channels per group
+    and by its number of groups together (at 64 channels per group, 2 groups run near the dense
+    rate and 8 groups at two thirds of it), so latency.op_rate interpolates between the
+    tables of the two nearest group counts."""
+    cells = 2 * (len(CONV_ROWS) * len(CONV_WIDTH) + len(GROUPS) * len(GROUP_ROWS)
+                 * len(GROUP_WIDTH)) + len(CONV_ROWS) * len(DEPTHWISE_WIDTH)
+    share = budget / (cells * PASSES)
+    tables = {}
+    for kind, k in (("conv", 1), ("spatial conv", 3)):
+        fixed = overheads.get(kind, 0.0)
+        tables[kind] = _table(CONV_ROWS, CONV_WIDTH, lambda rows, width, k=k, fixed=fixed:
+                              _conv_rate(rows, width, k, 1, fixed, share), k)
+    for kind, k in (("group conv", 1), ("spatial group conv", 3)):
+        fixed = overheads.get("group conv", 0.0)
+        for g in GROUPS:
+            tables[f"{kind}@{g}"] = _table(
+                GROUP_ROWS, GROUP_WIDTH, lambda rows, width, k=k, g=g, fixed=fixed:
+                _conv_rate(rows, width, k, g, fixed, share), k)
+    # depthwise 3x3 convs: one channel per group, the width axis is the channel count
+    fixed = overheads.get("depthwise conv", 0.0)
+    tables["depthwise conv"] = _table(CONV_ROWS, DEPTHWISE_WIDTH, lambda rows, channels:
+                                      _conv_rate(rows, 1, 3, channels, fixed, share))
+    return tables
 
 
 def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
@@ -151,27 +158,36 @@ def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
         p, v = torch.randn(batch, rows, rows), torch.randn(batch, rows, width)
         t = _best_seconds(lambda: (torch.matmul(q, k), torch.matmul(p, v)), share)
         return flops / max(t - 2 * fixed, t / 2)
-    return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear),
+    # a linear's width feature is sqrt(in x out) = sqrt(w x 4w) = 2w (latency.op_shape)
+    return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0),
             "matmul": _table(MATMUL_ROWS, MATMUL_WIDTH, matmul)}
 
 
 def weight_bandwidths(budget: float, fixed: float) -> tuple[tuple[float, float], ...]:
     """(bytes of one op's weights, bytes/s) for batch-1 linear layers over WEIGHT_SIZES square
-    matrices, STREAM_BYTES of them per size (each read cold), after the fixed cost per op."""
+    matrices, STREAM_BYTES of them per size (each read cold), after the fixed cost per op; the
+    fastest of PASSES passes over the sizes, then made non-decreasing in size (a longer matrix
+    streams at least as fast per byte as a shorter one: what is slower is a disturbed
+    measurement, and takes the rate of the next smaller size)."""
     import torch
     import torch.nn.functional as F
-    points = []
-    for nbytes in WEIGHT_SIZES:
-        n = round(math.sqrt(nbytes / 4))
-        ws = [torch.randn(n, n) for _ in range(max(2, STREAM_BYTES // nbytes))]
-        v = torch.randn(1, n)
+    best = dict.fromkeys(WEIGHT_SIZES, 0.0)
+    for _ in range(PASSES):
+        for nbytes in WEIGHT_SIZES:
+            n = round(math.sqrt(nbytes / 4))
+            ws = [torch.randn(n, n) for _ in range(max(2, STREAM_BYTES // nbytes))]
+            v = torch.randn(1, n)
 
-        def stream(ws=ws, v=v):
-            for w in ws:
-                F.linear(v, w)
-        t = _best_seconds(stream, budget / len(WEIGHT_SIZES)) / len(ws)
-        points.append((float(4 * n * n), 4 * n * n / max(t - fixed, t / 2)))
-        ws.clear()
+            def stream(ws=ws, v=v):
+                for w in ws:
+                    F.linear(v, w)
+            t = _best_seconds(stream, budget / len(WEIGHT_SIZES) / PASSES) / len(ws)
+            best[nbytes] = max(best[nbytes], 4 * n * n / max(t - fixed, t / 2))
+            ws.clear()
+    points, floor = [], 0.0
+    for nbytes in WEIGHT_SIZES:
+        floor = max(floor, best[nbytes])
+        points.append((float(4 * round(math.sqrt(nbytes / 4)) ** 2), floor))
     return tuple(points)
 
 
