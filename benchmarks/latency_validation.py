@@ -25,6 +25,15 @@ load average). Development runs: `--quick` (a dozen models, fewer rounds).
     python benchmarks/latency_validation.py --estimate-only --threads 2 --batch 8  # time needed
     python benchmarks/latency_validation.py --quick --threads 2
     python benchmarks/latency_validation.py --models resnet18 mobilenet_v3_small g1 examples
+    python benchmarks/latency_validation.py --execution fused --threads 1 --batch 1
+
+`--execution fused` scores the deployed view (costmodel/analysis/fusion.py) against ONNX Runtime:
+the calibration adds its ONNX Runtime section (calibrate_fused.py: tiny nets and synthetic blocks
+only), every model is exported once with torch.onnx.export to a temporary directory and timed in
+an onnxruntime CPU session (intra_op_num_threads = threads) the same way, and the estimate is
+`latency.estimate(report, profile, execution="fused")`. A model the exporter cannot export is
+listed as not measured and left out of the figures. Results then go to
+latency_validation_fused.{json,md} when fused is the only execution asked for.
 """
 from __future__ import annotations
 
@@ -36,6 +45,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -45,7 +55,9 @@ import torchvision
 
 import costmodel
 from costmodel import latency
+from costmodel.analysis import fusion as _fusion
 from costmodel.analysis.calibrate import calibrate, describe
+from costmodel.analysis.calibrate_fused import calibrate_fused, describe_fused
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -65,6 +77,8 @@ LARGEST = ("vit_h_14", "regnet_y_128gf", "vit_l_16", "convnext_large", "regnet_x
            "regnet_y_32gf")
 #: the paper's tables, fastest first by the paper's GPU speeds (examples/guidelines.py)
 GUIDE_KEYS = ("g1", "g2", "g3", "g4")
+#: where --execution fused writes its ONNX files (a temporary directory, removed at exit)
+TMP = ""
 
 
 # ---- statistics ------------------------------------------------------------------------------
@@ -126,7 +140,7 @@ def summary(rows: list[dict], measured_key: str = "measured") -> dict:
            "signed_error_min_max": [min(errors), max(errors)],
            "coverage": sum(r["low"] <= r[measured_key] <= r["high"] for r in rows) / n,
            "spearman": {k: spearman([r[k] for r in rows], measured)
-                        for k in ("estimate", "madds", "mac")}}
+                        for k in ("estimate", "madds", "mac", "mac_deployed") if k in rows[0]}}
     swap = [{**r, "measured": r[measured_key]} for r in rows]
     out["equal_madds_pairs"] = {k: pair_accuracy(swap, k)[0] for k in ("estimate", "madds", "mac")}
     out["equal_madds_pairs"]["pairs"] = pair_accuracy(swap, "estimate")[1]
@@ -229,6 +243,24 @@ def measure_group(models: list, xs: list, seconds: float, rounds: tuple[int, int
     return times
 
 
+def deployed(group: list[dict], models: list, xs: list, threads: int
+             ) -> tuple[list[dict], list, list]:
+    """The group's models exported to ONNX and loaded in ONNX Runtime: (rows, callables, inputs)
+    with a callable per model that runs one inference (its input is made by the runner). A
+    model the exporter refuses gets r["failed"] and is left out."""
+    from costmodel.analysis.calibrate_fused import ort_runner
+    out_rows, runners = [], []
+    for r, model, x in zip(group, models, xs):
+        try:
+            run = ort_runner(model, tuple(x.shape), threads, TMP)
+        except Exception as exc:  # noqa: BLE001 - exporter or runtime failure: one line
+            r["failed"] = str(exc).splitlines()[0][:160]
+            continue
+        out_rows.append(r)
+        runners.append(lambda _x, run=run: run())
+    return out_rows, runners, [None] * len(runners)
+
+
 def build_meta(build):
     """The model on the meta device when its constructor allows (no weights initialised: fast
     for the estimate), else on the CPU."""
@@ -259,20 +291,21 @@ def groups_by_memory(entries: list[dict], limit_bytes: float, size: int) -> list
 
 
 def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s: float,
-                args) -> dict:
+                args, execution: str = "eager") -> dict:
     torch.set_num_threads(threads)
-    print(f"\n## {threads} thread(s), batch {batch}\n")
+    print(f"\n## {threads} thread(s), batch {batch}, {execution}\n")
     print(f"calibration: {calib_s:.0f} s\n```\n{describe(profile)}\n```\n")
     rows = []
     for entry in entries:                          # estimate first: cheap, and gives the order
         model = build_meta(entry["build"])
         shape = with_batch(entry["shape"], batch)
         report = costmodel.analyze(model, shape)
-        est = latency.estimate(report, profile)
+        est = latency.estimate(report, profile, execution)
         low, high = est.interval() if hasattr(est, "interval") else (est.total_s, est.total_s)
         rows.append({"name": entry["name"], "group": entry["group"], "shape": shape,
                      "paper": entry.get("paper"), "label": entry.get("label"),
                      "madds": report.totals.madds, "mac": report.totals.mac,
+                     "mac_deployed": _fusion.totals(_fusion.fused(report))["mac"],
                      "params": report.totals.params, "kernels": sum(o.kernels for o in est.ops),
                      "estimate": est.total_s, "low": low, "high": high,
                      "terms": est.terms() if hasattr(est, "terms") else {},
@@ -290,6 +323,8 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
     for group in groups_by_memory(order, args.group_bytes, args.group_size):
         models = [r["build"]().eval() for r in group]
         xs = [torch.randn(*(int(d) for d in r["shape"].split("x"))) for r in group]
+        if execution == "fused":
+            group, models, xs = deployed(group, models, xs, threads)
         with torch.no_grad():
             times = measure_group(models, xs, args.seconds * len(group), args.rounds)
         for r, t in zip(group, times):
@@ -298,10 +333,16 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
         done = sum("measured" in r for r in rows)
         print(f"  measured {done}/{len(rows)} models ({time.perf_counter() - measure_start:.0f} s)",
               file=sys.stderr)
-    for r in rows:
+    failed = [r for r in rows if "measured" not in r]
+    rows = [r for r in rows if "measured" in r]
+    for r in rows + failed:
         r.pop("build")
         r.pop("param_bytes")
-    result = {"threads": threads, "batch": batch, "profile": profile.to_dict(),
+    if failed:
+        print("not measured: " + "; ".join(f"{r['name']} ({r.get('failed', '?')})"
+                                           for r in failed))
+    result = {"threads": threads, "batch": batch, "execution": execution,
+              "not_measured": failed, "profile": profile.to_dict(),
               "calibration_s": calib_s, "measure_s": time.perf_counter() - measure_start,
               "rows": rows, "summary": summary(rows), "summary_vs_median": summary(rows, "median")}
     print_setting(result)
@@ -326,7 +367,8 @@ def setting_lines(result: dict) -> list[str]:
                      f"{r['median'] * 1e3:.2f} | {r['estimate'] * 1e3:.2f} | "
                      f"{r['low'] * 1e3:.2f}-{r['high'] * 1e3:.2f} | "
                      f"{r['estimate'] / r['measured']:.2f} |")
-    lines += ["", f"### Summary: {result['threads']} thread(s), batch {result['batch']}, "
+    lines += ["", f"### Summary: {result.get('execution', 'eager')}, {result['threads']} "
+              f"thread(s), batch {result['batch']}, "
               f"{s['models']} models (against the fastest round; against the median round in "
               f"brackets)", ""]
     lines += [
@@ -340,7 +382,9 @@ def setting_lines(result: dict) -> list[str]:
         f"- interval coverage: {s['coverage'] * 100:.0f}% ({sm['coverage'] * 100:.0f}%) of "
         f"measured latencies inside the estimate's interval",
         "- Spearman with measured latency: estimate {:.3f}, MAdds {:.3f}, MAC {:.3f}".format(
-            *(s["spearman"][k] for k in ("estimate", "madds", "mac"))),
+            *(s["spearman"][k] for k in ("estimate", "madds", "mac")))
+        + (", MAC as deployed {:.3f}".format(s["spearman"]["mac_deployed"])
+           if "mac_deployed" in s["spearman"] else ""),
         "- equal-MAdds pairs (MAdds within 30%, latencies >5% apart; {} pairs) ordered right: "
         "estimate {:.0f}%, MAdds {:.0f}%, MAC {:.0f}%".format(
             s["equal_madds_pairs"]["pairs"],
@@ -384,9 +428,10 @@ def machine() -> dict:
             "load_average_start": os.getloadavg()}
 
 
-def write_results(meta: dict, results: list[dict], out: Path) -> None:
+def write_results(meta: dict, results: list[dict], out: Path, stem: str = "latency_validation"
+                  ) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "latency_validation.json").write_text(json.dumps(
+    (out / f"{stem}.json").write_text(json.dumps(
         {"machine": meta, "settings": results}, indent=1, default=float) + "\n")
     lines = ["# Latency validation", "",
              f"`{meta['command']}`", "",
@@ -395,10 +440,11 @@ def write_results(meta: dict, results: list[dict], out: Path) -> None:
              f"{meta['costmodel']}; load average at start {meta['load_average_start']}, at end "
              f"{meta['load_average_end']}; {meta['total_s']:.0f} s in all.", ""]
     for result in results:
-        lines += [f"## {result['threads']} thread(s), batch {result['batch']}", "",
+        lines += [f"## {result['threads']} thread(s), batch {result['batch']}, "
+                  f"{result.get('execution', 'eager')}", "",
                   "```", describe(latency.DeviceProfile.from_dict(result["profile"])), "```", ""]
         lines += setting_lines(result) + [""]
-    (out / "latency_validation.md").write_text("\n".join(lines))
+    (out / f"{stem}.md").write_text("\n".join(lines))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -425,6 +471,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="a calibrated profile JSON to use instead of calibrating (one "
                              "thread count; development runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--execution", nargs="+", choices=("eager", "fused"), default=["eager"],
+                        help="execution models to score: eager (PyTorch, op by op) and/or fused "
+                             "(the deployed view, measured in ONNX Runtime)")
+    parser.add_argument("--calibrate-fused", type=float, default=30.0,
+                        help="seconds of the ONNX Runtime calibration (--execution fused)")
     parser.add_argument("--estimate-only", action="store_true",
                         help="calibrate and estimate, print the expected measuring time, stop")
     args = parser.parse_args(argv)
@@ -436,6 +487,9 @@ def main(argv: list[str] | None = None) -> int:
     args.calibrate = min(args.calibrate, 90.0)
     warnings.filterwarnings("ignore")
     torch.manual_seed(0)
+    global TMP
+    tmp = tempfile.TemporaryDirectory(prefix="costmodel-validation-")
+    TMP = tmp.name
     start = time.perf_counter()
     meta = machine()
     meta["command"] = "python benchmarks/latency_validation.py " + " ".join(
@@ -451,9 +505,15 @@ def main(argv: list[str] | None = None) -> int:
             profile = (latency.load_profile(args.profile) if args.profile else
                        calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
                                  analyze=costmodel.analyze))
+            if "fused" in args.execution and not profile.fused:
+                profile = calibrate_fused(profile, args.calibrate_fused, threads,
+                                          costmodel.analyze)
+                print(describe_fused(profile))
             calib_s = time.perf_counter() - calib
             for batch in args.batch:
-                results.append(run_setting(entries, threads, batch, profile, calib_s, args))
+                for execution in args.execution:
+                    results.append(run_setting(entries, threads, batch, profile, calib_s, args,
+                                               execution))
     if args.estimate_only:
         for r in results:
             print(f"{r['threads']} thread(s), batch {r['batch']}: expected measuring time "
@@ -463,7 +523,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     meta["load_average_end"] = os.getloadavg()
     meta["total_s"] = time.perf_counter() - start
-    write_results(meta, results, args.out)
+    write_results(meta, results, args.out, "latency_validation_fused"
+                  if args.execution == ["fused"] else "latency_validation")
     print(f"\ntotal time {meta['total_s']:.0f} s; load average {meta['load_average_end']}; "
           f"results in {args.out}")
     return 0

@@ -1,7 +1,8 @@
 """costmodel: static MAdds, FLOPs, params and memory access cost (MAC) of PyTorch models.
 
 `import costmodel` is light: torch is imported on the first call of `analyze`. The analyses are
-reachable as `costmodel.guidelines`, `costmodel.latency`, `costmodel.moe` and `costmodel.structure`
+reachable as `costmodel.fusion`, `costmodel.guidelines`, `costmodel.latency`, `costmodel.moe` and
+`costmodel.structure`
 (lazy aliases of `costmodel.analysis.*`); `costmodel.active_params(report)` gives a MoE model's
 active parameters per token.
 """
@@ -15,10 +16,10 @@ from .errors import AnalysisError, CostmodelError
 
 __version__ = "0.1.0"
 __all__ = ["AnalysisError", "CostmodelError", "Report", "__version__", "active_params", "analyze",
-           "analyze_generation", "guidelines", "latency", "moe", "structure"]
+           "analyze_generation", "fusion", "guidelines", "latency", "moe", "structure"]
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .analysis import guidelines, latency, moe, structure
+    from .analysis import fusion, guidelines, latency, moe, structure
     from .analysis.moe import active_params
     from .api import analyze
     from .core.report import Report
@@ -29,7 +30,7 @@ _LAZY = {"analyze": ("costmodel.api", "analyze"), "Report": ("costmodel.core.rep
          "analyze_generation": ("costmodel.generation", "analyze_generation")}
 #: public module names kept from the flat layout: `costmodel.latency` is costmodel.analysis.latency
 _ALIASES = {f"costmodel.{name}": f"costmodel.analysis.{name}"
-            for name in ("guidelines", "latency", "moe", "structure")}
+            for name in ("fusion", "guidelines", "latency", "moe", "structure")}
 
 
 def __getattr__(name: str) -> Any:

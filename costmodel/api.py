@@ -131,10 +131,10 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
         for as_trace in (True, False):
             try:
                 recording = Recording(model, training=training, float_dtype=float_dtype)
-                g, replaced = eager.capture(model, recording, given.values, given.by_position,
+                g, run = eager.capture(model, recording, given.values, given.by_position,
                                             as_trace)
                 return (g, CaptureKind.EAGER,
-                        eager.diagnostics(g, replaced) + _hooks(model, recording))
+                        eager.diagnostics(g, run) + _hooks(model, recording))
             except EagerError as exc:
                 eager_error = eager_error or exc
         if how is CaptureChoice.EAGER:

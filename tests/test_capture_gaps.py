@@ -282,24 +282,33 @@ def test_a_device_move_stays_on_meta():
     assert report.totals.madds == 2 * 8 * 4
 
 
-class Experts(nn.Module):
-    """Switch Transformers / NLLB-MoE's form: an expert picked by a tensor formatted into a key."""
+class Picks(nn.Module):
+    """Switch Transformers / NLLB-MoE's form, outside an MoE block (no `experts` child): a layer
+    picked by a tensor formatted into a key."""
 
-    def __init__(self) -> None:
+    def __init__(self, name: str = "layers") -> None:
         super().__init__()
-        self.experts = nn.ModuleDict({f"expert_{i}": nn.Linear(4, 4) for i in range(2)})
+        self.add_module(name, nn.ModuleDict({f"expert_{i}": nn.Linear(4, 4) for i in range(2)}))
+        self.name = name
 
     def forward(self, x):
         idx = x.argmax(-1)[0]
-        return self.experts[f"expert_{idx}"](x)
+        return getattr(self, self.name)[f"expert_{idx}"](x)
 
 
 def test_a_tensor_formatted_into_a_key_says_so():
     with pytest.raises(costmodel.errors.CostmodelError) as info:
-        eager(Experts(), "1x4")
+        eager(Picks(), "1x4")
     message = str(info.value)
     assert "\n" not in message and "formats a tensor into a string" in message
     assert "KeyError" in message
+
+
+def test_a_key_from_an_assumed_routing_inside_an_moe_block():
+    """The same code in a module with `experts`: the argmax is a routing, assumed (routing.py)."""
+    report = eager(Picks("experts"), "1x4")
+    assert report.totals.madds == 4 * 4
+    assert any("router's choices" in d.message for d in report.diagnostics)
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")

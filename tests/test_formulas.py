@@ -211,6 +211,10 @@ ROWS = [
                {"equation": "ij,jk->i"}),
         madds=3 * 4,
         flops=2 * 3 * 4 + 4 * 5),
+    row("einsum_size1_contraction",   # d = 1: one product per output, no sum (torch: aten.mul)
+        OpCall("einsum", {"operands": (spec(2, 7, 4, 1), spec(2, 7, 4, 1))}, (spec(2, 7, 4, 4),),
+               {"equation": "bcxd,bcyd->bcxy"}),
+        madds=0, flops=2 * 7 * 4 * 4),
 
     # -- attention: MAdds = B*H*L*S*E + B*H*L*S*Ev; per score 1 scale (+1 mask) + 5 softmax --
     row("sdpa",
@@ -416,6 +420,28 @@ ROWS = [
                {"dim": 0, "is_view": False}),
         mac=5 * 64 + 5 * 64 + 5 * 64,
         mac_bytes=4 * 5 * 64 + 8 * 5 * 64 + 4 * 5 * 64),
+    row("nonzero",   # the static upper bound: every element's index, (numel, ndim) int64
+        OpCall("nonzero", {"input": spec(4, 6)}, (spec(24, 2, dtype="int64"),), {}),
+        madds=0, flops=4 * 6, mac=4 * 6 + 24 * 2, mac_bytes=4 * 4 * 6 + 8 * 24 * 2),
+    # -- Fourier transforms: 5 N log2 N real FLOPs per complex transform, 2.5 N log2 N real --
+    row("fft_complex64",     # 2 transforms of N = 8: 5 * 8 * 3 each
+        OpCall("fft", {"input": spec(2, 8, dtype="complex64")}, (spec(2, 8, dtype="complex64"),),
+               {"fft_lengths": (8,), "fft_batch": 2}),
+        madds=0, flops=2 * 5 * 8 * 3, mac=2 * 8 + 2 * 8, mac_bytes=8 * 2 * 8 + 8 * 2 * 8,
+        category=Category.SPECTRAL),
+    row("rfft_float32",      # 4 real transforms of N = 16 (half spectrum: 9 bins)
+        OpCall("rfft", {"input": spec(4, 16)}, (spec(4, 9, dtype="complex64"),),
+               {"fft_lengths": (16,), "fft_batch": 4}),
+        flops=4 * 16 * 4 * 5 // 2, mac=4 * 16 + 4 * 9, mac_bytes=4 * 4 * 16 + 8 * 4 * 9),
+    row("irfft2_float32",    # 3 real-output 2-D transforms of 8 x 4 (M = 32 = 2^5)
+        OpCall("irfft", {"input": spec(3, 8, 3, dtype="complex64")}, (spec(3, 8, 4),),
+               {"fft_lengths": (8, 4), "fft_batch": 3}),
+        flops=3 * 32 * 5 * 5 // 2, mac=3 * 8 * 3 + 3 * 8 * 4,
+        mac_bytes=8 * 3 * 8 * 3 + 4 * 3 * 8 * 4),
+    row("fft_length_6",      # not a power of two: the same formula, rounded up
+        OpCall("fft", {"input": spec(6, dtype="complex64")}, (spec(6, dtype="complex64"),),
+               {"fft_lengths": (6,), "fft_batch": 1}),
+        flops=math.ceil(5 * 6 * math.log2(6))),
 ]
 
 

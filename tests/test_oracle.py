@@ -162,6 +162,12 @@ CASES = [
                  id="einsum_shared_kv"),
     # nothing summed: an element-wise product, multiplies only, so 0 MAdds (and 0 for the oracle)
     pytest.param(lambda: Einsum("ij,ij->ij"), [(3, 4), (3, 4)], id="einsum_hadamard"),
+    # summed over a dim of size 1 only: an outer product, which torch runs as a broadcast
+    # aten.mul (Longformer's diagonal mask, `bcxd,bcyd->bcxy` with d = 1): 0 MAdds, as above
+    pytest.param(lambda: Einsum("bcxd,bcyd->bcxy"), [(2, 7, 4, 1), (2, 7, 4, 1)],
+                 id="einsum_size1_contraction"),
+    pytest.param(lambda: Einsum("bcxd,bcyd->bcxy"), [(2, 7, 4, 2), (2, 7, 4, 2)],
+                 id="einsum_size2_contraction"),
     # attention
     pytest.param(lambda: Fn3(F.scaled_dot_product_attention),
                  [(2, 4, 16, 8), (2, 4, 12, 8), (2, 4, 12, 10)], id="sdpa"),

@@ -282,6 +282,12 @@ def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
                 ((_t(2, 4, 6, 6, 6), g3), {"padding_mode": "border"})]
     if shape_fn is R._weight_norm:
         return [((_t(8, 4, 3), _t(8, 1, 1), 0), {}), ((_t(8, 4), _t(1, 4), 1), {})]
+    if op in ("fft", "rfft", "irfft"):
+        length = "n" if name[-1] not in "2n" else "s"
+        sizes = 10 if length == "n" else (4, 6)
+        dim = -1 if length == "n" else (0, -1)
+        return [((x,), {}), ((x,), {length: sizes, "dim": dim}), ((x, sizes), {}),
+                ((), {"input": _t(3, 8, dtype=torch.complex64), "norm": "ortho"})]
     k = int(name.removesuffix("_with_indices").rstrip("d")[-1])
     xs = _t(2, 3, *(9,) * k)
     if op == "max_unpool":
@@ -381,3 +387,37 @@ def test_numpy_aliases_reach_the_model(call, shape):
     rows = shape[0] * shape[1]
     assert report.totals.madds == rows * 4 * 3
     assert report.graph.nodes["fc"].outputs[0].shape == shape[:-1] + (3,)
+
+
+FFTS = ("fft", "ifft", "rfft", "irfft", "hfft", "ihfft", "fft2", "ifft2", "rfft2", "irfft2",
+        "hfft2", "ihfft2", "fftn", "ifftn", "rfftn", "irfftn", "hfftn", "ihfftn")
+
+
+@pytest.mark.parametrize("name", FFTS)
+def test_fft_rule_matches_meta_kernel(name):
+    """The FFT family's one rule (ops/spectral.py): every length / dim form torch accepts, on
+    real and complex input, gives the meta kernel's shape and dtype, or is left to torch."""
+    from costmodel.ops.registry import lookup
+    fn = getattr(torch.fft, name)
+    rule = lookup(fn).rule
+    multi = name[-1] in "2n"
+    lengths = (None, (4, 6), (-1, 5), (3,)) if multi else (None, 4, 10)
+    dims = (None, (0, 1), (-1,), (0, -1)) if multi else (None, -1, 0)
+    checked = 0
+    for dtype, shape, length, dim in itertools.product(
+            (torch.float32, torch.complex64, torch.float64, torch.complex128),
+            ((6,), (3, 8), (2, 5, 7)), lengths, dims):
+        kwargs = {k: v for k, v in (("s" if multi else "n", length), ("dim", dim)) if v is not None}
+        x = torch.empty(shape, dtype=dtype, device=META)
+        try:
+            expected = fn(x, **kwargs)
+        except (RuntimeError, IndexError, ValueError, TypeError):
+            expected = None
+        got = rule.shape(rule.bind((x,), kwargs))
+        if got is not None:
+            assert expected is not None, (shape, dtype, kwargs)
+            assert (got.shape, got.dtype) == (expected.shape, expected.dtype), (shape, kwargs)
+            checked += 1
+        else:
+            assert expected is None, (shape, dtype, kwargs)   # declined only what torch refuses
+    assert checked > 20

@@ -130,3 +130,45 @@ def test_nms_and_roi_align_formulas():
     adaptive = OpCall("roi_align", call.tensors, (pooled,), {"sampling_ratio": 0})
     with pytest.raises(ValueError, match="box-size-dependent"):
         cost_of(adaptive)
+
+
+def _postprocessed(name: str, detections: int):
+    model = build_meta(get_model, name=name, weights=None, weights_backbone=None,
+                       box_detections_per_img=detections, min_size=320, max_size=320)
+    return model, costmodel.analyze(model, "1x3x320x320")
+
+
+def test_mask_rcnn_pastes_each_kept_mask_at_the_upper_bound():
+    """paste_masks_in_image resizes each of the kept detections' 28x28 masks (padded to 30x30)
+    to its box: costed with every box the whole 320x320 image, for the model's own
+    box_detections_per_img (7 here), then pasted into 7 image-sized zero masks."""
+    from torchvision.models.detection import roi_heads, transform
+
+    original = roi_heads.paste_masks_in_image
+    model, report = _postprocessed("maskrcnn_resnet50_fpn", detections=7)
+    assert roi_heads.paste_masks_in_image is original is transform.paste_masks_in_image
+    assert report.totals.status == "complete", report.totals.unsupported
+    (cost, outputs), = [(c.cost, layer.outputs) for layer in report.layers for c in layer.calls
+                        if c.op == "interpolate" and layer.module == ""]   # postprocess()
+    assert outputs == ((7, 1, 320, 320),)
+    assert cost.flops == 7 * 7 * 1 * 320 * 320            # bilinear: 7 FLOPs per output
+    assert cost.mac == 7 * 30 * 30 + 7 * 320 * 320
+    assert any(d.code == "CM009" and d.severity == "warning" and "paste_masks_in_image" in
+               d.message for d in report.diagnostics)
+
+
+def test_keypoint_rcnn_heatmaps_at_the_upper_bound():
+    """heatmaps_to_keypoints resizes each kept detection's 17 heatmaps (56x56) to its box, bicubic:
+    costed with every box its whole (resized, 320x320) image, for the 5 detections kept."""
+    from torchvision.models.detection import roi_heads
+
+    forward = roi_heads.RoIHeads.forward
+    model, report = _postprocessed("keypointrcnn_resnet50_fpn", detections=5)
+    assert roi_heads.RoIHeads.forward is forward            # the wrapper is undone
+    assert report.totals.status == "complete", report.totals.unsupported
+    (cost, outputs), = [(c.cost, layer.outputs) for layer in report.layers for c in layer.calls
+                        if c.op == "interpolate" and layer.module == "roi_heads"]
+    assert outputs == ((5, 17, 320, 320),)
+    assert cost.flops == 31 * 5 * 17 * 320 * 320           # bicubic: 31 FLOPs per output
+    assert any(d.code == "CM009" and "heatmaps_to_keypoints" in d.message
+               for d in report.diagnostics)

@@ -112,3 +112,25 @@ def test_a_padding_mask_is_costed_as_the_compile_path_runs_it():
                                               "attention_mask": "1x64:int64"}, capture="eager")
     per_layer = 64 * (2 * 256 * 256 + 2 * 256 * 64 + 3 * 256 * 512) + 2 * 8 * 64 * 64 * 32
     assert report.totals.madds == 2 * per_layer
+
+
+def test_longformer_einsum_over_a_size1_dim_matches_flop_counter():
+    """Longformer's sliding-chunk attention multiplies its diagonal mask by einsum
+    "bcxd,bcyd->bcxy" with d = 1: an outer product, which torch runs as a broadcast aten.mul
+    (0 multiply-adds, as costmodel's element-wise einsums). It used to be counted as a
+    contraction: 2*7*4*4 = 224 MAdds above FlopCounterMode / 2 (benchmarks/hf_capture_gaps.py)."""
+    import transformers as T
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    cfg = T.LongformerConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=64, vocab_size=100, max_position_embeddings=64,
+                             attention_window=4, pad_token_id=0)
+    model = T.LongformerModel(cfg).eval()
+    ids = torch.full((2, 16), 3, dtype=torch.long)
+    with sdpa_kernel(SDPBackend.MATH), FlopCounterMode(display=False) as counter, \
+            torch.no_grad():
+        model(ids)
+    report = costmodel.analyze(model, "2x16:int64")
+    assert str(report.totals.status) == "complete"
+    assert report.totals.madds == counter.get_total_flops() // 2

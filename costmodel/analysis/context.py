@@ -64,13 +64,23 @@ class AnalysisContext:
             found = self._blocks[depth] = structure.blocks(self.graph, depth, self.kernels)
         return found
 
-    def estimate(self, profile: Any = None) -> Any:
-        """The latency estimate on `profile` (a DeviceProfile, a name or a path)."""
-        from . import latency
+    @cached_property
+    def fused(self) -> tuple:
+        """The kernels of the deployed graph (fusion.fuse)."""
+        from . import fusion
+        return fusion.fuse(self.graph, self.kernels)
+
+    def estimate(self, profile: Any = None, execution: str = "eager") -> Any:
+        """The latency estimate on `profile` (a DeviceProfile, a name or a path), for
+        `execution` "eager" or "fused"."""
+        from . import fusion, latency
         profile = latency.load_profile(profile)
-        found = self._estimates.get(profile)
+        key = (profile, fusion.check_execution(execution))
+        found = self._estimates.get(key)
         if found is None:
-            found = self._estimates[profile] = latency.compute_estimate(self, profile)
+            found = self._estimates[key] = (
+                latency.compute_estimate(self, profile) if execution == "eager"
+                else fusion.compute_estimate(self, profile))
         return found
 
     def guidelines(self, thresholds: Any = None, profile: Any = None,

@@ -77,12 +77,15 @@ class Estimate:
     critical_path: tuple[str, ...]
     module_calls: int = 0         # nn.Module.__call__s one forward makes (leaves and containers)
     free_ops: int = 0             # ops that launch no kernel (views, reshapes, dropout in eval)
+    execution: str = "eager"      # "eager" (op by op) or "fused" (the deployed view, fusion.py)
+    run_s: float = 0.0            # fused: the runtime's fixed cost per inference
 
     @property
     def total_s(self) -> float:
         """Every kernel one after another, as eager PyTorch runs them, plus the dispatch of free
         ops and the Python cost of the module calls."""
-        return sum(op.seconds for op in self.ops) + self.free_ops_s + self.module_calls_s
+        return (sum(op.seconds for op in self.ops) + self.free_ops_s + self.module_calls_s
+                + self.run_s)
 
     @property
     def free_ops_s(self) -> float:
@@ -95,7 +98,7 @@ class Estimate:
     def terms(self) -> dict[str, float]:
         """Seconds by term: compute (the roofline of compute-bound ops), memory (of memory-bound
         ops), dispatch (per-kernel fixed costs and free ops), module calls. They sum to total_s."""
-        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s,
+        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s + self.run_s,
                "module calls": self.module_calls_s}
         for op in self.ops:
             roof = op.seconds - op.dispatch_s
@@ -121,7 +124,8 @@ class Estimate:
 
     def to_dict(self) -> dict[str, Any]:
         low, high = self.interval()
-        return {"profile": self.profile.to_dict(), "total_s": self.total_s,
+        return {"profile": self.profile.to_dict(), "execution": self.execution,
+                "total_s": self.total_s,
                 "interval_s": [low, high], "interval_level": self.profile.interval_level,
                 "terms": self.terms(), "module_calls": self.module_calls,
                 "free_ops": self.free_ops, "critical_path_s": self.critical_path_s,
@@ -278,11 +282,14 @@ def weight_bytes(node: Node) -> int:
                for s in rec.call.inputs() if s.role == "param")
 
 
-def estimate(graph: Any, profile: DeviceProfile | str | None = None) -> Estimate:
+def estimate(graph: Any, profile: DeviceProfile | str | None = None,
+             execution: str = "eager") -> Estimate:
     """The latency estimate of an analysed model: `graph` is `report.graph` or a Report.
-    Computed once per graph and profile (analysis/context.py keeps it)."""
+    execution: "eager" (PyTorch eager, op by op) or "fused" (the deployed view: batch norm
+    folded, element-wise chains fused into their producer; fusion.py). Computed once per graph,
+    profile and execution (analysis/context.py keeps it)."""
     from .context import context
-    return context(graph).estimate(profile)
+    return context(graph).estimate(profile, execution)
 
 
 def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:

@@ -62,6 +62,12 @@ class DeviceProfile:
     interval:              (low, high) factors on the estimate: the spread of the calibration's
                            residuals on held-out synthetic blocks; interval_level is the share
                            of them it covers. (1, 1) and 0 when not measured.
+    fused:                 the deployment runtime's figures for execution="fused" (fusion.py):
+                           the keys of this profile it replaces (peak_flops, overhead_s, rates,
+                           overheads, in_model_scale, light_scale, overhead_scale, interval,
+                           interval_level) plus run_s (the runtime's fixed cost per inference)
+                           and source; measured by `costmodel calibrate --execution fused`.
+                           Empty: the eager figures, without the Python costs.
     """
 
     name: str
@@ -84,6 +90,7 @@ class DeviceProfile:
     bandwidths: Mapping[str, float] = field(default_factory=dict, hash=False)
     weight_bandwidths: tuple[tuple[float, float], ...] = ()
     skinny: Mapping[str, float] = field(default_factory=dict, hash=False)
+    fused: Mapping[str, Any] = field(default_factory=dict, hash=False)
 
     def grouped_rate(self, kind: str, rows: float, width: float, groups: float) -> float | None:
         """FLOP/s of a grouped conv of `kind` from the tables "KIND@G" measured at G groups:
@@ -115,6 +122,7 @@ class DeviceProfile:
         out["bandwidths"] = dict(self.bandwidths)
         out["weight_bandwidths"] = [list(p) for p in self.weight_bandwidths]
         out["skinny"] = dict(self.skinny)
+        out["fused"] = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.fused.items()}
         return out
 
     @classmethod
@@ -165,6 +173,9 @@ class DeviceProfile:
         if any(v <= 0 for v in values["skinny"].values()):
             raise ValueError(f"device profile {values['name']!r}: skinny bandwidths must be "
                              f"positive")
+        if values.get("fused"):
+            from .fusion import check_runtime
+            values["fused"] = check_runtime(values["name"], values["fused"])
         return cls(**values)
 
     def to_json(self) -> str:

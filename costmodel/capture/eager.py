@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import sys
 from typing import Any
 
 import torch
@@ -42,7 +41,9 @@ from ..core.vocab import Code, NodeKind, OpFlag, Severity
 from ..errors import AnalysisError, EagerError, first_line
 from ..ops import META, lookup
 from ..ops.shape_rules import InputDtypeError
+from . import routing
 from .builder import GraphBuilder
+from .equivalents import swapped
 from .fx import _user_frame, is_leaf
 from .known import (
     CONST_FACTORIES,
@@ -54,21 +55,10 @@ from .known import (
     stay_on_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
+from .routing import ROUTERS, assumed_choices, moe_blocks
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
-#: Library functions whose loop runs over tensor values, each with an equivalent of static shape
-#: from the same library, used during the capture: (module, function, equivalent, why).
-EQUIVALENTS = (
-    ("torchvision.ops.boxes", "_batched_nms_vanilla", "_batched_nms_coordinate_trick",
-     "torchvision's batched_nms loops over torch.unique(labels) when boxes are many; it was "
-     "counted as its coordinate-trick form (one nms over all boxes), which torchvision uses for "
-     "fewer boxes and which gives the same result"),
-)
-
-
-
-
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None (`ops` says which
     callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
@@ -93,6 +83,7 @@ class _EagerRecorder(KnownValues, _Recorder):
         super().__init__(capture.recording)
         self.capture = capture
         self.values = capture.recording.values   # id(meta) -> (meta, its real value)
+        self.assumed: set[int] = set()   # ids in `values` whose value is an assumed routing
         self.exact = False    # the last call was data-dependent, on known data: its size is exact
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
@@ -102,16 +93,37 @@ class _EagerRecorder(KnownValues, _Recorder):
         self.exact = False
         if cap.leaf is not None:
             out = self._call(func, types, args, kwargs)
+            if func in ROUTERS and cap.moe:
+                self._route(func, args, kwargs, out)
             if why and not self.exact:
                 cap.leaf_why.append(why)
             return out
         self.calls = []
         out = self._call(func, types, args, kwargs)
+        if func in ROUTERS and cap.moe:
+            self._route(func, args, kwargs, out)
         if self.exact:
             why = None   # its data was known: the size is exact
         if self.calls:
             cap.add_call(func, args, kwargs, out, self.calls, why)
         return out
+
+    def _route(self, func, args, kwargs, out) -> None:
+        """A routing call inside an MoE block: its index output gets the assumed routing
+        (routing.py) as its known value."""
+        block = self.capture.moe_block()
+        found = None if block is None else assumed_choices(func, args, kwargs, out,
+                                                           self.capture.route_calls)
+        if found is not None and id(found[0]) not in self.values:
+            idx, value, tokens, n, k = found
+            self.values[id(idx)] = (idx, value)
+            self.assumed.add(id(idx))
+            self.capture.routes.setdefault(block, (tokens, n, k))
+            self.capture.route_calls += 1
+
+    def _assumed_read(self) -> None:
+        block = self.capture.moe_block()
+        self.capture.routed.add(block if block is not None else self.capture.stack[-1])
 
     def _call(self, func, types, args, kwargs):
         first = args[0] if args else None
@@ -179,7 +191,12 @@ class EagerCapture:
         self.leaf_why: list[str] = []
         self.failed: str | None = None         # the layer the capture stopped in, with its inputs
         self.sources: dict[str, str] = {}      # node -> why its sizes depend on data
-        self.replaced: dict[str, str] = {}     # why a library function was swapped -> module
+        #: why a library function was swapped (equivalents.py) -> (module, severity)
+        self.replaced: dict[str, tuple[str, Severity]] = {}
+        self.moe: frozenset[str] = frozenset()  # MoE blocks (modules with `experts`): routing.py
+        self.routes: dict[str, tuple[int, int, int]] = {}   # block -> (tokens, experts, k)
+        self.route_calls = 0
+        self.routed: set[str] = set()          # blocks whose loop read an assumed routing
         self._is_leaf = is_leaf
         self.recorder = _EagerRecorder(self)
 
@@ -189,7 +206,10 @@ class EagerCapture:
         target = callable_name(func)
         kind = NodeKind.CALL_METHOD if target.startswith("Tensor.") else NodeKind.CALL_FUNCTION
         builder = self.builder
-        name = builder.name(getattr(func, "__name__", target.rsplit(".", 1)[-1]))
+        short = target.rsplit(".", 1)[-1]
+        name = builder.name(short if target.startswith(("torch.fft.", "torch.linalg.",
+                                                        "torch.special.")) else
+                            getattr(func, "__name__", short))   # 'rfft', not 'fft_rfft'
         outputs = tuple(s for rec in calls for s in rec.call.outputs)
         builder.add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
         made = _tensors(out)
@@ -248,23 +268,36 @@ class EagerCapture:
             self.sources[name] = self.leaf_why[0]
         return out
 
+    def moe_block(self) -> str | None:
+        """The innermost running MoE block, or None."""
+        for qualname in reversed(self.stack):
+            if qualname in self.moe:
+                return qualname
+        return None
+
     # ---- the run ----------------------------------------------------------------------------
     def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = (),
             as_trace: bool = True) -> CostGraph:
-        root = self.recording.meta.clone("")
-        self._wrap(root, "")
+        with swapped(self.replaced, self.stack):   # before the wrap: it may swap a forward
+            root = self.recording.meta.clone("")
+            self.moe = moe_blocks(root)
+            self._wrap(root, "")
+            builder = self.builder
+            for name, value in inputs.items():
+                tensors = _tensors(value)
+                if tensors:
+                    builder.add(name, NodeKind.PLACEHOLDER, name, "", (),
+                                tuple(self.recording.spec(t) for t in tensors))
+                    builder.reserve(name)
+                    builder.made(name, tensors)
+            return self._forward(root, inputs, by_position, as_trace)
+
+    def _forward(self, root: nn.Module, inputs: dict[str, Any], by_position: tuple[str, ...],
+                 as_trace: bool) -> CostGraph:
         builder = self.builder
-        for name, value in inputs.items():
-            tensors = _tensors(value)
-            if tensors:
-                builder.add(name, NodeKind.PLACEHOLDER, name, "", (),
-                            tuple(self.recording.spec(t) for t in tensors))
-                builder.reserve(name)
-                builder.made(name, tensors)
         patch = _nonzero_assumed()
         try:
-            with patch, as_a_trace(self.recording.values, as_trace), self._equivalents(), \
-                    self.recorder:
+            with patch, as_a_trace(self.recording.values, as_trace), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
                            **{k: v for k, v in inputs.items() if k not in by_position})
         except RecursionError:   # too deep for any capture: analyze() says so in one line
@@ -277,28 +310,6 @@ class EagerCapture:
         builder.add(builder.name("output"), NodeKind.OUTPUT, "output", "", out, ())
         builder.mark_data_dependent(self.sources)
         return builder.graph()
-
-    @contextlib.contextmanager
-    def _equivalents(self):
-        """Swap in the static-shape equivalents of loaded libraries; put the originals back."""
-        saved = []
-        try:
-            for module_name, name, equivalent, why in EQUIVALENTS:
-                module = sys.modules.get(module_name)
-                if module is not None and hasattr(module, equivalent):
-                    original = getattr(module, name)
-                    saved.append((module, name, original))
-                    replacement = getattr(module, equivalent)
-
-                    def swapped(*args, _fn=replacement, _why=why, **kwargs):
-                        self.replaced.setdefault(_why, self.stack[-1])
-                        return _fn(*args, **kwargs)
-
-                    setattr(module, name, swapped)
-            yield
-        finally:
-            for module, name, original in saved:
-                setattr(module, name, original)
 
 
 @contextlib.contextmanager
@@ -338,12 +349,13 @@ def _explain(exc: BaseException, where: str) -> str:
 
 def capture(model: nn.Module, recording: Recording, inputs: dict[str, Any],
             by_position: tuple[str, ...] = (), as_trace: bool = True
-            ) -> tuple[CostGraph, dict[str, str]]:
+            ) -> tuple[CostGraph, EagerCapture]:
     """The graph of `model`'s real forward on meta `inputs` (see the module docstring), and the
-    library functions swapped for their static equivalents (why -> module that called one).
+    capture that made it (for `diagnostics`: the library functions swapped for their static
+    equivalents, the MoE blocks analysed under an assumed routing).
     as_trace: run it as a trace (`torch.compiler.is_compiling()` true; see `as_a_trace`)."""
     run = EagerCapture(model, recording)
-    return run.run(inputs, by_position, as_trace), run.replaced
+    return run.run(inputs, by_position, as_trace), run
 
 
 def _caps(node: Node) -> bool:
@@ -352,11 +364,12 @@ def _caps(node: Node) -> bool:
         OpFlag.CAPS_SIZES in rec.call.flags for rec in node.calls)
 
 
-def diagnostics(g: CostGraph, replaced: dict[str, str]) -> list[Diagnostic]:
+def diagnostics(g: CostGraph, run: EagerCapture) -> list[Diagnostic]:
     """CM009s: each kind of data-dependent op per module (with its assumed upper bound), the
     model's own limits that cap the sizes downstream (a slice or top-k of a data-dependent size:
     RPN keeping its post-NMS top N), how many nodes depend on data, and library functions that
-    were swapped for a static-shape equivalent."""
+    were swapped for a static-shape equivalent, and the MoE blocks whose experts loop read an
+    assumed routing (routing.py)."""
     sources: dict[tuple[str, str], list[tuple[str, tuple]]] = {}
     caps: dict[tuple[str, int], list[tuple[str, int]]] = {}
     for node in g:
@@ -392,6 +405,7 @@ def diagnostics(g: CostGraph, replaced: dict[str, str]) -> list[Diagnostic]:
             f"{len(affected)} graph nodes have sizes that depend on data (flag `data_dependent` "
             f"in report.graph); their cost is an upper bound, as if every candidate were kept "
             f"until the model's own limits cap it"))
-    found += [Diagnostic(Code.DATA_DEPENDENT, Severity.INFO, why, module=module)
-              for why, module in replaced.items()]
+    found += [Diagnostic(Code.DATA_DEPENDENT, severity, why, module=module)
+              for why, (module, severity) in run.replaced.items()]
+    found += routing.diagnostics(run.routes, run.routed)
     return found

@@ -24,6 +24,7 @@ from ..core.vocab import OpFlag
 from ..ops import META, lookup
 from .meta import VALUE_CAP
 from .recorder import _tensors
+from .routing import ROUTING_CAP
 
 #: Factories of constant values (not random, not uninitialised): a small output keeps its value.
 CONST_FACTORIES = {torch.zeros, torch.ones, torch.full, torch.arange, torch.linspace,
@@ -133,6 +134,15 @@ class KnownValues:
     `exact` and `_meta` are the recorder's)."""
 
     values: dict[int, tuple[Tensor, Tensor]]
+    assumed: set[int]     # ids in `values` whose value rests on an assumed routing (routing.py)
+
+    def _assumed_read(self) -> None:
+        """A read or a data-dependent size that used an assumed routing (the recorder notes it)."""
+
+    def _from_assumed(self, args: tuple, kwargs: dict) -> bool:
+        assumed, values = self.assumed, self.values
+        return bool(assumed) and any(id(t) in assumed and values[id(t)][0] is t
+                                     for t in _tensors((args, kwargs)) if id(t) in values)
 
     def _numbers(self, args: tuple, kwargs: dict) -> bool:
         """Whether a 0-d tensor of known value sits among the arguments (or in a slice)."""
@@ -147,6 +157,8 @@ class KnownValues:
         binding = lookup(func)
         if func in READS:   # .item(), bool(), .tolist(), f"{t}": answered from the real value
             if id(args[0]) in values:
+                if id(args[0]) in self.assumed:
+                    self._assumed_read()
                 return func(*_real_args(values, args), **_real_args(values, kwargs))
             return self._meta(func, types, args, kwargs)
         if binding.sizes is not None and func is not _SETITEM and all(
@@ -157,7 +169,9 @@ class KnownValues:
         out = self._meta(func, types, args, kwargs)
         outs = _tensors(out)
         real: Any = _UNKNOWN
-        if any(t.numel() > VALUE_CAP for t in outs) or _random(binding.name):
+        assumed = self._from_assumed(args, kwargs)
+        cap = ROUTING_CAP if assumed else VALUE_CAP
+        if any(t.numel() > cap for t in outs) or _random(binding.name):
             pass
         elif func in CONST_FACTORIES:
             real = _try(func, _real_args(values, args), {**kwargs, "device": "cpu"})
@@ -171,10 +185,13 @@ class KnownValues:
             writes = binding.mutates or OpFlag.INPLACE in binding.flags or func is _SETITEM
             if writes and args and isinstance(args[0], Tensor):
                 values.pop(id(args[0]), None)   # written from data: its value is unknown now
+                self.assumed.discard(id(args[0]))
             return out
         for meta, value in zip(outs, _tensors(real)):
             if meta.is_meta and meta.shape == value.shape:
                 values[id(meta)] = (meta, value)
+                if assumed:
+                    self.assumed.add(id(meta))
         return out
 
     def _exact(self, func: Any, binding: Any, args: tuple, kwargs: dict, real: Any) -> Any:
@@ -186,8 +203,13 @@ class KnownValues:
         recorded = out if rule is None or rule.result is None else rule.result(bound, out)
         if _tensors(recorded):
             self.calls.append(self.recording.record(binding, bound, recorded))
+        assumed = self._from_assumed(args, kwargs)
+        if assumed:
+            self._assumed_read()   # its size follows the assumed routing
         for meta, value in zip(_tensors(out), _tensors(real)):
             self.values[id(meta)] = (meta, value)
+            if assumed:
+                self.assumed.add(id(meta))
         self.exact = True
         return out
 

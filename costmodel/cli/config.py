@@ -47,8 +47,8 @@ from .budget import parse_duration, parse_increase, parse_percent, parse_quantit
 
 LIMIT_KEYS = {f"max-{m.replace('_', '-')}": m for m in METRIC_LABELS}
 MODEL_KEYS = frozenset({"spec", "input", "args", "dtype", "mode", "baseline", "max-increase",
-                        "strict", "max-latency", "device", *LIMIT_KEYS})
-GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models", "device"})
+                        "strict", "max-latency", "device", "execution", *LIMIT_KEYS})
+GLOBAL_KEYS = frozenset({"strict", "dtype", "mode", "models", "device", "execution"})
 MODES = tuple(Mode)
 
 
@@ -67,6 +67,7 @@ class Target:
     mode: str = Mode.EVAL   # Mode.TRAIN: forward + backward, the cost of a training step
     max_latency_s: float | None = None   # latency budget, judged on `device`'s estimate
     device: str | None = None            # device profile of the latency estimate
+    execution: str = "eager"             # execution model of the latency estimate (fusion.py)
     name: str = ""          # what the output lines call it: the SPEC as the user wrote it
     root: str = "."         # folder that relative paths and module SPECs are resolved from
 
@@ -280,6 +281,10 @@ def _target(values: dict, defaults: dict, where: str, root: str) -> Target:
             target.max_latency_s = parse_duration(merged["max-latency"])
         if merged.get("device") is not None:
             target.device = str(merged["device"])
+        execution = merged.get("execution", "eager")
+        if execution not in ("eager", "fused"):
+            raise ConfigError(f"{where}: execution must be eager or fused, not {execution!r}")
+        target.execution = execution
         baseline = merged.get("baseline")
         if baseline is not None:
             target.baseline = str(baseline)

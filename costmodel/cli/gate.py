@@ -199,9 +199,10 @@ def _latency(report, target: Target) -> tuple[bool, str]:
         profile = latency.load_profile(device)
     except ValueError as exc:
         raise BudgetError(str(exc)) from None
-    est = latency.estimate(report, profile)
-    return latency_verdict(est.total_s, est.interval(), profile.interval_level,
-                           target.max_latency_s, profile.name, target.strict)
+    est = latency.estimate(report, profile, target.execution)
+    return latency_verdict(est.total_s, est.interval(), est.profile.interval_level,
+                           target.max_latency_s, profile.name
+                           + (", fused" if target.execution == "fused" else ""), target.strict)
 
 
 def _assumed_input(report, target: Target, lines: list[str], notes: list[str]

@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--device", metavar="PROFILE",
                         help="device profile of the latency estimate: a shipped name, one saved "
                              "by `costmodel calibrate`, or a profile JSON path")
+    _execution_option(report)
 
     check = sub.add_parser(
         "check", help="budget gate: exit 1 when a model exceeds its budget (for CI / pre-commit)",
@@ -110,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--device", metavar="PROFILE",
                        help="device profile of --max-latency: a shipped name, one saved by "
                             "`costmodel calibrate`, or a profile JSON path (default laptop-cpu)")
+    _execution_option(check, default=None)
     check.add_argument("--baseline", metavar="REPORT.json",
                        help="compare with a saved `costmodel report --format json`")
     check.add_argument("--max-increase", action="append", default=[], metavar="METRIC=PCT",
@@ -161,10 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate.add_argument("--seconds", type=float, default=20.0,
                            help="time budget in seconds (default 20; at most 90 is sensible)")
     calibrate.add_argument("--threads", type=int, help="torch threads (default: torch's)")
+    calibrate.add_argument("--execution", choices=("eager", "fused"), default="eager",
+                           help="fused: also measure the deployment runtime (ONNX Runtime, "
+                                "needs onnxruntime and onnx) for `--execution fused` estimates; "
+                                "about 30 s more")
     from .generate import add_parser as add_generate
 
     add_generate(sub, common, spec_help)
     return parser
+
+
+def _execution_option(parser: argparse.ArgumentParser, default: str | None = "eager") -> None:
+    parser.add_argument("--execution", choices=("eager", "fused"), default=default,
+                        help="execution model of the latency estimate: eager (PyTorch, op by "
+                             "op; the default) or fused (the deployed graph: batch norm folded, "
+                             "activations and element-wise chains fused into their producer, "
+                             "as ONNX Runtime runs it)")
 
 
 def _args(texts: list[str]) -> dict[str, object]:
@@ -200,7 +214,8 @@ def run_report(args: argparse.Namespace) -> int:
               f"which holds the whole report", file=sys.stderr)
     report = analyze_spec(args.spec, args.input, _args(args.arg), args.dtype, mode=args.mode)
     _write(formats.render(report, args.format, depth=args.depth, top=args.top, sort=args.sort,
-                          profile=profile, layers=args.layers), args.output)
+                          profile=profile, layers=args.layers, execution=args.execution),
+           args.output)
     return 0
 
 
@@ -227,8 +242,21 @@ def run_calibrate(args: argparse.Namespace) -> int:
         raise UsageError("--seconds must be positive")
     from ..api import analyze
     warnings: list[str] = []
-    profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
-                                       analyze, warnings)
+    if args.execution == "fused":
+        from ..analysis.calibrate import calibrate
+        from ..analysis.calibrate_fused import calibrate_fused, describe_fused
+        from ..analysis.latency import save_profile
+        try:
+            profile = calibrate_fused(calibrate(args.seconds, args.name, args.threads, analyze,
+                                                warnings), threads=args.threads, analyze=analyze)
+        except (ImportError, RuntimeError) as exc:
+            raise UsageError(f"--execution fused: {str(exc).splitlines()[0]} (pip install "
+                             f"onnxruntime onnx)") from None
+        path = save_profile(profile, args.output)
+        print(describe_fused(profile))
+    else:
+        profile, path = calibrate_and_save(args.name, args.output, args.seconds, args.threads,
+                                           analyze, warnings)
     for warning in warnings:   # measurements that did not settle: said, and kept in the source
         print(f"costmodel: warning: {warning}", file=sys.stderr)
     print(describe(profile))
@@ -263,7 +291,7 @@ def run_check(args: argparse.Namespace) -> int:
         targets = [config.Target(args.spec, list(args.input), kwargs, args.dtype, limits,
                                  increases, args.baseline, args.strict, mode=args.mode,
                                  max_latency_s=max_latency, device=args.device,
-                                 name=args.spec)]
+                                 name=args.spec, execution=args.execution or "eager")]
     else:
         if args.input or args.arg:
             raise UsageError("--input and --arg need a SPEC; configured models take theirs from "
@@ -281,6 +309,8 @@ def run_check(args: argparse.Namespace) -> int:
                 target.max_latency_s = max_latency
             if args.device:
                 target.device = args.device
+            if args.execution:
+                target.execution = args.execution
             if args.baseline:
                 target.baseline = os.path.abspath(args.baseline)
             if args.dtype:

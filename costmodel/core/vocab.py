@@ -36,6 +36,7 @@ class Category(StrEnum):
     DROPOUT = "dropout"
     UNSUPPORTED = "unsupported"
     RECURRENT = "recurrent"
+    SPECTRAL = "spectral"        # Fourier transforms
 
 
 #: Categories whose arithmetic is multiply-adds (they are the only ones with MAdds > 0).

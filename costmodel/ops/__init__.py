@@ -11,6 +11,7 @@ from . import (  # noqa: F401  (fill BINDINGS)
     pointwise,
     pool,
     recurrent,
+    spectral,
 )
 from .registry import BINDINGS, Binding, Rule, bound_ops, lookup
 from .shape_rules import META

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .registry import bind, bind_op
+from .registry import Binding, bind, bind_op
 from .shape_rules import _grouped_mm, _linear, _matmul, _mha, _sdpa
 
 
@@ -42,3 +42,45 @@ bind("mha", "F.multi_head_attention_forward",
       "training", "key_padding_mask", "need_weights", "attn_mask", "use_separate_proj_weight",
       "q_proj_weight", "k_proj_weight", "v_proj_weight", "static_k", "static_v",
       "average_attn_weights", "is_causal"), shape=_mha, extra=_mha_extra)
+
+# fp8 matmul: (M, K) x (K, N), scaled, written at out_dtype (the operands' own 1-byte elements)
+bind("scaled_mm", "torch._scaled_mm", ("input", "mat2", "scale_a", "scale_b", "bias",
+                                       "scale_result", "out_dtype", "use_fast_accum"),
+     keywords={"self": "input"})
+
+# The fused attention kernels called directly, (B, H, L, E) like F.scaled_dot_product_attention;
+# only the attention output is recorded (logsumexp, seeds and debug masks are bookkeeping).
+_FIRST = {"result": lambda b, out: out[0]}
+bind_op("sdpa", "aten::_scaled_dot_product_flash_attention_for_cpu",
+        ("query", "key", "value", "dropout_p", "is_causal"), **_FIRST)
+bind_op("sdpa", "aten::_scaled_dot_product_flash_attention",
+        ("query", "key", "value", "dropout_p", "is_causal", "return_debug_mask"), **_FIRST)
+bind_op("sdpa", "aten::_scaled_dot_product_efficient_attention "
+        "aten::_scaled_dot_product_cudnn_attention",
+        ("query", "key", "value", "attn_mask", "compute_log_sumexp", "dropout_p", "is_causal"),
+        **_FIRST)
+# the math backend writes the attention weights too: both outputs are recorded
+bind_op("sdpa", "aten::_scaled_dot_product_attention_math",
+        ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "dropout_mask"))
+
+
+def _varlen(b: Binding, args: tuple, kwargs: dict) -> str | None:
+    """Packed sequences (cum_seq given): the cost depends on each sequence's length."""
+    packed = b.rule.bind(args, kwargs).get("cum_seq_q") if b.rule is not None else None
+    return None if packed is None else (
+        f"{b.name} attends within packed sequences whose lengths are tensor values (cum_seq): "
+        f"its cost is the upper bound, every query attending to max_k keys")
+
+
+# The flash / memory-efficient kernels, (B, L, H, E), or packed (T, H, E) with cumulative
+# sequence offsets (variable length: an upper bound, CM009); torch.nn.attention.varlen's op.
+bind_op("flash_attention", "aten::_flash_attention_forward",
+        ("query", "key", "value", "cum_seq_q", "cum_seq_k", "max_q", "max_k", "dropout_p",
+         "is_causal", "return_debug_mask"), sizes=_varlen, **_FIRST)
+bind_op("flash_attention", "aten::_efficient_attention_forward",
+        ("query", "key", "value", "attn_mask", "cum_seq_q", "cum_seq_k", "max_q", "max_k",
+         "dropout_p", "custom_mask_type", "compute_log_sumexp"), sizes=_varlen, **_FIRST)
+bind_op("flash_attention", "torch_attn::_varlen_attn",
+        ("query", "key", "value", "cum_seq_q", "cum_seq_k", "max_q", "max_k", "is_causal", "scale",
+         "window_size", "enable_gqa", "seqused_k", "block_table", "num_splits"),
+        sizes=_varlen, **_FIRST)

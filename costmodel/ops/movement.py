@@ -117,9 +117,13 @@ bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
      result=lambda b, out: b["dest"][b["index"]], extra=lambda b, out: {"is_view": False},
      sizes=_mask_index)
 
+# The indices of the nonzero elements: as many rows as the data has nonzeros; the eager capture
+# takes the static upper bound (every element), reported as CM009, unless the data is known.
+bind("nonzero", "torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere",
+     ("input", "out", "as_tuple"), sizes=_keeps_data)
 # Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported).
-note("torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere torch.unique Tensor.unique "
-     "torch.unique_consecutive Tensor.unique_consecutive torch.bincount", sizes=_keeps_data)
+note("torch.unique Tensor.unique torch.unique_consecutive Tensor.unique_consecutive "
+     "torch.bincount", sizes=_keeps_data)
 
 
 # num_classes=-1 takes the size from the data's largest index: no shape rule answers it, and

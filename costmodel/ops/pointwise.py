@@ -45,6 +45,10 @@ for _name, _dunder in (("add", "add radd"), ("sub", "sub"), ("rsub", "rsub"), ("
     bind(_name, f"torch.{_name} Tensor.{_name} {methods}", BINARY, shape=shape)
     inplace_methods = " ".join(f"Tensor.__i{d}__" for d in _dunder.split() if not d.startswith("r"))
     bind(_name, f"Tensor.{_name}_ {inplace_methods}", BINARY, shape=_first, inplace=True)
+for _name, _alias in (("gt", "greater"), ("ge", "greater_equal"), ("lt", "less"),
+                      ("le", "less_equal"), ("ne", "not_equal")):   # numpy-style names
+    bind(_name, f"torch.{_alias} Tensor.{_alias}", BINARY, shape=_compare)
+    bind(_name, f"Tensor.{_alias}_", BINARY, shape=_first, inplace=True)
 bind("div", "torch.true_divide Tensor.true_divide torch.divide Tensor.divide", BINARY,
      shape=_binary)
 bind("mul", "torch.multiply Tensor.multiply", BINARY, shape=_binary)

@@ -95,7 +95,7 @@ RULES_BY_NAME: dict[str, Rule] = {}       # base name -> rule, for unbound `sigm
 RULES_BY_OP: dict[str, Binding] = {}      # custom operators by qualified name: "torchvision::nms"
 _MEMO: dict[Callable, Binding] = {}       # lookup()'s memo: every callable seen, bound or not
 _OWNERS = {"torch": torch, "F": F, "Tensor": Tensor, "operator": operator,
-           "torch.special": torch.special, "torch.linalg": torch.linalg}
+           "torch.special": torch.special, "torch.linalg": torch.linalg, "torch.fft": torch.fft}
 
 
 def _targets(names: str) -> list[tuple[str, str, Callable]]:
@@ -236,6 +236,8 @@ def printed_name(func: Any) -> str:
     for sub in ("fft", "linalg", "special"):   # torch._C._fft.fft_rfft is torch.fft.rfft
         if module == f"torch._C._{sub}" and name.startswith(f"{sub}_"):
             return f"torch.{sub}.{name.removeprefix(sub + '_')}"
+    if module.startswith("torch._ops."):   # a custom operator: torch.ops.<namespace>.<name>
+        return f"torch.ops.{module.removeprefix('torch._ops.')}.{name}"
     if module.startswith("torch._C") or qualname.startswith("_VariableFunctionsClass"):
         return "torch." + name
     module = {"torch.nn.functional": "F", "_operator": "operator"}.get(module, module)

@@ -15,23 +15,47 @@ from . import text
 from .units import clean, clean_md, human
 
 CSV_FIELDS = ("name", "module", "target", "op", "category", "status", "inputs", "outputs", "dtype",
-              "madds", "flops", "params", "mac", "mac_bytes")
+              "madds", "flops", "params", "mac", "mac_bytes", "execution", "latency_s",
+              "mac_deployed", "fused_into")
 
 
-def _records(report: Report, top: int | None, sort: str | None) -> list[dict]:
+def _deployed(report: Report, profile, execution: str) -> dict[str, dict]:
+    """Per layer name: its estimated seconds under `execution` (a fused kernel's time on its
+    producer's row, 0 on the rows fused into it), its fused kernel's MAC as deployed (on the
+    producer's row) and the producer it was fused into. Empty without a graph."""
+    if report.graph is None:
+        return {}
+    ctx = context(report)
+    seconds = {op.name: op.seconds for op in ctx.estimate(profile, execution).ops}
+    out = {}
+    for k in ctx.fused:
+        out[k.name] = {"mac_deployed": k.mac, "fused_into": ""}
+        for member in k.members[1:]:
+            out[member] = {"mac_deployed": 0, "fused_into": k.name}
+    return {name: {"execution": execution, "latency_s": f"{seconds.get(name, 0.0):.4g}",
+                   **out.get(name, {"mac_deployed": 0, "fused_into": ""})}
+            for name in report.graph.nodes}
+
+
+def _records(report: Report, top: int | None, sort: str | None, profile=None,
+             execution: str = "eager") -> list[dict]:
     rows = []
+    deployed = _deployed(report, profile, execution)
+    blank = dict.fromkeys(("execution", "latency_s", "mac_deployed", "fused_into"), "")
     for layer in text.select_layers(report, top, sort):
         row = layer.to_dict()
         row["inputs"] = ";".join(format_shape(s) for s in layer.inputs)
         row["outputs"] = ";".join(format_shape(s) for s in layer.outputs)
         for key in ("name", "module", "target", "op"):   # full names, control characters escaped
             row[key] = clean(row[key]) if isinstance(row[key], str) else row[key]
+        row.update(deployed.get(layer.name, blank))
+        row["fused_into"] = clean(row["fused_into"])
         rows.append({k: row[k] for k in CSV_FIELDS})
     return rows
 
 
 def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: str | None = None,
-             layers: str = "top", profile=None) -> str:
+             layers: str = "top", profile=None, execution: str = "eager") -> str:
     """A report to paste into a pull request: a header with the model and its input, the totals,
     the module roll-up at `depth`, the top layers (or every layer with layers="all") and the
     G1-G4 findings. Names are escaped for a markdown table (`|`, control characters) and never
@@ -64,11 +88,19 @@ def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: st
     lines += [f"#### {text.layers_title(report, len(rows), sort, everything)}", "",
               text.table(rows, text.HEADERS, "github"), ""]
     if report.graph is not None:
-        est = latency_summary(report, profile)
-        lines += [f"Estimated latency on {est['profile']}: {est['total_s'] * 1e3:.3g} ms"
+        est = latency_summary(report, profile, execution)
+        fused = execution == "fused"
+        lines += [f"Estimated latency on {est['profile']}"
+                  + (" (fused: the deployed graph)" if fused else "")
+                  + f": {est['total_s'] * 1e3:.3g} ms"
                   + (f" ({est['interval_s'][0] * 1e3:.3g}-{est['interval_s'][1] * 1e3:.3g} ms, "
                      f"{est['interval_level']:.0%} interval)" if est["interval_level"] else
                      " (profile not measured: datasheet peaks, guessed overheads)"), ""]
+        if fused:
+            d = est["deployed"]
+            lines += [f"MAC as deployed: {human(d['mac'])} ({human(d['mac_bytes'], binary=True)})"
+                      f" against {human(d['mac_per_op'])} per op; {d['kernels']} fused kernels, "
+                      f"{d['folded_batch_norms']} batch norms folded", ""]
         findings = context(report).guidelines(None, profile)
         lines += ["#### guidelines (ShuffleNet V2 G1-G4)", ""]
         from collections import Counter
@@ -92,43 +124,52 @@ def markdown(report: Report, *, depth: int = 1, top: int | None = None, sort: st
     return "\n".join(lines)
 
 
-def latency_summary(report: Report, profile=None) -> dict:
-    """The latency estimate of `report` on `profile`, for machine-readable output: total,
-    interval, the terms and what the profile is (the per-op estimates stay out)."""
-    est = context(report).estimate(profile)
+def latency_summary(report: Report, profile=None, execution: str = "eager") -> dict:
+    """The latency estimate of `report` on `profile` under `execution`, for machine-readable
+    output: total, interval, the terms, what the profile is, and the deployed graph's MAC next to
+    MAC per op (the per-op estimates stay out)."""
+    from ..analysis import fusion
+    ctx = context(report)
+    est = ctx.estimate(profile, execution)
     low, high = est.interval()
-    return {"profile": est.profile.name, "source": est.profile.source, "total_s": est.total_s,
+    return {"profile": est.profile.name, "source": est.profile.source, "execution": execution,
+            "deployed": fusion.totals(ctx.fused), "total_s": est.total_s,
             "interval_s": [low, high], "interval_level": est.profile.interval_level,
             "critical_path_s": est.critical_path_s, "terms": est.terms(),
             "module_calls": est.module_calls, "free_ops": est.free_ops}
 
 
 def render(report: Report, fmt: str = "table", *, depth: int = 1, top: int | None = None,
-           sort: str | None = None, profile=None, layers: str = "top") -> str:
+           sort: str | None = None, profile=None, layers: str = "top",
+           execution: str = "eager") -> str:
     """`fmt` of `report`. table and markdown show the top layers by `sort` (or every layer with
     layers="all"); csv every layer (cut at `top`, sorted by `sort` when given); json is always
     the whole report (`to_dict()`, what `check --baseline` and `diff` read): the CLI says so when
-    --top/--sort/--layers are given with it."""
+    --top/--sort/--layers are given with it. `execution` ("eager" or "fused") is the execution
+    model of the latency estimate (analysis/fusion.py)."""
+    from ..analysis.fusion import check_execution
+    check_execution(execution)
     if fmt == "table":
         return text.render(report, depth=depth, top=top, sort=sort, profile=profile,
-                           layers=layers)
+                           layers=layers, execution=execution)
     if fmt == "json":
         if report.graph is None:
             return report.to_json()
         data = json.loads(report.to_json())
-        data["latency"] = latency_summary(report, profile)
+        data["latency"] = latency_summary(report, profile, execution)
         return json.dumps(data, indent=2)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
         writer.writeheader()
-        writer.writerows(_records(report, top, sort))
+        writer.writerows(_records(report, top, sort, profile, execution))
         return buf.getvalue()
     if fmt == "markdown":
-        return markdown(report, depth=depth, top=top, sort=sort, layers=layers, profile=profile)
+        return markdown(report, depth=depth, top=top, sort=sort, layers=layers, profile=profile,
+                        execution=execution)
     if fmt == "html":
         from . import page
-        return page.render(report, profile)
+        return page.render(report, profile, execution=execution)
     if fmt in ("dot", "svg"):
         from . import dot
         return dot.render(report) if fmt == "dot" else dot.to_svg(report)

@@ -15,18 +15,18 @@ from ..analysis import latency
 from ..analysis.context import context
 from ..core.report import Report
 from ..core.vocab import Mode
-from .units import clean, duration, middle, percent, wrap
+from .units import clean, duration, human, middle, percent, wrap
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3
 
 
 def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = None,
-                 top: int | None = None) -> list[tuple]:
+                 top: int | None = None, execution: str = "eager") -> list[tuple]:
     """(layer, category, estimated time, FLOPs per byte, bound) per kernel-launching layer,
     slowest first: the per-layer columns for `--device`. The layer is its module path, or the
     node name at the top level (the same label as the layer table)."""
-    est = context(report).estimate(profile)
+    est = context(report).estimate(profile, execution)
     ops = sorted(est.ops, key=lambda op: -op.seconds)
     return [(clean(op.module or op.name), op.category, duration(op.seconds),
              f"{op.intensity:.3g}", op.bound) for op in (ops if top is None else ops[:top])]
@@ -46,14 +46,14 @@ def _slowest(rows: list[tuple], columns: int | None) -> str:
 
 def render_section(report: Report, profile: latency.DeviceProfile | str | None = None,
                    thresholds: gl.Thresholds | None = None, depth: int | None = None,
-                   top: int = 5, columns: int | None = None) -> str:
+                   top: int = 5, columns: int | None = None, execution: str = "eager") -> str:
     """Structure, latency estimate on `profile` (default latency.DEFAULT_PROFILE) and the G1-G4
     findings, as plain text; prose lines folded to `columns` (None: not folded)."""
     ctx = context(report)
     profile = latency.load_profile(profile)
     model = ctx.model_structure
     blocks = ctx.blocks(depth)
-    est = ctx.estimate(profile)
+    est = ctx.estimate(profile, execution)
     lines = ["structure: fragmentation (ShuffleNet V2 G3)"
              + (", the forward graph" if report.mode == Mode.TRAIN else ""),
              f"  kernels {model.kernels}, critical path {model.critical_path_kernels} kernels, "
@@ -67,20 +67,30 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     scope = " of the forward pass" if report.mode == Mode.TRAIN else ""
     measured = "calibrated" if profile.interval_level else "NOT measured: datasheet peaks with " \
         "guessed overheads; `costmodel calibrate` measures this machine"
-    lines += ["", f"latency estimate{scope} on {profile.name} ({measured})"]
+    fused = execution == "fused"
+    lines += ["", f"latency estimate{scope} on {profile.name}"
+              + (", fused (the deployed graph)" if fused else "") + f" ({measured})"]
     low, high = est.interval()
     band = (f" ({duration(low)} to {duration(high)}, {profile.interval_level:.0%} interval)"
             if profile.interval_level else "")
     lines.append(f"  total {duration(total)}{band} (kernels one after another), critical path "
                  f"{duration(est.critical_path_s)}")
     lines.append("  by term: " + ", ".join(f"{term} {duration(sec)} {percent(sec, total, digits=0)}"
-                                          for term, sec in est.terms().items())
-                 + f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)")
+                                          for term, sec in est.terms().items()
+                                          if not (fused and term == "module calls"))
+                 + ("" if fused else
+                    f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)"))
+    if fused:
+        from ..analysis.fusion import totals
+        d = totals(ctx.fused)
+        lines.append(f"  MAC as deployed {human(d['mac'])} ({human(d['mac_bytes'], binary=True)})"
+                     f" against {human(d['mac_per_op'])} per op: {d['kernels']} fused kernels "
+                     f"from {model.kernels}, {d['folded_batch_norms']} batch norms folded")
     shares = ", ".join(f"{cat} {percent(sec, total, digits=0)}"
                        for cat, sec in list(est.by_category().items())[:5])
     lines.append(f"  by category: {shares}")
     lines = [wrap(line, columns) for line in lines]
-    lines.append(_slowest(latency_rows(report, profile, top), columns))
+    lines.append(_slowest(latency_rows(report, profile, top, execution), columns))
     findings = ctx.guidelines(thresholds, profile, depth)
     lines += ["", "guidelines (ShuffleNet V2 G1-G4)"]
     if not findings:

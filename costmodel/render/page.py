@@ -47,7 +47,8 @@ def _inputs(report: Report) -> str:
     return ", ".join(format_input(i.name, i.shape, i.dtype) for i in report.inputs) or "-"
 
 
-def _cards(report: Report, est: latency.Estimate | None, model: Any) -> str:
+def _cards(report: Report, est: latency.Estimate | None, model: Any, deployed: Any = None
+           ) -> str:
     t = report.totals
     cards = [
         ("MAdds", human(t.madds), "multiply-adds of conv, linear, matmul, attention"),
@@ -57,10 +58,18 @@ def _cards(report: Report, est: latency.Estimate | None, model: Any) -> str:
         ("MAC", human(t.mac), "memory access cost: elements read + written per op"),
         ("MAC bytes", human(t.mac_bytes, binary=True), "the same MAC, in bytes"),
     ]
+    if deployed is not None:
+        cards.append(("MAC as deployed", human(deployed["mac"]),
+                      f"after fusion ({deployed['kernels']} fused kernels, "
+                      f"{deployed['folded_batch_norms']} batch norms folded); "
+                      f"{human(deployed['mac_per_op'])} per op"))
     if est is not None:
+        low, high = est.interval()
+        band = (f" ({duration(low)} to {duration(high)}, {est.profile.interval_level:.0%} "
+                f"interval)" if est.profile.interval_level else "")
         cards.append(("est. latency", duration(est.total_s),
-                      f"roofline + per-kernel cost on {est.profile.name}; critical path "
-                      f"{duration(est.critical_path_s)}"))
+                      f"{est.execution} execution{band}; roofline + per-kernel cost on "
+                      f"{est.profile.name}; critical path {duration(est.critical_path_s)}"))
     if model is not None:
         cards.append(("kernels", str(model.kernels),
                       f"critical path {model.critical_path_kernels}; average parallelism "
@@ -176,18 +185,22 @@ def _table(report: Report, est: latency.Estimate | None) -> str:
             f"<tbody>{''.join(rows)}</tbody></table></div>")
 
 
-def render(report: Report, profile: Any = None, *, max_nodes: int | None = None) -> str:
-    """The report as one self-contained HTML page (needs plotly: `pip install costmodel[html]`)."""
+def render(report: Report, profile: Any = None, *, max_nodes: int | None = None,
+           execution: str = "eager") -> str:
+    """The report as one self-contained HTML page (needs plotly: `pip install costmodel[html]`);
+    `execution` ("eager" or "fused") is the execution model of the latency estimate."""
     figures.plotly()
     g = report.graph
-    est = model = None
+    est = model = deployed = None
     findings: list = []
     figs: dict[str, Any] = {"layers": figures.layer_chart(report),
                             "modules": figures.module_treemap(report),
                             "operators": figures.operator_chart(report)}
     if g is not None:
         ctx = context(report)
-        est = ctx.estimate(profile)
+        est = ctx.estimate(profile, execution)
+        from ..analysis.fusion import totals
+        deployed = totals(ctx.fused)
         model = ctx.model_structure
         findings = ctx.guidelines(None, est.profile)
         figs["roofline"] = figures.roofline(report, est=est)
@@ -220,7 +233,7 @@ def render(report: Report, profile: Any = None, *, max_nodes: int | None = None)
 <header><h1>{_e(report.model)}</h1><p class="meta">{meta}</p></header>
 <main>
 {_banners(report)}
-<section id="summary"><div class="cards">{_cards(report, est, model)}</div>
+<section id="summary"><div class="cards">{_cards(report, est, model, deployed)}</div>
 <div class="row">{_hot(report, index)}<div class="vocab"><h3>Reading the numbers</h3>
 <p><b>MAC</b> is the memory access cost of ShuffleNet V2 (elements read and written), not
 multiply-accumulates; <b>MAdds</b> are multiply-adds. Two nets with equal MAdds can differ in

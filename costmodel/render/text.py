@@ -169,7 +169,7 @@ def layers_title(report: Report, shown: int, sort: str | None, everything: bool)
 
 def render(report: Report, *, depth: int = 1, top: int | None = None,
            sort: str | None = None, profile=None, layers: str = "top",
-           columns: int | None = None) -> str:
+           columns: int | None = None, execution: str = "eager") -> str:
     """The text report; `profile` is the device profile of the latency estimate. `layers="top"`
     (the default) shows the `top` (default 10) layers by `sort` (default MAC) and a hint;
     `layers="all"` the full per-layer table (in graph order unless `sort`, cut at `top`)."""
@@ -187,7 +187,7 @@ def render(report: Report, *, depth: int = 1, top: int | None = None,
                   for d in report.diagnostics]
     if report.graph is not None:   # structure, latency estimate and G1-G4 need the graph
         from .guidelines import render_section
-        parts += ["", render_section(report, profile, columns=fit)]
+        parts += ["", render_section(report, profile, columns=fit, execution=execution)]
     if not everything:
         parts += ["", wrap("every layer: --layers all (report.layers in Python); "
                            "rank by another column: --sort madds|flops|params|mac|mac_bytes", fit)]

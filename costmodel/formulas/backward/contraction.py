@@ -5,7 +5,7 @@ import math
 
 from ...core.tensors import TensorSpec
 from ..forward.contraction import _attention_batch, einsum_cost, grouped_mm_madds, matmul_madds
-from ..registry import Backward, GradCall, Kernels, backward, grad_out
+from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
 # ---- contractions ---------------------------------------------------------------------------
 
@@ -214,3 +214,9 @@ def grouped_mm(grad: GradCall) -> Backward:
     k = _pair(grad, "input", "mat2", madds)
     return k.done(*(("mat2",) if grad.wants("input") else ()),
                   *(("input",) if grad.wants("mat2") else ()))
+
+
+no_backward("scaled_mm", "torch defines no derivative for _scaled_mm (its grad_fn is "
+            "NotImplemented): fp8 training runs its own kernels")
+no_backward("flash_attention", "the flash / memory-efficient kernels called directly are costed "
+            "forward only so far; F.scaled_dot_product_attention has the backward rule")

@@ -63,5 +63,6 @@ def create(grad: GradCall) -> Backward:
     return Backward(Cost())
 
 
+no_backward("nonzero", "its output is integer indices: nothing to differentiate")
 no_backward("one_hot", "its input is integer indices and its output integers: nothing to "
             "differentiate")

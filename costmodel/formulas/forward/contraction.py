@@ -134,7 +134,8 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
     For each pair, a dim that is in only one operand and nowhere later is summed out first
     (1 FLOP per element of that operand); the pair then costs the product of the sizes of every
     remaining dim in either operand (a batched matmul). A pair that sums nothing (a Hadamard or
-    outer product) is multiplies without adds: FLOPs, not MAdds.
+    outer product, or a contraction over dims of size 1 only, which torch runs as a broadcast
+    `aten.mul`) is multiplies without adds: FLOPs, not MAdds.
     """
     indices, out = _subscripts(equation, operands)
     sizes: dict[str, int] = {}
@@ -158,7 +159,7 @@ def einsum_cost(equation: str, operands: tuple[TensorSpec, ...]) -> tuple[int, i
             other += operands[pos].numel
         union = list(dict.fromkeys(keep_a + keep_b))
         current = [i for i in union if i in rest]
-        if len(current) < len(union):      # something is summed: a contraction
+        if math.prod(sizes[i] for i in union if i not in rest) > 1:   # a sum: a contraction
             madds += math.prod(sizes[i] for i in union)
         else:                              # nothing summed (Hadamard, outer): multiplies only
             other += math.prod(sizes[i] for i in union)
@@ -255,3 +256,52 @@ def multi_head_attention(call: OpCall) -> Cost:
     act += sum(o.numel for o in call.outputs[1:])           # attention weights, when returned
     mac = act + weight_reads
     return Cost(madds, flops, params_of(*weights), mac, act * isz + weight_bytes)
+
+
+@formula("scaled_mm", category=Category.MATMUL)
+def scaled_mm(call: OpCall) -> Cost:
+    """torch._scaled_mm, the fp8 matmul: (M, K) x (K, N) -> (M, N) at out_dtype.
+    MAdds = M*K*N; FLOPs = 2*M*K*N + 2*M*N (the scale_a and scale_b multiplies) + M*N with a
+    bias; MAC = the operands at their own dtype (1 byte for fp8) + scales + bias + output."""
+    a, b = call.t("input"), call.t("mat2")
+    m, k = a.shape[-2], a.shape[-1]
+    n = b.shape[-1]
+    madds = m * k * n
+    flops = 2 * madds + 2 * m * n + (m * n if call.t("bias") is not None else 0)
+    mac, mac_bytes = io_mac(call)
+    return Cost(madds, flops, params_of(*call.inputs()), mac, mac_bytes)
+
+
+def _masked(call: OpCall) -> bool:
+    window = call.attr("window_size")
+    return (call.t("attn_mask") is not None or bool(call.attr("is_causal"))
+            or bool(call.attr("custom_mask_type")) or call.attr("window_size_left") is not None
+            or (isinstance(window, (list, tuple)) and tuple(window) != (-1, -1)))
+
+
+@formula("flash_attention", category=Category.ATTENTION)
+def flash_attention(call: OpCall) -> Cost:
+    """The flash / memory-efficient attention kernels called directly, and variable-length
+    attention (torch.nn.attention.varlen): softmax(q k^T * scale) v as one fused kernel.
+
+    Dense, q (B, L, H, E), k (B, S, Hk, E), v (B, S, Hk, Ev): the same MAdds and FLOPs as
+    scaled_dot_product_attention on (B, H, L, E). Packed, q (Tq, H, E), k and v (Tk, Hk, E) with
+    cumulative offsets of n sequences: the score pairs sum_i Lq_i * Lk_i depend on the offsets'
+    values; their upper bound is min(Tq * max_k, Tk * max_q) per head (each query attends to at
+    most max_k keys), so MAdds = H * pairs * (E + Ev) and the FLOPs as for sdpa (CM009: an upper
+    bound). MAC = q + k + v (+ bias) + output."""
+    q, k, v = call.t("query"), call.t("key"), call.t("value")
+    masked = _masked(call)
+    if q.ndim == 4:
+        b, length, h, e = q.shape
+        madds, flops = attention_cost(
+            (b, h, length, e), (k.shape[0], k.shape[2], k.shape[1], k.shape[3]),
+            (v.shape[0], v.shape[2], v.shape[1], v.shape[3]), masked)
+    else:
+        (tq, h, e), tk, ev = q.shape, k.shape[0], v.shape[-1]
+        max_q, max_k = call.attr("max_q", tq), call.attr("max_k", tk)
+        scores = h * min(tq * max_k, tk * max_q)
+        madds = scores * e + scores * ev
+        flops = 2 * madds + scores * (1 + int(masked) + SOFTMAX_FLOPS)
+    mac, mac_bytes = io_mac(call)
+    return Cost(madds, flops, params_of(*call.inputs()), mac, mac_bytes)

@@ -63,3 +63,14 @@ def one_hot(call: OpCall) -> Cost:
     written."""
     x, out = call.t("input"), call.out
     return Cost(0, 0, 0, x.reads + out.numel, x.reads * x.itemsize + out.numel * out.itemsize)
+
+
+@formula("nonzero", category=Category.DATA_MOVEMENT)
+def nonzero(call: OpCall) -> Cost:
+    """The indices of the nonzero elements: FLOPs = 1 compare per input element; MAC = input read +
+    indices written (the output is as large as the eager capture assumed: every element, the
+    upper bound, unless the data was known)."""
+    x = call.t("input")
+    writes = sum(o.numel for o in call.outputs)
+    write_bytes = sum(o.numel * o.itemsize for o in call.outputs)
+    return Cost(0, x.numel, 0, x.reads + writes, x.reads * x.itemsize + write_bytes)
