@@ -174,3 +174,26 @@ def test_packed_sequence_check_of_transformers_masks_is_complete():
     report = run(packed, "2x32:int64")
     diff = next(layer for layer in report.layers if layer.op == "diff")
     assert diff.cost.flops == 2 * 32 and diff.outputs == ((2, 32),)
+
+
+def test_aten_slice_called_directly_is_a_view():
+    """torch.ops.aten.slice called from Python, as torch's `generic_associative_scan` does (the
+    scan transformers' Mamba models take under a trace): a view, no FLOPs; it left them partial."""
+    from torch._higher_order_ops.associative_scan import generic_associative_scan
+
+    combined = []
+
+    def combine(a_left, b_left, a_right, b_right):    # Mamba's: h_t = a_t * h_{t-1} + b_t
+        combined.append(a_right.numel())
+        return a_left * a_right, a_right * b_left + b_right
+
+    def scan(a, b):
+        return generic_associative_scan(combine, [a, b], dim=2)[1]
+
+    report = run(scan, "1x4x8x3", "1x4x8x3")
+    slices = [layer for layer in report.layers if layer.target == "torch._ops.aten.slice"]
+    assert slices and all(layer.cost.flops == 0 for layer in slices)
+    # the scan's arithmetic, from a real run: 3 element-wise ops per element of each combine
+    combined.clear()
+    scan(torch.rand(1, 4, 8, 3), torch.rand(1, 4, 8, 3))
+    assert report.totals.flops == 3 * sum(combined)
