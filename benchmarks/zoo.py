@@ -222,12 +222,14 @@ def _jobs(args) -> tuple[list[dict], dict]:
         elif suite == "torchvision":
             names = zoo_corpus.torchvision_names()
         else:
-            names, skipped_hf = zoo_corpus.hf_names()
+            names, skipped_hf = zoo_corpus.hf_names(args.only)
             skipped.update({f"hf:{k}": v for k, v in skipped_hf.items()})
         names = [n for n in names if not args.only or re.search(args.only, n)]
         if suite != "timm":      # a stable shuffle: a partial run is a sample of the whole suite
             names.sort(key=lambda n: hashlib.md5(n.encode()).hexdigest())
         jobs += [{"suite": suite, "name": n} for n in names[:args.limit or None]]
+        if not args.only and not args.limit:
+            skipped[f"planned:{suite}"] = len(names)
     return jobs, skipped
 
 
@@ -262,6 +264,12 @@ def main() -> int:
     parser.add_argument("--merge", type=Path, nargs="*", default=[],
                         help="merge these zoo.json files (runs in other OUT dirs) into OUT's")
     args = parser.parse_args()
+    try:
+        re.compile(args.only or "")
+    except re.error as exc:
+        parser.error(f"--only {args.only!r} is not a regular expression: {exc}")
+    if args.timeout <= 0 or args.workers < 1:
+        parser.error("--timeout must be positive and --workers at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "zoo.json"
     data = {"results": {}, "skipped": {}} if args.fresh or not path.exists() else \
@@ -276,6 +284,8 @@ def main() -> int:
         path.write_text(json.dumps(data, indent=1, sort_keys=True))
     if not args.report_only:
         jobs, skipped = _jobs(args)
+        data.setdefault("planned", {}).update(
+            {k.split(":", 1)[1]: skipped.pop(k) for k in list(skipped) if k.startswith("planned:")})
         if args.resume:
             jobs = [j for j in jobs if f"{j['suite']}:{j['name']}" not in data["results"]]
         data["skipped"].update(skipped)

@@ -173,14 +173,18 @@ def hf_config_class(model_type: str):
     return CONFIG_MAPPING[model_type]
 
 
-def hf_names() -> tuple[list[str], dict[str, str]]:
+def hf_names(only: str | None = None) -> tuple[list[str], dict[str, str]]:
     """Model types with a base model class; MoE types twice (one per expert implementation).
-    Also returns the skipped types with the reason."""
+    Also returns the skipped types with the reason. `only`: a regex on the model type (the
+    default configs are built only for those)."""
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
     from transformers.models.auto.modeling_auto import MODEL_MAPPING_NAMES
 
     names, skipped = [], {}
     for model_type in CONFIG_MAPPING_NAMES:
+        if only and not any(re.search(only, model_type + suffix)
+                            for suffix in ("", *(f"[{impl}]" for impl in EXPERTS))):
+            continue
         if model_type not in MODEL_MAPPING_NAMES:
             skipped[model_type] = "no base model class in MODEL_MAPPING"
             continue

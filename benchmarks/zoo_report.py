@@ -64,9 +64,11 @@ def madds_verdict(rec: dict) -> str:
         return "oracle blind"
     if rec.get("status") != "complete":
         return "partial"
-    if rec.get("data_dependent"):
-        return "upper bound" if rec["madds"] >= rec["oracle_madds"] else "below oracle"
-    return "equal" if rec["madds"] == rec["oracle_madds"] else "mismatch"
+    if rec["madds"] == rec["oracle_madds"]:
+        return "equal"
+    if rec.get("data_dependent"):      # costmodel kept the static upper bound of a data size
+        return "upper bound" if rec["madds"] > rec["oracle_madds"] else "below oracle"
+    return "mismatch"
 
 
 def params_exact(rec: dict) -> bool:
@@ -124,8 +126,12 @@ def summary_block(data: dict) -> str:
     for suite, v in s["suites"].items():
         if not v["models"] and not v["not_built"]:
             continue
+        planned = data.get("planned", {})
+        total = sum(planned.values()) if suite == "all" else planned.get(suite)
+        ran = v["models"] + v["not_built"]
         lines += [f"[{suite}] corpus {v['models']} models ({v['not_built']} not built by the "
-                  f"harness, outside the corpus)",
+                  f"harness, outside the corpus; {ran} run" +
+                  (f" of {total} planned)" if total else ")"),
                   f"  captured        {_pct(v['captured'], v['models'])}",
                   f"  complete        {_pct(v['complete'], v['models'])}",
                   f"  MAdds = oracle  {_pct(v['equal'], v['judged'])} of the models it judges; "
@@ -242,16 +248,52 @@ def docs_page(data: dict) -> str:
         f"Last run: torch {m.get('torch')}, timm {m.get('timm')}, transformers "
         f"{m.get('transformers')}, torchvision {m.get('torchvision')}, {m.get('date')}, "
         f"{m.get('cpu')}. Every model's row is in `benchmarks/results/zoo.md`.", "",
-        "| suite | models | captured | complete | MAdds = oracle (judged) | not judged "
-        "(blind / partial / bound / oracle timeout) | params exact | analyze < forward |",
-        "|---|---|---|---|---|---|---|---|"]
+        "| suite | run / planned | corpus | captured | complete | MAdds = oracle (judged) | "
+        "not judged (blind / partial / bound / oracle timeout) | params exact | "
+        "analyze < forward |", "|---|---|---|---|---|---|---|---|---|"]
+    planned = data.get("planned", {})
     for suite, v in s["suites"].items():
+        total = sum(planned.values()) if suite == "all" else planned.get(suite, "?")
         lines.append(
-            f"| {suite} | {v['models']} | {_pct(v['captured'], v['models'])} | "
+            f"| {suite} | {v['models'] + v['not_built']} / {total} | {v['models']} | "
+            f"{_pct(v['captured'], v['models'])} | "
             f"{_pct(v['complete'], v['models'])} | {_pct(v['equal'], v['judged'])} | "
             f"{v['blind']} / {v['partial']} / {v['bound']} / {v['oracle_timeout']} | "
             f"{_pct(v['params_exact'], v['captured'])} | {_pct(v['faster'], v['timed'])} |")
-    lines += ["", f"Goal (issue 13): {GOALS}.", "", "## Remaining failures, by cause", ""]
+    lines += [
+        "", "The corpus is the models the harness built and whose real forward runs on its "
+        "inputs; the others (`not built`: a config that needs more than small sizes, an input "
+        "the harness has no recipe for) are listed in the results with the reason.", "",
+        f"Goal (issue 13): {GOALS}.", "", "## How the corpus is built", "",
+        "- timm: one model per family (timm module and name stem), the smallest by its name "
+        "(atto, femto, pico, nano, tiny, ... then the lowest number), then a second and a third "
+        "per family up to 255 models; each at its `pretrained_cfg` input size "
+        "(`timm.data.resolve_data_config`), batch 1.",
+        "- Hugging Face: every model type in `CONFIG_MAPPING` with a base model class in "
+        "`MODEL_MAPPING`, its config built with small sizes (hidden 32, 2 layers, 2 heads, 1 KV "
+        "head, FFN 64, vocab 128, and the same for each sub-config; per-layer lists such as "
+        "`layer_types` cut to the new depth) and `AutoModel.from_config`. Inputs: 1x32 token ids "
+        "(plus 1x32 decoder ids for encoder-decoders; plus pixel values for dual encoders such "
+        "as CLIP, and for forwards that require them; vision-language models with image tokens "
+        "run text-only), else pixel values at the config's image size, else 1x8000 audio "
+        "samples, else 1 x mel bins x frames features. MoE types (`num_experts`, "
+        "`num_local_experts`, `n_routed_experts` > 1) run twice, with "
+        "`config._experts_implementation` `eager` and `grouped_mm`.",
+        "- torchvision: every name in `torchvision.models.list_models()`, `weights=None` "
+        "(quantized models with `quantize=True`): classification at 224 (inception 299, ViT at "
+        "its `image_size`), detection at 800x800 (the models resize to 800 themselves), "
+        "segmentation at 224 (not the weights' 520: the run is on one thread), video 16 frames "
+        "at 112 (ResNet-3D family) or 224, optical flow two 224x224 frames.",
+        "- The oracle: FlopCounterMode / 2 on one real forward under `torch.no_grad()` and "
+        "`sdpa_kernel(SDPBackend.MATH)`, with `nn.MultiheadAttention`'s fused inference path "
+        "off (FlopCounterMode counts `_native_multi_head_attention` as 0). Where the forward ran "
+        "a contraction FlopCounterMode has no formula for (RNNs and `mkldnn_rnn_layer`, "
+        "`_grouped_mm`, `mv`, FFT, quantized ops), the oracle cannot judge and the model is not "
+        "counted as a match or a mismatch. A model with a data-dependent size (CM009: detection "
+        "proposals) is an upper bound when costmodel's count is above the oracle's.",
+        "- Timing: `analyze()` once (the first call for that model, as a user sees it) against "
+        "one real forward after a warm-up forward, `torch.set_num_threads(1)`, `taskset -c 0`.",
+        "", "## Remaining failures, by cause", ""]
     lines += failures(s["corpus"]) or ["None."]
     lines += ["", "## How to run it", "", "```bash",
               "taskset -c 0 python benchmarks/zoo.py                 # the whole corpus",
