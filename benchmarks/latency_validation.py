@@ -421,6 +421,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--group-size", type=int, default=12)
     parser.add_argument("--group-bytes", type=float, default=1.5e9,
                         help="parameter bytes held at once while interleaving")
+    parser.add_argument("--profile", type=Path,
+                        help="a calibrated profile JSON to use instead of calibrating (one "
+                             "thread count; development runs)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--estimate-only", action="store_true",
                         help="calibrate and estimate, print the expected measuring time, stop")
@@ -445,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         for threads in args.threads:
             calib = time.perf_counter()
-            profile = calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
-                                analyze=costmodel.analyze)
+            profile = (latency.load_profile(args.profile) if args.profile else
+                       calibrate(args.calibrate, name=f"validation-{threads}t", threads=threads,
+                                 analyze=costmodel.analyze))
             calib_s = time.perf_counter() - calib
             for batch in args.batch:
                 results.append(run_setting(entries, threads, batch, profile, calib_s, args))

@@ -139,9 +139,19 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert 0 < profile.overhead_s < 1e-2
     kinds = {"conv", "spatial conv", "depthwise conv", "group conv", "norm", "activation",
              "max_pool", *calibrate.ACTIVATIONS}
-    assert set(profile.rates) == kinds
+    assert set(profile.rates) == kinds | {"softmax", "layer_norm", "avg_pool"}
     assert all(r > 0 for r in profile.rates.values())
     assert set(profile.overheads) == kinds | {"elementwise", "linear"}
+    # shape tables on their full grids, every cell measured or filled, positive
+    assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
+                                   "group conv@8", "spatial group conv@2",
+                                   "spatial group conv@8", "depthwise conv"}
+    for table in profile.tables.values():
+        assert len(table["rates"]) == len(table["rows"])
+        assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])
+    assert [b for b, _ in profile.weight_bandwidths] == sorted(b for b, _ in
+                                                                profile.weight_bandwidths)
+    assert set(profile.bandwidths) == {"copy"} and profile.bandwidths["copy"] > 1e8
     assert profile.overheads["depthwise conv"] > 0
     assert 0 < profile.module_call_s < 1e-3 and 0 < profile.free_op_s < 1e-3
     assert profile.interval == (1.0, 1.0) and profile.interval_level == 0   # no blocks: no fit
@@ -168,6 +178,29 @@ def test_synthetic_blocks_are_seeded():
     one, shape = measure.synthetic_block(3)
     two, shape2 = measure.synthetic_block(3)
     assert shape == shape2 and str(one) == str(two)
+
+
+def test_synthetic_blocks_cover_every_kind_and_are_costed_completely():
+    # the blocks calibration times: transformer and ConvNeXt blocks, grouped 1x1 (ShuffleNet V1)
+    # and grouped 3x3 (ResNeXt) convs among them, and every one fully costed (a partial
+    # estimate would fit the scales to missing terms)
+    kinds = set()
+    for seed in range(measure.BLOCKS):
+        model, shape = measure.synthetic_block(seed)
+        report = costmodel.analyze(model, "x".join(map(str, shape)))
+        assert not report.unsupported(), seed
+        kinds |= {latency.op_kinds(n)[0] for n in report.graph if n.calls}
+    assert {"linear", "matmul", "softmax", "layer_norm", "gelu", "group conv",
+            "spatial group conv", "depthwise conv"} <= kinds
+
+
+def test_relative_fit_pulls_towards_one_with_a_ridge():
+    xs = [(1.0, 2.0), (2.0, 1.0), (3.0, 3.0)]
+    rows = [(*x, 2.0 * x[0] + 2.0 * x[1]) for x in xs]      # the truth: both scales 2
+    free = measure._relative_fit(rows)
+    pulled = measure._relative_fit(rows, ridge=1.0)
+    assert free == pytest.approx((2.0, 2.0))
+    assert all(1.0 < k < 2.0 for k in pulled)
 
 
 class Inner(nn.Module):

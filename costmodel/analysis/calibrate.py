@@ -43,6 +43,7 @@ from pathlib import Path
 
 from .latency import DeviceProfile, save_profile
 from .measure import _best_seconds, _fit_blocks
+from .rates import conv_tables, gemm_tables, light_rates, weight_bandwidths
 
 GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
 SPREAD = 1.5          # two GEMM peaks within this factor agree
@@ -164,7 +165,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(threads)
-    share = seconds / 16
+    share = seconds / 24
     try:
         with torch.no_grad():
             peaks = [_gemm_peak(share)]           # measured again after the rest: see below
@@ -241,6 +242,10 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
+            tables = {**conv_tables(4 * share, overheads), **gemm_tables(2 * share, overheads)}
+            weights = weight_bandwidths(share, overheads["linear"])
+            light, bandwidths = light_rates(2 * share, overheads)
+            rates.update(light)
             peaks.append(_gemm_peak(share))
             conv_rate = max(rates[kind] for kind in CONVS)
             peak, found = settle_peak(peaks, conv_rate, lambda: _gemm_peak(share))
@@ -257,7 +262,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         + "".join(f"; warning: {w}" for w in found),
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
-        module_call_s=module_call, free_op_s=free_op)
+        module_call_s=module_call, free_op_s=free_op, tables=tables, bandwidths=bandwidths,
+        weight_bandwidths=weights)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -281,6 +287,15 @@ def describe(profile: DeviceProfile) -> str:
                                               profile.overheads.items()) + ")"
                     if profile.overheads else ""))
     lines += [f"rate      {key}: {value / 1e9:.1f} GFLOP/s" for key, value in profile.rates.items()]
+    for kind, table in profile.tables.items():
+        rates = [r for row in table["rates"] for r in row]
+        lines.append(f"table     {kind}: {min(rates) / 1e9:.1f}-{max(rates) / 1e9:.1f} GFLOP/s "
+                     f"over {len(table['rows'])} x {len(table['width'])} shapes")
+    lines += [f"bandwidth {kind}: {value / 1e9:.1f} GB/s" for kind, value in
+              profile.bandwidths.items()]
+    if profile.weight_bandwidths:
+        lines.append("weights   " + ", ".join(f"{b / 2 ** 20:.2g} MiB {bw / 1e9:.1f} GB/s"
+                                               for b, bw in profile.weight_bandwidths))
     if profile.module_call_s or profile.free_op_s:
         lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")

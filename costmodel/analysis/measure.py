@@ -39,6 +39,9 @@ def _best_seconds(fn: Callable[[], object], budget: float) -> float:
 
 #: how many synthetic blocks calibration times (half to fit, half held out)
 BLOCKS = 48
+#: pull of the in-network scales towards 1, per fitted block (see _relative_fit): a scale moved
+#: by 0.2 costs as much as a 4.5% error on every block
+RIDGE = 0.05
 #: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
 COLD_BYTES = 4 * 2 ** 20
 
@@ -46,8 +49,11 @@ COLD_BYTES = 4 * 2 ** 20
 def synthetic_block(seed: int):
     """A small network of one seeded random kind, and its input shape: stacks of ResNet basic
     units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite),
-    ShuffleNet V2 units or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a
-    pooled linear head. Built by costmodel for calibration; never a user's model."""
+    ShuffleNet V2 units, ShuffleNet V1 units (grouped 1x1 convs), ResNeXt units (grouped 3x3
+    convs) or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a pooled linear
+    head; or pre-norm transformer blocks (attention written out, GELU MLP) on 49-197 tokens of
+    96-384 features, or ConvNeXt blocks (7x7 depthwise conv, channels-last layer norm and MLP).
+    Built by costmodel for calibration; never a user's model."""
     import random
 
     import torch
@@ -56,8 +62,11 @@ def synthetic_block(seed: int):
     c = rng.choice((16, 24, 32, 48, 64, 96, 128, 192))
     size = rng.choice((14, 28, 56))
     units = rng.randint(2, 5)
-    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain"))
+    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain", "group",
+                       "resnext", "transformer", "convnext"))
     act = rng.choice((nn.ReLU, nn.Hardswish, nn.SiLU))
+    if kind in ("transformer", "convnext"):
+        return _token_block(rng, kind, units)
 
     def cba(cin, cout, k=1, groups=1, activation=True):
         layers = [nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
@@ -96,6 +105,16 @@ def synthetic_block(seed: int):
             n, ch, h, w = y.shape
             return y.view(n, 2, ch // 2, h, w).transpose(1, 2).contiguous().view(n, ch, h, w)
 
+    class ChannelShuffle(nn.Module):
+        def __init__(self, groups):
+            super().__init__()
+            self.groups = groups
+
+        def forward(self, x):
+            n, ch, h, w = x.shape
+            return (x.view(n, self.groups, ch // self.groups, h, w).transpose(1, 2)
+                    .contiguous().view(n, ch, h, w))
+
     class Head(nn.Module):
         def __init__(self, ch):
             super().__init__()
@@ -110,6 +129,17 @@ def synthetic_block(seed: int):
             layers.append(Residual(cba(c, c, 3) + cba(c, c, 3, activation=False), nn.ReLU()))
         elif kind == "shuffle":
             layers.append(Shuffle(c))
+        elif kind == "group":                       # ShuffleNet V1 units
+            g = rng.choice((2, 3, 4, 8))
+            ch = g * max(2, c // g)
+            layers.append(Residual(cba(ch, ch, 1, g) + [ChannelShuffle(g)]
+                                   + cba(ch, ch, 3, ch, False) + cba(ch, ch, 1, g, False),
+                                   nn.ReLU()) if ch == c else nn.Conv2d(c, c, 1, bias=False))
+        elif kind == "resnext":
+            per_group = rng.choice((4, 8, 16, 32))
+            wide = per_group * max(2, c // per_group)
+            layers.append(Residual(cba(c, wide) + cba(wide, wide, 3, wide // per_group)
+                                   + cba(wide, c, activation=False), nn.ReLU()))
         elif kind == "plain":                       # bare convs, as in the paper's G1-G3 nets
             wide = c * rng.choice((1, 2, 4))
             k = rng.choice((1, 1, 3))
@@ -125,13 +155,58 @@ def synthetic_block(seed: int):
     return nn.Sequential(*layers).eval(), (1, c, size, size)
 
 
-def _relative_fit(rows: list[tuple[float, ...]]) -> tuple[float, ...]:
-    """Scales (k_1 .. k_n) minimising sum (sum_i k_i x_i / m - 1)^2 over rows (x_1 .. x_n, m):
-    the relative error, so small and large blocks count alike. Falls back to one common scale
-    when the normal equations are singular or give a scale <= 0."""
+def _token_block(rng, kind: str, units: int):
+    """Transformer blocks (pre-norm, attention written out with reshapes and permutes, a GELU
+    MLP) on (1, tokens, dim), or ConvNeXt blocks on (1, dim, size, size)."""
+    import torch
+    from torch import nn
+    dim = rng.choice((96, 192, 384))
+    heads = dim // 32
+
+    class Attention(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm1, self.qkv, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 3 * dim), \
+                nn.Linear(dim, dim)
+            self.norm2, self.fc1, self.act, self.fc2 = nn.LayerNorm(dim), \
+                nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+
+        def forward(self, x):
+            b, t, _ = x.shape
+            q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, heads, dim // heads) \
+                .permute(2, 0, 3, 1, 4).unbind(0)
+            a = torch.softmax(q @ k.transpose(-2, -1) * (dim // heads) ** -0.5, dim=-1)
+            x = x + self.proj((a @ v).transpose(1, 2).reshape(b, t, dim))
+            return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+    class ConvNeXt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
+            self.norm, self.fc1, self.act, self.fc2 = nn.LayerNorm(dim), \
+                nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
+
+        def forward(self, x):
+            y = self.norm(self.dw(x).permute(0, 2, 3, 1))
+            return x + self.fc2(self.act(self.fc1(y))).permute(0, 3, 1, 2)
+
+    if kind == "transformer":
+        tokens = rng.choice((49, 50, 197))
+        return nn.Sequential(*(Attention() for _ in range(units))).eval(), (1, tokens, dim)
+    size = rng.choice((7, 14, 28))
+    return nn.Sequential(*(ConvNeXt() for _ in range(units))).eval(), (1, dim, size, size)
+
+
+def _relative_fit(rows: list[tuple[float, ...]], ridge: float = 0.0) -> tuple[float, ...]:
+    """Scales (k_1 .. k_n) minimising sum (sum_i k_i x_i / m - 1)^2 over rows (x_1 .. x_n, m)
+    plus ridge * sum (k_i - 1)^2: the relative error, so small and large blocks count alike,
+    and with `ridge` > 0 a pull towards 1 (no correction) that keeps terms the blocks cannot
+    tell apart from trading against each other on noise. Falls back to one common scale when
+    the normal equations are singular or give a scale <= 0."""
     n = len(rows[0]) - 1
-    a = [[sum(r[i] * r[j] / r[-1] ** 2 for r in rows) for j in range(n)] for i in range(n)]
-    b = [sum(r[i] / r[-1] for r in rows) for i in range(n)]
+    a = [[sum(r[i] * r[j] / r[-1] ** 2 for r in rows) + (ridge if i == j else 0.0)
+          for j in range(n)] for i in range(n)]
+    b = [sum(r[i] / r[-1] for r in rows) + ridge for i in range(n)]
     solved = _solve(a, b)
     if solved is not None and all(k > 0 for k in solved):
         return tuple(solved)
@@ -185,7 +260,8 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> De
             rows.append((dense, light, fixed, measured))
     # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
     # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
-    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(rows[0::2]))
+    fit = rows[0::2]
+    a, c, b = (min(max(k, 1 / 3), 3.0) for k in _relative_fit(fit, RIDGE * len(fit)))
     logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
     low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
     return dataclasses.replace(profile, in_model_scale=a, light_scale=c, overhead_scale=b,

@@ -1,0 +1,236 @@
+"""Calibration's shape-dependent measurements: rate tables of the contractions, rates and
+bandwidths of the transformer-era light ops, and how fast weights stream by their size.
+
+Why tables: on a CPU a contraction's FLOP/s depends on its GEMM shape far more than a single
+rate can say. Measured on a 2-core EPYC at one thread (torch 2.14, oneDNN): a 28x28 1x1 conv
+with 512 channels runs at ~95 GFLOP/s in one group, ~71 in 8 groups (64 channels each) and ~20
+in 64 groups (8 each); a batch-1 linear layer with 50 tokens and 768 -> 3072 features at ~60,
+with 1024 tokens at ~90. So each kind of contraction gets a table of FLOP/s on a grid of
+(rows, width) -- rows: output positions or tokens per matrix; width: channels per group, or
+the smaller GEMM dimension -- and the estimate interpolates it (profiles.table_rate) at each
+op's own shape (latency.op_shape). Every figure is a micro-benchmark of one synthetic op; no
+model is timed here. torch is imported inside the functions.
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+
+from .measure import _best_seconds
+
+#: the grid: rows (output positions of a square map: 7^2 .. 112^2; tokens) and width
+CONV_ROWS = (49, 196, 784, 3136, 12544)
+CONV_WIDTH = (4, 8, 16, 32, 64, 128, 256, 512)
+GEMM_ROWS = (1, 4, 16, 64, 256, 1024, 4096)
+GEMM_WIDTH = (32, 64, 128, 256, 512, 1024)
+MATMUL_ROWS = (16, 49, 64, 196, 784)
+MATMUL_WIDTH = (16, 32, 64, 128)
+#: FLOPs of the largest op measured (~2 ms); larger cells take the rate of the largest measured
+#: cell of their row (a large op runs at the rate a slightly smaller one reaches)
+MAX_FLOPS = 2e8
+#: the grouped-conv tables: group counts, rows, and channels per group
+GROUPS = (2, 8)
+GROUP_ROWS = (196, 784, 3136)
+GROUP_WIDTH = (4, 8, 16, 32, 64, 128)
+#: channel counts of the depthwise-conv table
+DEPTHWISE_WIDTH = (16, 32, 64, 128, 256, 512, 1024)
+#: per-op weight sizes (bytes) of the weight-streaming measurement, and the bytes streamed per
+#: size (twice a 32 MiB last-level cache, so every matrix is read cold)
+WEIGHT_SIZES = (2 ** 18, 2 ** 20, 2 ** 22, 2 ** 24, 2 ** 26)
+STREAM_BYTES = 2 ** 26
+
+
+def _cycled(shape, cold_bytes: int = 2 ** 22):
+    """An endless cycle of random inputs of `shape` that together overflow `cold_bytes`: an op
+    in a network reads what the op before it wrote, not what it read itself a moment ago."""
+    import torch
+    count = -(-cold_bytes // (4 * math.prod(shape)))
+    return itertools.cycle([torch.randn(shape) for _ in range(max(1, min(count, 16)))])
+
+
+def _fill(rates: list[list[float | None]]) -> list[list[float]]:
+    """Cells not measured (too large) take the nearest measured cell of their row, else of the
+    row before."""
+    out: list[list[float]] = []
+    for row in rates:
+        known = [(j, r) for j, r in enumerate(row) if r is not None]
+        if not known:
+            out.append(list(out[-1]) if out else [1.0] * len(row))
+            continue
+        out.append([r if r is not None else min(known, key=lambda jr: abs(jr[0] - j))[1]
+                    for j, r in enumerate(row)])
+    return out
+
+
+#: every cell is measured in PASSES passes over the grid, and the fastest kept: a burst of
+#: other work on the machine slows one pass of a cell, rarely all of them
+PASSES = 2
+
+
+def _table(rows, width, measure: Callable[[int, int], float | None], scale: float = 1.0
+           ) -> dict:
+    """A rate table over rows x width: each cell's fastest of PASSES passes (measure gets
+    budget / PASSES per call, see the callers), cells too large filled by _fill. The width
+    axis is recorded as width x `scale`: the feature latency.op_shape computes for the op
+    measured (a k x k conv with w channels in and out has GEMM width sqrt(k^2 w x w) = k w)."""
+    best: list[list[float | None]] = [[None] * len(width) for _ in rows]
+    for _ in range(PASSES):
+        for i, r in enumerate(rows):
+            for j, w in enumerate(width):
+                rate = measure(r, w)
+                if rate is not None:
+                    best[i][j] = max(rate, best[i][j] or 0.0)
+    return {"rows": [float(r) for r in rows], "width": [float(w * scale) for w in width],
+            "rates": _fill(best)}
+
+
+def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget: float
+               ) -> float | None:
+    """FLOP/s of a k x k conv with `width` channels per group in and out, in `groups` groups,
+    on a square map of `rows` positions, after `fixed` seconds of fixed cost; None when
+    larger than MAX_FLOPS."""
+    import torch
+    import torch.nn.functional as F
+    size = round(math.sqrt(rows))
+    channels = width * groups
+    flops = 2 * k * k * width * channels * size * size
+    if flops > MAX_FLOPS:
+        return None
+    weight = torch.randn(channels, width, k, k)
+    xs = _cycled((1, channels, size, size))
+    t = _best_seconds(lambda: F.conv2d(next(xs), weight, padding=k // 2, groups=groups), budget)
+    return flops / max(t - fixed, t / 2)
+
+
+def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
+    """FLOP/s of 1x1 and 3x3 convs on their grids (batch 1, square maps, in = out channels),
+    after the kind's fixed cost: dense ("conv", "spatial conv") on CONV_ROWS x CONV_WIDTH, and
+    grouped in each of GROUPS groups ("group conv@G", "spatial group conv@G") on GROUP_ROWS x
+    GROUP_WIDTH channels per group. A grouped conv's rate is set by its channels per group
+    and by its number of groups together (at 64 channels per group, 2 groups run near the dense
+    rate and 8 groups at two thirds of it), so latency.op_rate interpolates between the
+    tables of the two nearest group counts."""
+    cells = 2 * (len(CONV_ROWS) * len(CONV_WIDTH) + len(GROUPS) * len(GROUP_ROWS)
+                 * len(GROUP_WIDTH)) + len(CONV_ROWS) * len(DEPTHWISE_WIDTH)
+    share = budget / (cells * PASSES)
+    tables = {}
+    for kind, k in (("conv", 1), ("spatial conv", 3)):
+        fixed = overheads.get(kind, 0.0)
+        tables[kind] = _table(CONV_ROWS, CONV_WIDTH, lambda rows, width, k=k, fixed=fixed:
+                              _conv_rate(rows, width, k, 1, fixed, share), k)
+    for kind, k in (("group conv", 1), ("spatial group conv", 3)):
+        fixed = overheads.get("group conv", 0.0)
+        for g in GROUPS:
+            tables[f"{kind}@{g}"] = _table(
+                GROUP_ROWS, GROUP_WIDTH, lambda rows, width, k=k, g=g, fixed=fixed:
+                _conv_rate(rows, width, k, g, fixed, share), k)
+    # depthwise 3x3 convs: one channel per group, the width axis is the channel count
+    fixed = overheads.get("depthwise conv", 0.0)
+    tables["depthwise conv"] = _table(CONV_ROWS, DEPTHWISE_WIDTH, lambda rows, channels:
+                                      _conv_rate(rows, 1, 3, channels, fixed, share))
+    return tables
+
+
+def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
+    """FLOP/s of linear layers (rows tokens; in and out features width and 4 x width, both
+    ways, as in a transformer's MLP) and of batched matmuls (rows x width x rows and rows x
+    rows x width per matrix, as in attention) on their grids."""
+    import torch
+    import torch.nn.functional as F
+    cells = len(GEMM_ROWS) * len(GEMM_WIDTH) + len(MATMUL_ROWS) * len(MATMUL_WIDTH)
+    share = budget / (cells * PASSES)
+    fixed = overheads.get("linear", 0.0)
+
+    def linear(rows: int, width: int) -> float | None:
+        flops = 2 * 2 * rows * width * 4 * width
+        if flops > 2 * MAX_FLOPS:
+            return None
+        w_up, w_down = torch.randn(4 * width, width), torch.randn(width, 4 * width)
+        xs, hs = _cycled((rows, width)), _cycled((rows, 4 * width))
+        t = _best_seconds(lambda: (F.linear(next(xs), w_up), F.linear(next(hs), w_down)), share)
+        return flops / max(t - 2 * fixed, t / 2)
+
+    def matmul(rows: int, width: int) -> float | None:
+        batch = max(1, min(64, int(2e7 // (4 * rows * rows * width))))
+        flops = 2 * 2 * batch * rows * rows * width
+        q, k = torch.randn(batch, rows, width), torch.randn(batch, width, rows)
+        p, v = torch.randn(batch, rows, rows), torch.randn(batch, rows, width)
+        t = _best_seconds(lambda: (torch.matmul(q, k), torch.matmul(p, v)), share)
+        return flops / max(t - 2 * fixed, t / 2)
+    # a linear's width feature is sqrt(in x out) = sqrt(w x 4w) = 2w (latency.op_shape)
+    return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0),
+            "matmul": _table(MATMUL_ROWS, MATMUL_WIDTH, matmul)}
+
+
+def weight_bandwidths(budget: float, fixed: float) -> tuple[tuple[float, float], ...]:
+    """(bytes of one op's weights, bytes/s) for batch-1 linear layers over WEIGHT_SIZES square
+    matrices, STREAM_BYTES of them per size (each read cold), after the fixed cost per op; the
+    fastest of PASSES passes over the sizes, then made non-decreasing in size (a longer matrix
+    streams at least as fast per byte as a shorter one: what is slower is a disturbed
+    measurement, and takes the rate of the next smaller size)."""
+    import torch
+    import torch.nn.functional as F
+    best = dict.fromkeys(WEIGHT_SIZES, 0.0)
+    for _ in range(PASSES):
+        for nbytes in WEIGHT_SIZES:
+            n = round(math.sqrt(nbytes / 4))
+            ws = [torch.randn(n, n) for _ in range(max(2, STREAM_BYTES // nbytes))]
+            v = torch.randn(1, n)
+
+            def stream(ws=ws, v=v):
+                for w in ws:
+                    F.linear(v, w)
+            t = _best_seconds(stream, budget / len(WEIGHT_SIZES) / PASSES) / len(ws)
+            best[nbytes] = max(best[nbytes], 4 * n * n / max(t - fixed, t / 2))
+            ws.clear()
+    points, floor = [], 0.0
+    for nbytes in WEIGHT_SIZES:
+        floor = max(floor, best[nbytes])
+        points.append((float(4 * round(math.sqrt(nbytes / 4)) ** 2), floor))
+    return tuple(points)
+
+
+#: (shape, permutation) of the strided copies timed for the "copy" bandwidth: a channel shuffle,
+#: NHWC <-> NCHW, a window partition, attention heads split
+COPIES = (((1, 2, 58, 28, 28), (0, 2, 1, 3, 4)), ((1, 56, 56, 96), (0, 3, 1, 2)),
+          ((1, 96, 56, 56), (0, 2, 3, 1)), ((1, 8, 7, 8, 7, 96), (0, 1, 3, 2, 4, 5)),
+          ((197, 3, 12, 64), (1, 2, 0, 3)))
+
+
+def light_rates(budget: float, overheads: dict[str, float]) -> tuple[dict[str, float],
+                                                                     dict[str, float]]:
+    """Rates (FLOP/s, costmodel's FLOPs) of softmax, layer norm and 3x3 average pooling on
+    shapes of transformers and CNNs, and the bandwidth (bytes read + written per second) of
+    strided copies and concatenations ("copy"). Returns (rates, bandwidths)."""
+    import torch
+    import torch.nn.functional as F
+    share = budget / 5
+    fixed = overheads.get("elementwise", 0.0)
+
+    def rate(cases) -> float:
+        flops = seconds = 0.0
+        for fn, shape, f in cases:
+            xs = _cycled(shape)
+            t = _best_seconds(lambda fn=fn, xs=xs: fn(next(xs)), share / len(cases))
+            flops, seconds = flops + f, seconds + max(t - fixed, t / 2)
+        return flops / seconds
+    ln = {c: (torch.ones(c), torch.zeros(c)) for c in (96, 192, 384, 768)}
+    rates = {
+        "softmax": rate([(lambda x: torch.softmax(x, -1), s, 5 * math.prod(s))
+                         for s in ((64, 3, 49, 49), (12, 197, 197), (12, 50, 50))]),
+        "layer_norm": rate([(lambda x, c=c: F.layer_norm(x, (c,), *ln[c]), (t, c), 7 * t * c)
+                            for t, c in ((3136, 96), (784, 192), (196, 384), (197, 768))]),
+        "avg_pool": rate([(lambda x: F.avg_pool2d(x, 3, 1, 1), (1, c, s, s), 9 * c * s * s)
+                          for c, s in ((192, 35), (768, 17), (64, 56))]),
+    }
+    moved = seconds = 0.0
+    for shape, perm in COPIES:
+        xs = [x.permute(perm) for x in itertools.islice(_cycled(shape), 4)]
+        turn = itertools.cycle(xs)
+        t = _best_seconds(lambda turn=turn: next(turn).contiguous(), share / (len(COPIES) + 1))
+        moved, seconds = moved + 2 * 4 * math.prod(shape), seconds + max(t - fixed, t / 2)
+    halves = _cycled((1, 116, 28, 28))
+    t = _best_seconds(lambda: torch.cat((next(halves), next(halves)), 1), share / 6)
+    moved, seconds = moved + 4 * 4 * 116 * 28 * 28, seconds + max(t - fixed, t / 2)
+    return rates, {"copy": moved / seconds}

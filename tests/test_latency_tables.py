@@ -1,0 +1,118 @@
+"""Shape-dependent rates of the latency estimate: the rate tables and their interpolation, the
+GEMM shape of each kind of contraction, group factors, weight bandwidth by size, per-kind
+bandwidths, and the profile JSON that carries them."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+from torch import nn
+
+import costmodel
+from costmodel.analysis import latency
+from costmodel.analysis.latency import DeviceProfile
+from costmodel.analysis.profiles import table_rate
+
+TABLE = {"rows": [100.0, 10000.0], "width": [10.0, 1000.0],
+         "rates": [[1e9, 3e9], [5e9, 7e9]]}
+HALF = {**TABLE, "rates": [[r / 2 for r in row] for row in TABLE["rates"]]}
+TOY = DeviceProfile("toy", peak_flops=1e10, bandwidth_bytes_per_s=1e9, overhead_s=0.0,
+                    tables={"conv": TABLE, "spatial conv": TABLE, "linear": TABLE,
+                            "matmul": TABLE, "group conv@2": TABLE, "group conv@8": HALF},
+                    weight_bandwidths=((1e3, 1e8), (1e5, 3e8)),
+                    bandwidths={"copy": 2e8})
+
+
+def test_table_rate_is_bilinear_in_log_axes_and_clamped():
+    assert table_rate(TABLE, 100, 10) == 1e9
+    assert table_rate(TABLE, 10000, 1000) == 7e9
+    # halfway in log rows (1000) and log width (100): the mean of the four corners
+    assert table_rate(TABLE, 1000, 100) == pytest.approx((1e9 + 3e9 + 5e9 + 7e9) / 4)
+    # a quarter of the way in log width at the first row
+    assert table_rate(TABLE, 100, 10 ** 1.5) == pytest.approx(1.5e9)
+    # outside the grid: the edge
+    assert table_rate(TABLE, 1, 1) == 1e9 and table_rate(TABLE, 1e9, 1e9) == 7e9
+
+
+def test_grouped_rates_and_weight_bandwidth_interpolate():
+    # between the 2-group and 8-group tables in log groups, clamped outside
+    assert TOY.grouped_rate("group conv", 100, 10, 2) == 1e9
+    assert TOY.grouped_rate("group conv", 100, 10, 4) == pytest.approx(0.75e9)
+    assert TOY.grouped_rate("group conv", 100, 10, 64) == 0.5e9
+    assert TOY.grouped_rate("spatial group conv", 100, 10, 4) is None
+    assert TOY.weight_bandwidth(1e4) == pytest.approx(2e8)    # halfway in log 1e3..1e5
+    assert TOY.weight_bandwidth(10) == 1e8
+    assert dataclasses.replace(TOY, weight_bandwidths=()).weight_bandwidth(5) == 1e9
+
+
+def _node(model, shape, index=0):
+    report = costmodel.analyze(model, shape)
+    nodes = [n for n in report.graph if n.calls]
+    return nodes[index]
+
+
+def test_op_shape_of_each_contraction():
+    conv = _node(nn.Conv2d(16, 64, 3, padding=1), "1x16x28x28")
+    # 28*28 positions; GEMM inner = 16*3*3 = 144, out = 64: width sqrt(144 * 64) = 96
+    assert latency.op_shape(conv) == (784, 96, 1)
+    grouped = _node(nn.Conv2d(64, 64, 1, groups=8), "2x64x14x14")
+    assert latency.op_shape(grouped) == (2 * 196, 8, 8)
+    assert latency.op_kinds(grouped) == ("group conv",)
+    spatial_grouped = _node(nn.Conv2d(64, 64, 3, groups=4), "1x64x10x10")
+    assert latency.op_kinds(spatial_grouped) == ("spatial group conv", "group conv")
+    linear = _node(nn.Linear(768, 3072), "1x50x768")
+    assert latency.op_shape(linear) == (50, 1536, 1)          # sqrt(768 * 3072)
+
+    class Attn(nn.Module):
+        def forward(self, q, k):
+            return q @ k.transpose(-2, -1)
+    scores = _node(Attn(), ["1x12x49x32", "1x12x49x32"], index=1)
+    assert latency.op_shape(scores) == (49, 32, 1)
+
+
+def test_the_estimate_uses_tables_group_tables_and_kind_bandwidths():
+    conv = _node(nn.Conv2d(64, 64, 1, groups=8, bias=False), "1x64x100x100")
+    flops = conv.cost.flops
+    assert flops == 2 * 100 * 100 * 64 * 8
+    rate = 5e9 / 2        # the 8-group table at (10000 rows, width 8 -> clamped to 10)
+    kinds, shape = latency.op_kinds(conv), latency.op_shape(conv)
+    assert latency.op_rate(kinds, TOY, shape) == pytest.approx(rate)
+    roof, fixed, bound = latency.op_terms(flops, 0, 1, kinds, TOY, 0, shape)
+    assert (roof, fixed, bound) == (pytest.approx(flops / rate), 0.0, "compute")
+    # a depthwise conv's table is read by its channels (groups), not its per-group width
+    dw = _node(nn.Conv2d(64, 64, 3, padding=1, groups=64, bias=False), "1x64x10x10")
+    assert latency.op_shape(dw) == (100, 3, 64)
+    with_dw = dataclasses.replace(TOY, tables={**TOY.tables, "depthwise conv": TABLE})
+    assert latency.op_rate(latency.op_kinds(dw), with_dw, latency.op_shape(dw)) == \
+        pytest.approx(table_rate(TABLE, 100, 64))
+    # without a shape the table is not used: the kind's rate, else the peak
+    assert latency.op_rate(kinds, TOY) == TOY.peak_flops
+    # a copy moves its activations at the kind's bandwidth; weights at their size's bandwidth
+    assert latency.op_terms(0, 4e6, 1, ("copy", "data movement"), TOY)[0] == pytest.approx(
+        4e6 / 2e8)
+    assert latency.op_terms(0, 1e4, 1, ("linear",), TOY, weight_bytes=1e4)[0] == \
+        pytest.approx(1e4 / 2e8)
+
+
+def test_profile_json_round_trip_and_validation():
+    again = DeviceProfile.from_json(TOY.to_json())
+    assert again == TOY and again.tables["group conv@8"] == HALF
+    data = json.loads(TOY.to_json())
+    for key, value, message in (
+            ("tables", {"conv": {"rows": [2, 1], "width": [1], "rates": [[1], [1]]}},
+             "ascending positive axes"),
+            ("tables", {"conv": {"rows": [1]}}, "needs rows, width and rates"),
+            ("tables", {"conv": {"rows": [1], "width": [1, 2], "rates": [[1]]}},
+             "a positive rate for every"),
+            ("weight_bandwidths", [[1, -1]], "bandwidths must be positive"),
+            ("bandwidths", {"copy": 0}, "bandwidths must be positive")):
+        with pytest.raises(ValueError, match=message):
+            DeviceProfile.from_dict({**data, key: value})
+    # a profile saved before tables existed still loads, and estimates as before
+    old = {k: v for k, v in data.items()
+           if k not in ("tables", "weight_bandwidths", "bandwidths")}
+    plain = DeviceProfile.from_dict(old)
+    assert plain.tables == {} and plain.weight_bandwidth(1e6) == plain.bandwidth_bytes_per_s
+    assert math.isclose(latency.op_rate(("conv",), plain, (100, 10, 1)), plain.peak_flops)
