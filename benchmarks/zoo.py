@@ -278,6 +278,7 @@ def main() -> int:
         more = json.loads(other.read_text())
         data["results"].update(more["results"])
         data["skipped"].update(more.get("skipped", {}))
+        data.setdefault("planned", {}).update(more.get("planned", {}))
         data["commands"] = data.get("commands", []) + more.get("commands", [])
         data.setdefault("machine", more.get("machine"))
     if args.merge:
