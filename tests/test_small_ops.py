@@ -32,6 +32,11 @@ N, C = 4, 10
 
 @pytest.mark.parametrize("fn, inputs, flops", [
     (lambda x: torch.clamp_min(x, 0.0), ("2x8",), 16),
+    (lambda x: torch.diff(x), ("2x8",), 2 * 7),                     # 7 subtractions per row
+    (lambda x: x.diff(dim=0), ("3x8",), 2 * 8),
+    (lambda x: torch.diff(x, n=2), ("2x8",), 2 * (7 + 6)),          # pass 1: 7, pass 2: 6
+    (lambda x, p: torch.diff(x, prepend=p, dim=-1), ("2x8", "2x1"), 2 * 8),
+    (lambda x, p: torch.diff(x, n=3, dim=1, append=p), ("2x5x3", "2x2x3"), 2 * 3 * (6 + 5 + 4)),
     (lambda x: x.clamp_max(1.0), ("2x8",), 16),
     (lambda x: x.clamp_min_(0.0), ("2x8",), 16),
     (lambda a, b: torch.outer(a, b), ("3", "5"), 3 * 5),
@@ -137,6 +142,7 @@ def test_weight_norm_parametrization_is_complete():
     (lambda x, t: F.mse_loss(x, t), (f"{N}x{C}", f"{N}x{C}")),
     (lambda x, g: F.grid_sample(x, g, align_corners=False), ("2x3x4x6", "2x5x7x2")),
     (lambda a, b: torch.outer(a, b), ("3", "5")),
+    (lambda x, p: torch.diff(x, n=2, append=p), ("8", "2")),
 ])
 def test_training_mode_has_backward(fn, inputs):
     """mode='train' costs their backward too (not a silent zero): the first operand is a
@@ -144,3 +150,50 @@ def test_training_mode_has_backward(fn, inputs):
     first = nn.Parameter(torch.randn(tuple(int(s) for s in inputs[0].split("x"))))
     report = run(lambda *xs: fn(xs[-1], *xs[:-1]), *inputs[1:], params=(first,), mode="train")
     assert report.train.backward.flops > 0 and report.train.status == "complete"
+
+
+def test_diff_backward_is_one_flop_per_element_of_each_pass():
+    """n=2 on 8 + 2 appended elements: the passes read 10 then 9 elements; each adjoint is one
+    subtraction per element read."""
+    x = nn.Parameter(torch.randn(8))
+    report = run(lambda p, x: torch.diff(x, n=2, append=p), "2", params=(x,), mode="train")
+    assert report.train.backward.flops == 10 + 9
+    assert report.train.forward.flops == 9 + 8
+
+
+def test_packed_sequence_check_of_transformers_masks_is_complete():
+    """A miniature of transformers' `masking_utils.find_packed_sequence_indices`, which every
+    decoder's mask runs with use_cache=False (training, or a plain forward without a cache): diff
+    of the position ids with the first one minus 1 prepended, then a cumulative sum. It left the
+    whole model partial (`torch.diff` had no formula)."""
+    def packed(position_ids):
+        first_dummy_value = position_ids[:, :1] - 1
+        position_diff = torch.diff(position_ids, prepend=first_dummy_value, dim=-1)
+        return (position_diff != 1).cumsum(-1)
+
+    report = run(packed, "2x32:int64")
+    diff = next(layer for layer in report.layers if layer.op == "diff")
+    assert diff.cost.flops == 2 * 32 and diff.outputs == ((2, 32),)
+
+
+def test_aten_slice_called_directly_is_a_view():
+    """torch.ops.aten.slice called from Python, as torch's `generic_associative_scan` does (the
+    scan transformers' Mamba models take under a trace): a view, no FLOPs; it left them partial."""
+    from torch._higher_order_ops.associative_scan import generic_associative_scan
+
+    combined = []
+
+    def combine(a_left, b_left, a_right, b_right):    # Mamba's: h_t = a_t * h_{t-1} + b_t
+        combined.append(a_right.numel())
+        return a_left * a_right, a_right * b_left + b_right
+
+    def scan(a, b):
+        return generic_associative_scan(combine, [a, b], dim=2)[1]
+
+    report = run(scan, "1x4x8x3", "1x4x8x3")
+    slices = [layer for layer in report.layers if layer.target == "torch._ops.aten.slice"]
+    assert slices and all(layer.cost.flops == 0 for layer in slices)
+    # the scan's arithmetic, from a real run: 3 element-wise ops per element of each combine
+    combined.clear()
+    scan(torch.rand(1, 4, 8, 3), torch.rand(1, 4, 8, 3))
+    assert report.totals.flops == 3 * sum(combined)

@@ -7,7 +7,7 @@ import torch
 from torch import Tensor
 
 from ..core.vocab import OpFlag
-from .registry import Binding, bind, note
+from .registry import Binding, bind, bind_op, note
 from .shape_rules import _cat, _embedding, _one_hot
 
 
@@ -75,6 +75,9 @@ bind("copy", "torch.masked_select Tensor.masked_select", MOVE, extra=_view_extra
 bind("copy", "Tensor.__getitem__", MOVE, extra=_view_extra, flags=(SCATTER_ADD, CAPS),
      sizes=_mask_index)
 bind("copy", "Tensor.narrow torch.narrow", MOVE, extra=_view_extra, flags=(CAPS,))
+# the aten overload itself, as torch's own Python calls it (associative_scan's generic combine,
+# which transformers' Mamba models take under a trace); a view
+bind_op("copy", "aten::slice", MOVE, extra=_view_extra, flags=(CAPS,))
 bind("copy", "Tensor.index_put_ Tensor.index_put", MOVE, extra=_view_extra, sizes=_mask_index)
 # any other copy: its backward is the inverse copy
 bind("copy", "Tensor.permute torch.permute "

@@ -96,6 +96,7 @@ bind("masked_fill", "Tensor.masked_fill_", ("input", "mask", "value"), shape=_fi
 bind("lerp", "torch.lerp Tensor.lerp", ("input", "end", "weight"))
 bind("addcmul", "torch.addcmul Tensor.addcmul", ("input", "tensor1", "tensor2", "value"))
 bind("addcdiv", "torch.addcdiv Tensor.addcdiv", ("input", "tensor1", "tensor2", "value"))
+bind("diff", "torch.diff Tensor.diff", ("input", "n", "dim", "prepend", "append"))
 bind("tril", "torch.tril Tensor.tril", ("input", "diagonal"))
 bind("triu", "torch.triu Tensor.triu", ("input", "diagonal"))
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ...core.cost import Cost
-from ..forward.pointwise import ACTIVATIONS, ELEMENTWISE
+from ..forward.pointwise import ACTIVATIONS, ELEMENTWISE, diff_steps
 from ..registry import (
     BACKWARD,
     Backward,
@@ -176,6 +176,15 @@ backward("var", "std", "var_mean", "std_mean")(_per_input(3, ("input",)))  # 2 (
 
 no_backward("histc", "torch defines no derivative for histc (counts are piecewise constant); its "
             "input (MoE expert ids) never needs a gradient")
+
+
+@backward("diff")
+def diff(grad: GradCall) -> Backward:
+    """Each pass's adjoint, gx[i] = gy[i - 1] - gy[i] (the edges a copy or a negation): 1 FLOP per
+    element of that pass's input, so rest * sum over k = 1..n of (L - k + 1); saves nothing.
+    prepend's and append's gradients are slices of the same result."""
+    gy, x = grad_out(grad.call), grad.call.t("input")
+    return Kernels().add(flops=diff_steps(grad.call, extra=1), reads=(gy,), writes=(x,)).done()
 
 
 @backward("outer")

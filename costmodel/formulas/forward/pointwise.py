@@ -8,6 +8,8 @@ only once) and writes each output once; in-place ops write their input.
 """
 from __future__ import annotations
 
+import math
+
 from ...core.cost import Cost
 from ...core.vocab import Category
 from ..registry import OpCall, formula, io_mac, params_of, simple_cost
@@ -86,6 +88,25 @@ def outer(call: OpCall) -> Cost:
     """torch.outer(a, b) = a[:, None] * b[None, :]: n * m multiplies and no adds, so FLOPs =
     n * m and MAdds = 0 (as an einsum pair that sums nothing)."""
     return simple_cost(call, flops=call.out.numel)
+
+
+def diff_steps(call: OpCall, extra: int = 0) -> int:
+    """Element count summed over torch.diff's n passes along `dim`: pass k (1..n) turns L - k + 1
+    elements into L - k, with L the input's length plus prepend's and append's. `extra` = 0 counts
+    each pass's outputs (the forward's subtractions), 1 its inputs (the backward's)."""
+    x, n = call.t("input"), call.attr("n", 1)
+    axis = call.attr("dim", -1) % len(x.shape)
+    rest = math.prod(s for i, s in enumerate(x.shape) if i != axis)
+    length = call.out.shape[axis] + n
+    return rest * sum(max(length - k + extra, 0) for k in range(1, n + 1))
+
+
+@formula("diff", category=Category.ELEMENTWISE)
+def diff(call: OpCall) -> Cost:
+    """torch.diff: out[i] = x[i + 1] - x[i] along `dim`, n times over, on x with prepend and append
+    joined: FLOPs = rest * sum over k = 1..n of (L - k), L the joined length and rest the product
+    of the other dims (1 subtraction per element each pass written); MAC = inputs + output."""
+    return simple_cost(call, flops=diff_steps(call))
 
 
 @formula("polar", category=Category.ELEMENTWISE)
