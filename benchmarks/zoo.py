@@ -291,7 +291,9 @@ def main() -> int:
             jobs = [j for j in jobs if f"{j['suite']}:{j['name']}" not in data["results"]]
         data["skipped"].update(skipped)
         data["machine"] = _machine()
-        command = "taskset -c 0 python benchmarks/zoo.py " + " ".join(sys.argv[1:])
+        pinned = sorted(os.sched_getaffinity(0))
+        command = (f"taskset -c {','.join(map(str, pinned))} " if len(pinned) < (os.cpu_count()
+                   or 1) else "") + "python benchmarks/zoo.py " + " ".join(sys.argv[1:])
         data["commands"] = data.get("commands", []) + [command]
         print(f"{len(jobs)} models, timeout {args.timeout:.0f} s, {args.workers} worker(s)",
               flush=True)
