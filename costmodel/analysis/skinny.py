@@ -20,6 +20,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from .profiles import interp
+
 #: rows (M) and input widths (K) calibration measures
 ROWS = (1, 2, 4, 8, 16)
 WIDTHS = (128, 256, 512, 1024, 2048, 4096)
@@ -38,34 +40,18 @@ def _grid(table: Mapping[str, float]) -> tuple[list[int], list[int]]:
     return sorted({m for m, _ in pairs}), sorted({k for _, k in pairs})
 
 
-def _between(values: list[int], x: int) -> tuple[int, int, float]:
-    """The grid points around x and x's position between them in log2 (clamped to the grid)."""
-    if x <= values[0]:
-        return values[0], values[0], 0.0
-    if x >= values[-1]:
-        return values[-1], values[-1], 0.0
-    hi = next(v for v in values if v >= x)
-    lo = values[values.index(hi) - 1]
-    return lo, hi, (math.log2(x) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
-
-
 def bandwidth(table: Mapping[str, float], rows: int, width: int) -> float | None:
     """Weight bytes per second of a linear over `rows` rows with input width `width`: the
-    table's value, bilinear in (log2 rows, log2 width) between grid points, widths clamped to
-    the grid; None when the table is empty or `rows` exceeds its largest rows."""
+    table's value, bilinear in (log rows, log width) on the log of the bandwidths
+    (profiles.interp), clamped to the grid; None when the table is empty or `rows` exceeds its
+    largest rows."""
     if not table:
         return None
     ms, ks = _grid(table)
     if rows > ms[-1] or rows < 1:
         return None
-    m0, m1, fm = _between(ms, rows)
-    k0, k1, fk = _between(ks, width)
-
-    def at(m: int, k: int) -> float:
-        return math.log(table[key(m, k)])
-    low = at(m0, k0) * (1 - fk) + at(m0, k1) * fk
-    high = at(m1, k0) * (1 - fk) + at(m1, k1) * fk
-    return math.exp(low * (1 - fm) + high * fm)
+    per_row = [interp(ks, [math.log(table[key(m, k)]) for k in ks], width) for m in ms]
+    return math.exp(interp(ms, per_row, rows))
 
 
 def linear_shape(node: Any) -> tuple[int, int] | None:
