@@ -6,6 +6,10 @@ load. The table gives each side's best over all rounds and B / A (below 1: B is 
 
     python benchmarks/compare_checkouts.py /path/to/old/checkout /path/to/new/checkout \
         [--rounds 5] [--repeat 7] [--threads 1] [models...]
+
+A model is a torchvision name (analysed at 1x3x224x224 and 32x3x224x224) or `timm:NAME` (built
+with pretrained=False, analysed at batch 1 and 32 of its default input size, as benchmarks/zoo.py
+does). The timed call is a warm one (after one analyze() of the same model), in both checkouts.
 """
 from __future__ import annotations
 
@@ -27,16 +31,22 @@ warnings.filterwarnings("ignore")
 import costmodel
 out = {{}}
 for name in {models!r}:
-    model = torchvision.models.get_model(name).eval()
-    costmodel.analyze(model, "1x3x224x224")                  # warm-up: imports, first-call caches
+    if name.startswith("timm:"):
+        import timm, timm.data
+        model = timm.create_model(name[5:], pretrained=False).eval()
+        image = "x".join(map(str, timm.data.resolve_data_config({{}}, model=model)["input_size"]))
+    else:
+        model = torchvision.models.get_model(name).eval()
+        image = "3x224x224"
+    costmodel.analyze(model, "1x" + image)                   # warm-up: imports, first-call caches
     best = {{}}
-    for size in ("1x3x224x224", "32x3x224x224"):
+    for batch in ("1", "32"):
         times = []
         for _ in range({repeat}):
             start = time.perf_counter()
-            costmodel.analyze(model, size)
+            costmodel.analyze(model, batch + "x" + image)
             times.append(time.perf_counter() - start)
-        best[size] = min(times)
+        best["b" + batch] = min(times)
     out[name] = best
 print(json.dumps(out))
 """
@@ -75,16 +85,16 @@ def main() -> None:
           f"{args.threads} thread(s), {args.rounds} interleaved rounds x best of {args.repeat}, "
           f"{time.strftime('%Y-%m-%d')}")
     print(f"A = {args.a}\nB = {args.b}")
-    print(f"{'model':20s} {'A b1':>9s} {'B b1':>9s} {'B/A b1':>7s} {'A b32':>9s} {'B b32':>9s} "
+    print(f"{'model':30s} {'A b1':>9s} {'B b1':>9s} {'B/A b1':>7s} {'A b32':>9s} {'B b32':>9s} "
           f"{'B/A b32':>8s}")
     ratios = []
     for model in args.models:
         a, b = best["a"][model], best["b"][model]
-        r1 = b["1x3x224x224"] / a["1x3x224x224"]
-        r32 = b["32x3x224x224"] / a["32x3x224x224"]
+        r1 = b["b1"] / a["b1"]
+        r32 = b["b32"] / a["b32"]
         ratios += [r1, r32]
-        print(f"{model:20s} {a['1x3x224x224'] * 1e3:7.1f}ms {b['1x3x224x224'] * 1e3:7.1f}ms "
-              f"{r1:6.2f}x {a['32x3x224x224'] * 1e3:7.1f}ms {b['32x3x224x224'] * 1e3:7.1f}ms "
+        print(f"{model:30s} {a['b1'] * 1e3:7.1f}ms {b['b1'] * 1e3:7.1f}ms "
+              f"{r1:6.2f}x {a['b32'] * 1e3:7.1f}ms {b['b32'] * 1e3:7.1f}ms "
               f"{r32:7.2f}x")
     geo = 1.0
     for r in ratios:

@@ -102,11 +102,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
              training: bool = False, how: CaptureChoice = CaptureChoice.AUTO) -> Report:
     given = _inputs.prepare(model, positional, named, training)
-    g, used, found = _capture(model, given, float_dtype, training, how)
+    g, used, found, modules = _capture(model, given, float_dtype, training, how)
     layers, costed = annotate(g)
     g.context = AnalysisContext(g)   # each analysis of the graph, computed once on first use
     diagnostics = [*given.diagnostics, *found, *costed]
-    params, params_unused, found = _model_findings(model, g, training)
+    params, params_unused, found = _model_findings(model, modules, g, training)
     diagnostics += found
     sums = total(layer.cost for layer in layers)
     unsupported = tuple(sorted({d.op for d in diagnostics
@@ -121,8 +121,10 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
-             how: CaptureChoice) -> tuple[CostGraph, CaptureKind, list[Diagnostic]]:
-    """The cost graph from the eager capture, or torch.fx's when asked or when eager stops."""
+             how: CaptureChoice
+             ) -> tuple[CostGraph, CaptureKind, list[Diagnostic], list[tuple[str, nn.Module]]]:
+    """The cost graph from the eager capture, or torch.fx's when asked or when eager stops, and
+    `model.named_modules()` (the eager capture's clone walked them already)."""
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
     if how is not CaptureChoice.FX:   # the default: the model's own forward, once, on meta
@@ -132,9 +134,10 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
             try:
                 recording = Recording(model, training=training, float_dtype=float_dtype)
                 g, run = eager.capture(model, recording, given.values, given.by_position,
-                                            as_trace)
+                                       as_trace)
+                modules = recording.meta.modules()
                 return (g, CaptureKind.EAGER,
-                        eager.diagnostics(g, run) + _hooks(model, recording))
+                        eager.diagnostics(g, run) + _hooks(modules, recording), modules)
             except EagerError as exc:
                 eager_error = eager_error or exc
         if how is CaptureChoice.EAGER:
@@ -153,17 +156,18 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
             Code.CAPTURE_FALLBACK, Severity.INFO,
             f"{first_line(eager_error)}; analysed with torch.fx instead, which traces the "
             f"forward symbolically"))
-    return g, CaptureKind.FX, diagnostics + _hooks(model, recording)
+    modules = recording.meta.modules()
+    return g, CaptureKind.FX, diagnostics + _hooks(modules, recording), modules
 
 
-def _hooks(model: nn.Module, recording: Recording) -> list[Diagnostic]:
+def _hooks(modules: list[tuple[str, nn.Module]], recording: Recording) -> list[Diagnostic]:
     """CM011: the model's forward hooks that ran (on meta tensors, as part of its forward) and
     those skipped because they failed there; CM005: hooks that did not run (backward hooks, and
     forward hooks of modules torch.fx inlined or the forward never called)."""
     meta = recording.meta
     found = []
     hooked, backward = [], []   # one walk over the modules for both kinds
-    for n, m in model.named_modules():
+    for n, m in modules:
         if m._forward_hooks or m._forward_pre_hooks:
             hooked.append(n or "(root)")
         if m._backward_hooks or m._backward_pre_hooks:
@@ -206,11 +210,11 @@ def _fx_graph(model: nn.Module, given: _inputs.Inputs, recording: Recording,
     return _fx.capture(model, graph, recording, {**defaults, **given.values})
 
 
-def _model_findings(model: nn.Module, g: CostGraph, training: bool
-                    ) -> tuple[int, int, list[Diagnostic]]:
-    """The model's parameters (tied ones once), those the forward never reads, CM004 and CM007."""
+def _model_findings(model: nn.Module, modules: list[tuple[str, nn.Module]], g: CostGraph,
+                    training: bool) -> tuple[int, int, list[Diagnostic]]:
+    """The model's parameters (tied ones once), those the forward never reads, CM004 and CM007
+    (`modules`: model.named_modules())."""
     diagnostics: list[Diagnostic] = []
-    modules = list(model.named_modules())
     all_params: dict[int, tuple[str, int]] = {}   # as model.named_parameters(): tied ones once
     for prefix, module in modules:
         for key, p in module._parameters.items():

@@ -55,7 +55,7 @@ from .known import (
     stay_on_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
-from .routing import ROUTERS, assumed_choices, moe_blocks
+from .routing import ROUTERS, assumed_choices
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
@@ -280,7 +280,7 @@ class EagerCapture:
             as_trace: bool = True) -> CostGraph:
         with swapped(self.replaced, self.stack):   # before the wrap: it may swap a forward
             root = self.recording.meta.clone("")
-            self.moe = moe_blocks(root)
+            self.moe = frozenset(self.recording.meta.moe)   # routing.moe_blocks(root)
             self._wrap(root, "")
             builder = self.builder
             for name, value in inputs.items():

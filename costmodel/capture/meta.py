@@ -34,6 +34,24 @@ _NO_HOOKS = ("_backward_hooks", "_backward_pre_hooks")      # never run: nothing
 VALUE_CAP = 1 << 16
 
 
+
+#: type -> whether its instances are tensors: `isinstance(v, Tensor)` is slow when it is false
+#: (Tensor's metaclass), and the capture asks it about every argument of every call
+IS_TENSOR: dict[type, bool] = {}
+
+
+def is_tensor(value: Any) -> bool:
+    """isinstance(value, Tensor), answered from a per-type memo (exact: it depends on the type)."""
+    kind = type(value)
+    try:
+        found = IS_TENSOR.get(kind)
+    except TypeError:   # a type whose metaclass makes it unhashable
+        return isinstance(value, Tensor)
+    if found is None:
+        found = IS_TENSOR[kind] = isinstance(value, Tensor)
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class Weight:
     """A parameter, buffer or constant tensor of the user's model, seen through its meta twin."""
@@ -95,6 +113,14 @@ class MetaModel:
         self.hooks_failed: dict[str, str] = {}       # module -> why a hook of it was skipped
         self._clone_of: dict[int, nn.Module] = {}    # id(user module) -> its clone
         self.values: dict[int, tuple[Tensor, Tensor]] = {}   # id(meta) -> (meta, real CPU value)
+        #: (qualified name, user module) of every module cloned so far, each once, in the order
+        #: of `model.named_modules()` once the root is cloned (the analyses that walk the model
+        #: read it instead of walking it again)
+        self.walk: list[tuple[str, nn.Module]] = []
+        self._walked: set[int] = set()
+        #: qualified names of the modules with a child named `experts` (routing.py's MoE blocks),
+        #: every path of the root's clone
+        self.moe: set[str] = set()
 
     def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
         meta = self._twins.get(id(t) if key is None else key)
@@ -115,33 +141,43 @@ class MetaModel:
         return module
 
     def _meta_clone(self, mod: nn.Module, prefix: str) -> nn.Module:
+        # runs once per module of the model on every analysis: kept to one pass over each dict
         clone = object.__new__(type(mod))
-        state = dict(mod.__dict__)
+        source = mod.__dict__
+        state = dict(source)
         dot = f"{prefix}." if prefix else ""
         twin = self.twin
+        if id(mod) not in self._walked:   # the model's modules as named_modules() gives them
+            self._walked.add(id(mod))
+            self.walk.append((prefix, mod))
+        params = mod._parameters
         state["_parameters"] = {k: None if v is None else twin(v, dot + k, "param")
-                                for k, v in mod._parameters.items()}
+                                for k, v in params.items()} if params else {}
+        buffers = mod._buffers
         state["_buffers"] = {k: None if v is None else twin(v, dot + k, "buffer")
-                             for k, v in mod._buffers.items()}
+                             for k, v in buffers.items()} if buffers else {}
+        children = mod._modules
+        if children and isinstance(children.get("experts"), nn.Module):
+            self.moe.add(prefix)
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
-                             for k, v in mod._modules.items()}
+                             for k, v in children.items()} if children else {}
         self._clone_of[id(mod)] = clone
         for name in _RUN_HOOKS:    # the clone's own hook dicts, never the user's
-            hooks = state.get(name)
+            hooks = source.get(name)
             if hooks:
                 state[name] = OrderedDict((key, self._hook(hook, prefix))
                                           for key, hook in hooks.items())
             elif hooks is not None:
                 state[name] = OrderedDict()
         for name in _HOOK_FLAGS:
-            if name in state:
-                state[name] = OrderedDict(state[name])
+            flags = source.get(name)
+            if flags is not None:
+                state[name] = OrderedDict(flags)
         for name in _NO_HOOKS:
-            if name in state:
+            if name in source:
                 state[name] = OrderedDict()
-        for k, v in mod.__dict__.items():
-            if isinstance(v, Tensor):
-                state[k] = twin(v, dot + k, "const")
+        for k in [k for k, v in source.items() if is_tensor(v)]:
+            state[k] = twin(source[k], dot + k, "const")
         packed = packed_weights(mod)
         if packed is not None:   # a dynamically quantized Linear: F.linear on its int8 weight
             weight, bias = (None if t is None else twin(t, dot + name, "param", key)
@@ -150,6 +186,10 @@ class MetaModel:
         state["training"] = self.training
         clone.__dict__.update(state)
         return clone
+
+    def modules(self) -> list[tuple[str, nn.Module]]:
+        """`list(model.named_modules())`, from the walk of the root's clone when it was made."""
+        return self.walk if "" in self._clones else list(self.model.named_modules())
 
     def _hook(self, hook: Any, qualname: str) -> Any:
         """`hook` as the clone runs it: a method of one of the model's modules is called on that

@@ -17,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 from ..core.calls import OpCall, Recorded
 from ..core.tensors import ITEMSIZE, TensorSpec
 from ..ops import META, Binding, lookup
-from .meta import MetaModel, Weight  # noqa: F401 - Weight: the records a spec's role comes from
+from .meta import IS_TENSOR, MetaModel, Weight, is_tensor  # noqa: F401 - Weight: a spec's role
 
 _DTYPES = {getattr(torch, name): name for name in ITEMSIZE if hasattr(torch, name)}
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
@@ -58,30 +58,72 @@ class _Recorder(TorchFunctionMode):
         return out
 
 
+#: containers `_tensors` looks into; anything else (numbers, strings, None, dtypes, ...) is a leaf
+_PLAIN = (list, tuple, dict)
+
+
 def _has_tensor(value: Any) -> bool:
-    if isinstance(value, Tensor):
+    if is_tensor(value):
         return True
     if isinstance(value, (list, tuple)):
-        return any(isinstance(v, Tensor) for v in value)
+        return any(is_tensor(v) for v in value)
     return False
 
 
 def _tensors(value: Any) -> list[Tensor]:
     """Every tensor in `value` (nested lists, tuples and dict values), in order."""
+    try:
+        return _tensors_in(value)
+    except TypeError:   # an unhashable type met in the memo: ask isinstance for everything
+        return _tensors_slow(value)
+
+
+def _tensors_slow(value: Any) -> list[Tensor]:
     if isinstance(value, Tensor):
         return [value]
     if isinstance(value, dict):
         value = value.values()
     elif hasattr(type(value), "__dataclass_fields__") and not isinstance(value, type):
-        value = [getattr(value, f.name) for f in dataclasses.fields(value)]   # a batch dataclass
+        value = [getattr(value, f.name) for f in dataclasses.fields(value)]
     elif not isinstance(value, (list, tuple)):
         return []
     found = []
     for v in value:
         if isinstance(v, Tensor):
             found.append(v)
-        elif isinstance(v, (list, tuple, dict)) or hasattr(type(v), "__dataclass_fields__"):
-            found += _tensors(v)
+        elif isinstance(v, _PLAIN) or hasattr(type(v), "__dataclass_fields__"):
+            found += _tensors_slow(v)
+    return found
+
+
+def _tensors_in(value: Any) -> list[Tensor]:
+    memo = IS_TENSOR
+    kind = type(value)
+    tensor = memo.get(kind)
+    if tensor is None:
+        tensor = is_tensor(value)
+    if tensor:
+        return [value]
+    if kind is dict:
+        value = value.values()
+    elif kind is not list and kind is not tuple:
+        if isinstance(value, dict):
+            value = value.values()
+        elif hasattr(kind, "__dataclass_fields__") and not isinstance(value, type):
+            value = [getattr(value, f.name) for f in dataclasses.fields(value)]   # a dataclass
+        elif not isinstance(value, (list, tuple)):
+            return []
+    found = []
+    for v in value:
+        kind = type(v)
+        tensor = memo.get(kind)
+        if tensor is None:
+            tensor = is_tensor(v)
+        if tensor:
+            found.append(v)
+        elif kind is tuple or kind is list or kind is dict or isinstance(v, _PLAIN) or hasattr(
+                kind, "__dataclass_fields__"):
+            found += _tensors_in(v)
     return found
 
 
@@ -146,22 +188,25 @@ class Recording:
         attrs: dict[str, Any] = {}
         params: list[tuple[int, int]] = []
         spec = self.spec
+        weights = self.weights
         for key, value in bound.items():
             if type(key) is not str:
                 key = str(key)
-            if isinstance(value, Tensor):
+            if is_tensor(value):
                 tensors[key] = spec(value)
-                self._param(value, params)
-            elif isinstance(value, (list, tuple)) and any(isinstance(v, Tensor) for v in value):
-                tensors[key] = tuple(spec(v) for v in value if isinstance(v, Tensor))
+                weight = weights.get(id(value))
+                if weight is not None and weight.role == "param":
+                    params.append((weight.key, weight.numel))
+            elif isinstance(value, (list, tuple)) and any(is_tensor(v) for v in value):
+                tensors[key] = tuple(spec(v) for v in value if is_tensor(v))
                 for v in value:
-                    if isinstance(v, Tensor):
+                    if is_tensor(v):
                         self._param(v, params)
             else:
                 attrs[key] = value
         if rule is not None and rule.extra is not None:
             attrs.update(rule.extra(bound, out))
-        outputs = (spec(out),) if isinstance(out, Tensor) else tuple(spec(t) for t in _tensors(out))
+        outputs = (spec(out),) if is_tensor(out) else tuple(spec(t) for t in _tensors(out))
         name = binding.name
         op = rule.op if rule is not None else name
         if op == "copy" and attrs.get("is_view"):
