@@ -52,6 +52,16 @@ def is_tensor(value: Any) -> bool:
     return found
 
 
+def _tensor_attrs(attrs: dict[str, Any]) -> list[str]:
+    """The keys of the tensors among a module's attributes (a type known not to be a tensor is
+    skipped without a call: this runs on every attribute of every module of the model)."""
+    memo = IS_TENSOR
+    try:
+        return [k for k, v in attrs.items() if memo.get(type(v)) is not False and is_tensor(v)]
+    except TypeError:   # a type whose metaclass makes it unhashable
+        return [k for k, v in attrs.items() if isinstance(v, Tensor)]
+
+
 @dataclass(frozen=True, slots=True)
 class Weight:
     """A parameter, buffer or constant tensor of the user's model, seen through its meta twin."""
@@ -176,7 +186,7 @@ class MetaModel:
         for name in _NO_HOOKS:
             if name in source:
                 state[name] = OrderedDict()
-        for k in [k for k, v in source.items() if is_tensor(v)]:
+        for k in _tensor_attrs(source):
             state[k] = twin(source[k], dot + k, "const")
         packed = packed_weights(mod)
         if packed is not None:   # a dynamically quantized Linear: F.linear on its int8 weight

@@ -189,10 +189,11 @@ class Recording:
         params: list[tuple[int, int]] = []
         spec = self.spec
         weights = self.weights
+        memo = IS_TENSOR
         for key, value in bound.items():
             if type(key) is not str:
                 key = str(key)
-            if is_tensor(value):
+            if memo.get(type(value)) is not False and is_tensor(value):
                 tensors[key] = spec(value)
                 weight = weights.get(id(value))
                 if weight is not None and weight.role == "param":

@@ -92,8 +92,19 @@ def io_mac(call: OpCall, reads: int | None = None, read_bytes: int | None = None
 
 def simple_cost(call: OpCall, *, madds: int = 0, flops: int = 0) -> Cost:
     """A Cost whose MAC is `io_mac(call)` and whose params are its parameter inputs."""
-    mac, mac_bytes = io_mac(call)
-    return Cost(madds, flops, params_of(*call.inputs()), mac, mac_bytes)
+    reads = read_bytes = params = 0   # io_mac and params_of in one pass: every op runs this
+    for s in call.inputs():
+        n = s.reads
+        reads += n
+        read_bytes += n * s.itemsize
+        if s.role == "param":
+            params += s.numel
+    writes = write_bytes = 0
+    for o in call.outputs:
+        n = o.numel
+        writes += n
+        write_bytes += n * o.itemsize
+    return Cost(madds, flops, params, reads + writes, read_bytes + write_bytes)
 
 
 # ---- backward rules ----------------------------------------------------------------------
