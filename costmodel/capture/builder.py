@@ -33,6 +33,10 @@ class GraphBuilder:
         self.recording = recording
         self.nodes: dict[str, Node] = {}
         self.dag = nx.DiGraph()
+        # nodes and edges not yet in `dag`, in the order they came: networkx clears its caches on
+        # every add_node / add_edge, so they go in together when the graph is read (same order)
+        self._pending_nodes: list[str] = []
+        self._pending_edges: list[tuple[str, str]] = []
         self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
                                                           # wrote it, index among its outputs)
         self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
@@ -72,11 +76,27 @@ class GraphBuilder:
                 found.append(source[0])
         node = Node(name, len(self.nodes), kind, target, module, tuple(inputs), outputs,
                     tuple(calls), tuple(sources), unrecorded)
-        self.nodes[name] = node
-        self.dag.add_node(name)
+        nodes = self.nodes
+        nodes[name] = node
+        self._pending_nodes.append(name)
+        edges = self._pending_edges
         for source in (found if preds is None else preds):
-            self.dag.add_edge(source, name)
+            if source not in nodes:   # an edge from a name that is no node: networkx adds it now
+                self._flush()
+                self.dag.add_edge(source, name)
+            else:
+                edges.append((source, name))
         return node
+
+    def _flush(self) -> None:
+        """Put the pending nodes and edges into `dag`: the same graph, in the same order, as
+        adding each one when it came (every edge joins nodes already added)."""
+        if self._pending_nodes:
+            self.dag.add_nodes_from(self._pending_nodes)
+            self._pending_nodes = []
+        if self._pending_edges:
+            self.dag.add_edges_from(self._pending_edges)
+            self._pending_edges = []
 
     def made(self, name: str, tensors: list[Tensor]) -> None:
         """`tensors` are the outputs of node `name`, in order (later readers depend on it)."""
@@ -87,6 +107,7 @@ class GraphBuilder:
     def mark_data_dependent(self, assumptions: dict[str, str]) -> None:
         """Nodes whose own output size depends on data (`assumptions`: node -> why), and every
         node downstream of one, are `data_dependent`."""
+        self._flush()
         affected = set(assumptions)
         for source in assumptions:
             affected |= nx.descendants(self.dag, source)
@@ -96,4 +117,5 @@ class GraphBuilder:
             self.nodes[name].assumption = why
 
     def graph(self) -> CostGraph:
+        self._flush()
         return CostGraph(self.nodes, self.dag)
