@@ -10,6 +10,8 @@ load. The table gives each side's best over all rounds and B / A (below 1: B is 
 A model is a torchvision name (analysed at 1x3x224x224 and 32x3x224x224) or `timm:NAME` (built
 with pretrained=False, analysed at batch 1 and 32 of its default input size, as benchmarks/zoo.py
 does). The timed call is a warm one (after one analyze() of the same model), in both checkouts.
+`--clock cpu` times with the process's CPU time (time.process_time) instead of the wall clock: on a
+shared machine it leaves out the time the process waits for a core.
 """
 from __future__ import annotations
 
@@ -43,17 +45,19 @@ for name in {models!r}:
     for batch in ("1", "32"):
         times = []
         for _ in range({repeat}):
-            start = time.perf_counter()
+            start = {clock}()
             costmodel.analyze(model, batch + "x" + image)
-            times.append(time.perf_counter() - start)
+            times.append({clock}() - start)
         best["b" + batch] = min(times)
     out[name] = best
 print(json.dumps(out))
 """
 
 
-def run_side(checkout: str, models: list[str], repeat: int, threads: int) -> dict:
-    code = CHILD.format(models=list(models), repeat=repeat, threads=threads)
+def run_side(checkout: str, models: list[str], repeat: int, threads: int,
+             clock: str = "wall") -> dict:
+    timer = "time.process_time" if clock == "cpu" else "time.perf_counter"
+    code = CHILD.format(models=list(models), repeat=repeat, threads=threads, clock=timer)
     env = {**os.environ, "PYTHONPATH": checkout}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                           cwd=checkout, check=True)
@@ -68,13 +72,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time with the wall clock or with the process's CPU time")
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_intermixed_args()
     best: dict[str, dict[str, dict[str, float]]] = {"a": {}, "b": {}}
     for r in range(args.rounds):
         order = ("a", "b") if r % 2 == 0 else ("b", "a")
         for side in order:
-            found = run_side(getattr(args, side), args.models, args.repeat, args.threads)
+            found = run_side(getattr(args, side), args.models, args.repeat, args.threads,
+                             args.clock)
             for model, sizes in found.items():
                 for size, t in sizes.items():
                     slot = best[side].setdefault(model, {})
@@ -83,16 +90,18 @@ def main() -> None:
     import torch
     print(f"{platform.node()} ({platform.machine()}), torch {torch.__version__}, "
           f"{args.threads} thread(s), {args.rounds} interleaved rounds x best of {args.repeat}, "
-          f"{time.strftime('%Y-%m-%d')}")
+          f"{args.clock} clock, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(f"A = {args.a}\nB = {args.b}")
     print(f"{'model':30s} {'A b1':>9s} {'B b1':>9s} {'B/A b1':>7s} {'A b32':>9s} {'B b32':>9s} "
           f"{'B/A b32':>8s}")
     ratios = []
+    ratios_by_model = {}
     for model in args.models:
         a, b = best["a"][model], best["b"][model]
         r1 = b["b1"] / a["b1"]
         r32 = b["b32"] / a["b32"]
         ratios += [r1, r32]
+        ratios_by_model[model] = {"b1": round(r1, 4), "b32": round(r32, 4)}
         print(f"{model:30s} {a['b1'] * 1e3:7.1f}ms {b['b1'] * 1e3:7.1f}ms "
               f"{r1:6.2f}x {a['b32'] * 1e3:7.1f}ms {b['b32'] * 1e3:7.1f}ms "
               f"{r32:7.2f}x")
@@ -104,7 +113,9 @@ def main() -> None:
         with open(args.json, "w", encoding="utf-8") as fh:
             json.dump({"a": args.a, "b": args.b, "best_s": best, "torch": torch.__version__,
                        "threads": args.threads, "rounds": args.rounds, "repeat": args.repeat,
-                       "machine": platform.node(), "date": time.strftime("%Y-%m-%d")}, fh,
+                       "clock": args.clock, "ratios_b_over_a": ratios_by_model,
+                       "machine": platform.node(), "load_average": os.getloadavg(),
+                       "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}, fh,
                       indent=2)
 
 

@@ -59,6 +59,16 @@ from .routing import ROUTERS, assumed_choices
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
+#: Calls that only read a tensor's metadata (x.dim(), x.shape, torch._assert(cond)): about one
+#: torch call in five in a model's forward. The recorder would run them as they are and record
+#: nothing (no binding, no flag), so they are answered at once; one that raises takes the full path
+#: (a 0-d tensor of known value given as a number is read there).
+_METADATA = {f for f in (
+    Tensor.dim, Tensor.ndimension, Tensor.size, Tensor.stride, Tensor.numel, Tensor.nelement,
+    Tensor.is_contiguous, Tensor.is_floating_point, Tensor.is_complex, Tensor.element_size,
+    Tensor.__len__, Tensor.get_device, torch._assert, Tensor.shape.__get__, Tensor.ndim.__get__,
+    Tensor.dtype.__get__, Tensor.device.__get__, Tensor.is_meta.__get__,
+    Tensor.requires_grad.__get__) if not (lookup(f).rule or lookup(f).flags)}
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None (`ops` says which
     callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
@@ -87,6 +97,11 @@ class _EagerRecorder(KnownValues, _Recorder):
         self.exact = False    # the last call was data-dependent, on known data: its size is exact
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
+        if func in _METADATA:
+            try:
+                return func(*args, **(kwargs or {}))
+            except Exception:  # noqa: BLE001, S110 - the full path below decides
+                pass
         kwargs = kwargs or {}
         cap = self.capture
         why = _data_dependent(func, args, kwargs)
