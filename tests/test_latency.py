@@ -141,11 +141,11 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
              "max_pool", *calibrate.ACTIVATIONS}
     assert set(profile.rates) == kinds | {"softmax", "layer_norm", "avg_pool"}
     assert all(r > 0 for r in profile.rates.values())
-    assert set(profile.overheads) == kinds | {"elementwise", "linear"}
+    assert set(profile.overheads) == kinds | {"elementwise", "linear", "sdpa"}
     # shape tables on their full grids, every cell measured or filled, positive
     assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
                                    "group conv@8", "spatial group conv@2",
-                                   "spatial group conv@8", "depthwise conv"}
+                                   "spatial group conv@8", "depthwise conv", "sdpa"}
     for table in profile.tables.values():
         assert len(table["rates"]) == len(table["rows"])
         assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])

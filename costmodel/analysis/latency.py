@@ -244,12 +244,14 @@ def op_kinds(node: Node) -> tuple[str, ...]:
 def op_shape(node: Node) -> tuple[float, float, int] | None:
     """(rows, width, groups) of a contraction as one GEMM per group, for the profile's rate
     tables. rows: a conv's output positions (batch included), a linear layer's or attention's
-    tokens, a matmul's rows per matrix. width: for a conv or linear layer the geometric mean of
+    tokens, a matmul's rows per matrix, attention's query rows. width: for a conv or linear
+    layer the geometric mean of
     the GEMM's inner and output dimensions (a conv: in channels per group x kernel positions,
     and out channels per group), which orders the efficiency of unbalanced shapes (64 -> 256
     channels) better than either alone; for a matmul the smaller of the two (an attention
-    head's width in both of attention's products). groups: a conv's groups, else 1. None for
-    other ops, and for nodes of several calls."""
+    head's width in both of attention's products); for scaled_dot_product_attention without a
+    causal mask (a decode step over its cache) the keys per head. groups: a conv's groups, else
+    1. None for other ops (causal attention included), and for nodes of several calls."""
     if len(node.calls) != 1:
         return None
     call = node.calls[0].call
@@ -270,6 +272,11 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
     if call.op == "mha":
         query = call.t("query")
         return (query.numel / query.shape[-1], query.shape[-1], 1) if query is not None else None
+    if call.op == "sdpa" and not call.attr("is_causal"):        # the profile's "sdpa" table
+        query, key = call.t("query"), call.t("key")
+        if query is None or key is None or query.ndim < 2 or key.ndim < 2:
+            return None
+        return query.shape[-2], key.shape[-2], 1
     if call.op in ("matmul", "einsum") and len(out.shape) >= 2 and node.cost.madds:
         inner = node.cost.madds / out.numel
         return out.shape[-2], max(1.0, min(inner, out.shape[-1])), 1
@@ -280,6 +287,17 @@ def weight_bytes(node: Node) -> int:
     """Bytes of parameters a graph node reads (its MAC bytes that are weights)."""
     return sum(s.reads * s.itemsize for rec in node.calls
                for s in rec.call.inputs() if s.role == "param")
+
+
+def cold_bytes(node: Node, nodes: Mapping[str, Node]) -> int:
+    """Bytes a graph node reads that no op of this forward has just written: its parameters
+    (weight_bytes), and the inputs that enter the graph (placeholders) or that no graph node
+    made (a decode step's KV cache, held in the model's cache object). Like weights they stream
+    from memory at the weight bandwidth; what an op before wrote is read at the cache bandwidth
+    when it fits (op_terms)."""
+    entering = sum(spec.reads * spec.itemsize for spec, src in zip(node.inputs, node.sources)
+                   if src is None or nodes[src[0]].kind is NodeKind.PLACEHOLDER)
+    return weight_bytes(node) + entering
 
 
 def estimate(graph: Any, profile: DeviceProfile | str | None = None,
@@ -300,7 +318,7 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         node = nodes[name]
         cost = node.cost
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
-                                      weight_bytes(node), op_shape(node), linear_shape(node))
+                                      cold_bytes(node, nodes), op_shape(node), linear_shape(node))
         ops.append(OpEstimate(name, node.module, str(node.category or ""),
                               cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
     seconds = {op.name: op.seconds for op in ops}

@@ -26,6 +26,11 @@ GEMM_ROWS = (1, 4, 16, 64, 256, 1024, 4096)
 GEMM_WIDTH = (32, 64, 128, 256, 512, 1024)
 MATMUL_ROWS = (16, 49, 64, 196, 784)
 MATMUL_WIDTH = (16, 32, 64, 128)
+#: the attention table: query rows per head (a decode step: 1 to a few; a prompt chunk) and keys
+#: (the cache length), at head width SDPA_HEAD
+SDPA_ROWS = (1, 4, 16, 64, 256, 1024)
+SDPA_KEYS = (64, 256, 1024, 4096)
+SDPA_HEAD = 64
 #: FLOPs of the largest op measured (~2 ms); larger cells take the rate of the largest measured
 #: cell of their row (a large op runs at the rate a slightly smaller one reaches)
 MAX_FLOPS = 2e8
@@ -161,6 +166,34 @@ def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
     # a linear's width feature is sqrt(in x out) = sqrt(w x 4w) = 2w (latency.op_shape)
     return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0),
             "matmul": _table(MATMUL_ROWS, MATMUL_WIDTH, matmul)}
+
+
+def attention_table(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
+    """FLOP/s (costmodel's FLOPs of the op, formulas attention_cost) of
+    F.scaled_dot_product_attention without a causal mask, by query rows and keys per head
+    (SDPA_ROWS x SDPA_KEYS, head width SDPA_HEAD; as many heads as make the call ~50 MFLOP).
+    A decode step attends from 1-4 query rows over the whole cache: on a CPU that runs far below
+    the GEMM rate (measured at one thread on the EPYC: ~10 GFLOP/s at 1 row over 1,024 keys,
+    against ~80 for a square 256 x 256), which no GEMM table shows. Causal attention over a
+    square (a prompt) is not in this table (its kernel skips the masked half)."""
+    import torch.nn.functional as F
+
+    from ..formulas.forward.contraction import attention_cost
+    share = budget / (len(SDPA_ROWS) * len(SDPA_KEYS) * PASSES)
+    fixed = overheads.get("sdpa", 0.0)
+
+    def cell(rows: int, keys: int) -> float | None:
+        work = 4 * rows * keys * SDPA_HEAD
+        if work > 2 * MAX_FLOPS:
+            return None
+        heads = max(1, min(64, int(MAX_FLOPS / 4 // work)))
+        q, k = (1, heads, rows, SDPA_HEAD), (1, heads, keys, SDPA_HEAD)
+        flops = attention_cost(q, k, k, False)[1]
+        qs, ks, vs = _cycled(q), _cycled(k), _cycled(k)
+        t = _best_seconds(lambda: F.scaled_dot_product_attention(next(qs), next(ks), next(vs)),
+                          share)
+        return flops / max(t - fixed, t / 2)
+    return {"sdpa": _table(SDPA_ROWS, SDPA_KEYS, cell)}
 
 
 def weight_bandwidths(budget: float, fixed: float) -> tuple[tuple[float, float], ...]:
