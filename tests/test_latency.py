@@ -144,8 +144,9 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert set(profile.overheads) == kinds | {"elementwise", "linear", "sdpa"}
     # shape tables on their full grids, every cell measured or filled, positive
     assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
-                                   "group conv@8", "spatial group conv@2",
-                                   "spatial group conv@8", "depthwise conv", "sdpa"}
+                                   "group conv@8", "group conv@32", "spatial group conv@2",
+                                   "spatial group conv@8", "spatial group conv@32",
+                                   "depthwise conv", "depthwise conv/2", "sdpa"}
     for table in profile.tables.values():
         assert len(table["rates"]) == len(table["rows"])
         assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])

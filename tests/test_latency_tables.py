@@ -87,6 +87,15 @@ def test_the_estimate_uses_tables_group_tables_and_kind_bandwidths():
     with_dw = dataclasses.replace(TOY, tables={**TOY.tables, "depthwise conv": TABLE})
     assert latency.op_rate(latency.op_kinds(dw), with_dw, latency.op_shape(dw)) == \
         pytest.approx(table_rate(TABLE, 100, 64))
+    # a strided depthwise conv reads its own table ("depthwise conv/2"), by output positions
+    strided = _node(nn.Conv2d(64, 64, 3, 2, 1, groups=64, bias=False), "1x64x20x20")
+    assert latency.op_kinds(strided)[0] == "depthwise conv/2"
+    assert latency.op_shape(strided) == (100, 3, 64)
+    both = dataclasses.replace(with_dw, tables={**with_dw.tables, "depthwise conv/2": HALF})
+    assert latency.op_rate(latency.op_kinds(strided), both, latency.op_shape(strided)) == \
+        pytest.approx(table_rate(HALF, 100, 64))
+    assert latency.op_rate(latency.op_kinds(strided), with_dw, latency.op_shape(strided)) == \
+        pytest.approx(table_rate(TABLE, 100, 64))      # an older profile: the stride-1 table
     # without a shape the table is not used: the kind's rate, else the peak
     assert latency.op_rate(kinds, TOY) == TOY.peak_flops
     # a copy moves its activations at the kind's bandwidth; weights at their size's bandwidth

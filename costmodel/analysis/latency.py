@@ -160,6 +160,7 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
 
 
 _GROUPED = ("group conv", "spatial group conv")
+_BY_CHANNELS = ("depthwise conv/2", "depthwise conv")
 
 
 def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
@@ -174,7 +175,7 @@ def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
                 rate = profile.grouped_rate(kind, rows, width, groups)
                 if rate is not None:
                     return rate
-            elif kind == "depthwise conv" and kind in profile.tables:   # by channels
+            elif kind in _BY_CHANNELS and kind in profile.tables:   # by channels
                 return table_rate(profile.tables[kind], rows, groups)
             elif kind in profile.tables:
                 return table_rate(profile.tables[kind], rows, width)
@@ -189,7 +190,9 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
              linear: tuple[int, int] | None = None) -> tuple[float, float, str]:
     """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds). `linear`:
     (rows, input width) of a linear on parameter weights, whose weights stream at the profile's
-    skinny bandwidth where it covers the rows (analysis/skinny.py)."""
+    skinny bandwidth where it covers the rows (analysis/skinny.py); such a linear is memory
+    bound by measurement (the skinny table times the whole op per weight byte), so the rate
+    table's compute term, which at 1-16 rows measures the same stream, is not added."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(str(k) for k in kinds or ())
     rate = op_rate(kinds, profile, shape)
     activations = max(nbytes - weight_bytes, 0)
@@ -201,6 +204,8 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
     compute = flops / rate
     weights = nbytes - activations
     skinny = bandwidth(profile.skinny, *linear) if weights and linear else None
+    if skinny:          # the skinny table timed these very linears: their time is the stream
+        compute = 0.0
     memory = (weights / (skinny or profile.weight_bandwidth(weights)) if weights else 0.0) \
         + activations / act_bandwidth
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
@@ -224,7 +229,8 @@ def is_dense(kinds: tuple[str, ...]) -> bool:
 
 def op_kinds(node: Node) -> tuple[str, ...]:
     """The kinds of a graph node, most specific first: "spatial conv" ("spatial group conv")
-    for a dense (grouped) conv whose kernel is larger than 1x1, its op name (when it makes one
+    for a dense (grouped) conv whose kernel is larger than 1x1, "depthwise conv/2" for a
+    strided depthwise conv, its op name (when it makes one
     call, and the name is not also a category: the op "conv" covers every category of conv),
     and its category."""
     calls = node.calls
@@ -234,6 +240,10 @@ def op_kinds(node: Node) -> tuple[str, ...]:
         weight = next((rec.call.t("weight") for rec in calls if rec.call.op == "conv"), None)
         if weight is not None and any(k > 1 for k in weight.shape[2:]):
             kinds.append("spatial conv" if category is Category.CONV else "spatial group conv")
+    if category is Category.DEPTHWISE_CONV and len(calls) == 1 and calls[0].call.op == "conv":
+        stride = calls[0].call.attr("stride", 1)
+        if max(stride if isinstance(stride, (tuple, list)) else (stride,), default=1) > 1:
+            kinds.append("depthwise conv/2")
     if len(calls) == 1 and calls[0].call.op not in _CATEGORIES:
         kinds.append(calls[0].call.op)
     if category is not None:
