@@ -310,7 +310,7 @@ def describe(profile: DeviceProfile) -> str:
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")
     lines.append(f"in model  dense contractions x{profile.in_model_scale:.2f}, other ops "
                  f"x{profile.light_scale:.2f}, fixed costs x{profile.overhead_scale:.2f} "
-                 f"(fitted on synthetic blocks)")
+                 f"(fixed costs on floor blocks, the others fitted on synthetic blocks)")
     if profile.interval_level:
         lines.append(f"interval  x{profile.interval[0]:.2f} to x{profile.interval[1]:.2f} "
                      f"({profile.interval_level:.0%} of held-out synthetic blocks)")
