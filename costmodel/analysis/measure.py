@@ -7,7 +7,6 @@ model and no scored model is ever timed here. torch is imported inside the funct
 """
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from collections.abc import Callable
@@ -51,6 +50,7 @@ FLOOR_EVERY = 2
 FLOOR_SIZE = 4
 FLOOR_WEIGHT = 0.5
 #: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
+#: (the fused calibration's blocks)
 COLD_BYTES = 4 * 2 ** 20
 
 
@@ -255,47 +255,63 @@ def floor_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return (shape[0], FLOOR_SIZE, *shape[2:])
 
 
-def _time_block(seed: int, shape: tuple[int, ...], profile: DeviceProfile, analyze: Callable,
-                budget: float) -> tuple[float, float, float, float]:
-    """(dense, light, fixed, measured) seconds of synthetic block `seed` on `shape`: the
-    estimate's three parts at unit scales of `profile`, and the fastest call."""
-    import torch
-    model = synthetic_block(seed)[0]
-    # copies with their own weights and inputs, cycled, so that a block reads its weights from
-    # past the L2 cache as a network does, not hot from its last call
-    size = 4 * (sum(p.numel() for p in model.parameters()) + math.prod(shape))
-    copies = [(model, torch.randn(shape))] + [
-        (synthetic_block(seed)[0], torch.randn(shape))
-        for _ in range(min(15, COLD_BYTES // max(size, 1)))]
-    turn = itertools.cycle(copies)
+def _interleaved_best(calls: list[Callable[[], object]], budget: float) -> list[float]:
+    """Seconds of the fastest call of each of `calls`, timed in rounds that call each once in
+    turn (at least 3 rounds, then more until `budget` seconds are spent): each call finds the
+    caches as the others left them, as a layer finds them in a network, where every other
+    layer has run since its last call (its weights and module data cold, the interpreter's and
+    the dispatcher's code, shared by every op, warm)."""
+    for fn in calls:
+        fn()                                   # warm up (allocations, kernel selection)
+    best = [float("inf")] * len(calls)
+    deadline = time.perf_counter() + budget
+    rounds = 0
+    while rounds < 3 or (time.perf_counter() < deadline and rounds < 1000):
+        for i, fn in enumerate(calls):
+            start = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+        rounds += 1
+    return best
 
-    def call():
-        m, x = next(turn)
-        return m(x)
+
+def _time_blocks(shapes: list[tuple[int, tuple[int, ...]]], profile: DeviceProfile,
+                 analyze: Callable, budget: float) -> list[tuple[float, float, float, float]]:
+    """(dense, light, fixed, measured) seconds of each synthetic block (seed, input shape): the
+    estimate's three parts at unit scales of `profile`, and the fastest call, timed
+    interleaved (_interleaved_best)."""
+    import torch
+    models = [(synthetic_block(seed)[0], torch.randn(shape)) for seed, shape in shapes]
     with torch.no_grad():
-        measured = _best_seconds(call, budget)
-    est = estimate(analyze(model, "x".join(map(str, shape))), profile)
-    dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
-    light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
-    return dense, light, est.total_s - dense - light, measured
+        measured = _interleaved_best([lambda m=m, x=x: m(x) for m, x in models], budget)
+    rows = []
+    for (model, _), (_, shape), m in zip(models, shapes, measured):
+        est = estimate(analyze(model, "x".join(map(str, shape))), profile)
+        dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
+        light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
+        rows.append((dense, light, est.total_s - dense - light, m))
+    return rows
 
 
 def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> DeviceProfile:
     """Time BLOCKS synthetic blocks, and every FLOOR_EVERY-th one again on a 4 x 4 map (4
-    tokens). The fixed-cost scale comes from the floor blocks, where fixed costs are nearly all
-    the time: in a network each op's dispatch and module call runs about twice as long as the
-    same call repeated in a loop (measured on the EPYC: conv-BN-activation blocks at 2x, bare
-    conv stacks at 1.2x). The two in-model scales are then fitted on the even blocks around it,
-    and the interval is taken from the residuals of the odd (held-out) ones."""
+    tokens), each set interleaved (_interleaved_best), as the layers of a network run. The
+    fixed-cost scale comes from the floor blocks, where fixed costs are nearly all the time:
+    in a network each op's dispatch and module call runs 2-3x as long as the same call
+    repeated in a loop (measured on the EPYC: floor blocks back to back at 1.8x, interleaved
+    at 2.7x). The two in-model scales are then fitted on the even full-size blocks around it,
+    and the interval is taken from the residuals of the odd (held-out) ones. (Cycling copies of
+    one block through 4 MiB, as before, left its weights and code in the caches, where a
+    network's are not.)"""
     import dataclasses
     import statistics
     unit = dataclasses.replace(profile, in_model_scale=1.0, light_scale=1.0, overhead_scale=1.0)
-    floors = BLOCKS // FLOOR_EVERY
-    share = seconds / (BLOCKS + floors * FLOOR_WEIGHT)
-    rows = [_time_block(seed, synthetic_block(seed)[1], unit, analyze, share)
-            for seed in range(BLOCKS)]
-    floor_rows = [_time_block(seed, floor_shape(synthetic_block(seed)[1]), unit, analyze,
-                              share * FLOOR_WEIGHT) for seed in range(0, BLOCKS, FLOOR_EVERY)]
+    floors = list(range(0, BLOCKS, FLOOR_EVERY))
+    share = seconds / (BLOCKS + len(floors) * FLOOR_WEIGHT)
+    rows = _time_blocks([(seed, synthetic_block(seed)[1]) for seed in range(BLOCKS)], unit,
+                        analyze, share * BLOCKS)
+    floor_rows = _time_blocks([(seed, floor_shape(synthetic_block(seed)[1])) for seed in floors],
+                              unit, analyze, share * len(floors) * FLOOR_WEIGHT)
     # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
     # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
     b = min(max(statistics.median((m - x - y) / z for x, y, z, m in floor_rows if z > 0),
