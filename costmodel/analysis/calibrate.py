@@ -245,7 +245,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
-            tables = {**conv_tables(4 * share, overheads), **gemm_tables(2 * share, overheads),
+            tables = {**conv_tables(4 * share, overheads),
+                      **gemm_tables(2 * share, overheads, _cache_bytes()),
                       **attention_table(share / 2, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
             from .skinny import measure as measure_skinny
