@@ -141,11 +141,12 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
              "max_pool", *calibrate.ACTIVATIONS}
     assert set(profile.rates) == kinds | {"softmax", "layer_norm", "avg_pool"}
     assert all(r > 0 for r in profile.rates.values())
-    assert set(profile.overheads) == kinds | {"elementwise", "linear"}
+    assert set(profile.overheads) == kinds | {"elementwise", "linear", "sdpa"}
     # shape tables on their full grids, every cell measured or filled, positive
     assert set(profile.tables) == {"conv", "spatial conv", "linear", "matmul", "group conv@2",
-                                   "group conv@8", "spatial group conv@2",
-                                   "spatial group conv@8", "depthwise conv"}
+                                   "group conv@8", "group conv@32", "spatial group conv@2",
+                                   "spatial group conv@8", "spatial group conv@32",
+                                   "depthwise conv", "depthwise conv/2", "sdpa"}
     for table in profile.tables.values():
         assert len(table["rates"]) == len(table["rows"])
         assert all(len(r) == len(table["width"]) and min(r) > 0 for r in table["rates"])
@@ -172,6 +173,28 @@ def test_relative_fit_recovers_the_scales():
     # the same column twice cannot be separated: one common scale
     same = [(x, x, 1.3 * 2 * x) for x in (1.0, 2.0, 5.0)]
     assert measure._relative_fit(same) == pytest.approx((1.3, 1.3))
+
+
+def test_relative_fit_around_a_known_scale():
+    # the fixed-cost scale measured on floor blocks (2.0); dense and light fitted around it
+    xs = ((1.0, 0.3, 0.1), (0.2, 0.1, 0.5), (3.0, 1.0, 0.2), (0.5, 2.0, 1.0), (0.1, 0.1, 0.1))
+    rows = [(*x, 1.5 * x[0] + 0.8 * x[1] + 2.0 * x[2]) for x in xs]
+    assert measure._relative_fit(rows, known={2: 2.0}) == pytest.approx((1.5, 0.8, 2.0))
+    # a wrong known scale is kept, and the others absorb what they can
+    fitted = measure._relative_fit(rows, known={2: 1.0})
+
+    def error(k):
+        return sum((sum(ki * xi for ki, xi in zip(k, r[:-1])) / r[-1] - 1) ** 2 for r in rows)
+    assert fitted[2] == 1.0 and error(fitted) < error((1.5, 0.8, 1.0))
+
+
+def test_floor_blocks_shrink_maps_and_tokens():
+    assert measure.floor_shape((1, 48, 56, 56)) == (1, 48, 4, 4)
+    assert measure.floor_shape((1, 197, 384)) == (1, 4, 384)
+    for seed in range(0, measure.BLOCKS, measure.FLOOR_EVERY):
+        model, shape = measure.synthetic_block(seed)
+        report = costmodel.analyze(model, "x".join(map(str, measure.floor_shape(shape))))
+        assert not report.unsupported(), seed
 
 
 def test_synthetic_blocks_are_seeded():

@@ -87,6 +87,15 @@ def test_the_estimate_uses_tables_group_tables_and_kind_bandwidths():
     with_dw = dataclasses.replace(TOY, tables={**TOY.tables, "depthwise conv": TABLE})
     assert latency.op_rate(latency.op_kinds(dw), with_dw, latency.op_shape(dw)) == \
         pytest.approx(table_rate(TABLE, 100, 64))
+    # a strided depthwise conv reads its own table ("depthwise conv/2"), by output positions
+    strided = _node(nn.Conv2d(64, 64, 3, 2, 1, groups=64, bias=False), "1x64x20x20")
+    assert latency.op_kinds(strided)[0] == "depthwise conv/2"
+    assert latency.op_shape(strided) == (100, 3, 64)
+    both = dataclasses.replace(with_dw, tables={**with_dw.tables, "depthwise conv/2": HALF})
+    assert latency.op_rate(latency.op_kinds(strided), both, latency.op_shape(strided)) == \
+        pytest.approx(table_rate(HALF, 100, 64))
+    assert latency.op_rate(latency.op_kinds(strided), with_dw, latency.op_shape(strided)) == \
+        pytest.approx(table_rate(TABLE, 100, 64))      # an older profile: the stride-1 table
     # without a shape the table is not used: the kind's rate, else the peak
     assert latency.op_rate(kinds, TOY) == TOY.peak_flops
     # a copy moves its activations at the kind's bandwidth; weights at their size's bandwidth
@@ -94,6 +103,57 @@ def test_the_estimate_uses_tables_group_tables_and_kind_bandwidths():
         4e6 / 2e8)
     assert latency.op_terms(0, 1e4, 1, ("linear",), TOY, weight_bytes=1e4)[0] == \
         pytest.approx(1e4 / 2e8)
+
+
+def test_attention_without_causal_mask_reads_the_sdpa_table_by_query_rows_and_keys():
+    import torch.nn.functional as F
+
+    class Attn(nn.Module):
+        def __init__(self, causal):
+            super().__init__()
+            self.causal = causal
+
+        def forward(self, q, k, v):
+            return F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+    step = _node(Attn(False), ["4x8x1x64", "4x8x1000x64", "4x8x1000x64"])
+    assert latency.op_kinds(step)[0] == "sdpa"
+    assert latency.op_shape(step) == (1, 1000, 1)       # 1 query row over 1,000 keys per head
+    sdpa = {"rows": [1.0, 100.0], "width": [100.0, 10000.0], "rates": [[2e9, 4e9], [6e9, 8e9]]}
+    with_sdpa = dataclasses.replace(TOY, tables={**TOY.tables, "sdpa": sdpa})
+    # at 1 row, halfway in log keys (100 .. 10,000): the mean of 2e9 and 4e9
+    kinds, shape = latency.op_kinds(step), latency.op_shape(step)
+    assert latency.op_rate(kinds, with_sdpa, shape) == pytest.approx(3e9)
+    # 2 products of 4*8 heads x 1 x 1000 x 64 MAdds, plus scaling and the softmax per score
+    assert step.cost.madds == 2 * 4 * 8 * 1000 * 64
+    roof = latency.op_terms(step.cost.flops, 0, 1, kinds, with_sdpa, 0, shape)[0]
+    assert roof == pytest.approx(step.cost.flops / 3e9)
+    # causal attention over a square (a prompt) is not read from the table: the peak
+    prompt = _node(Attn(True), ["1x8x100x64"] * 3)
+    assert latency.op_shape(prompt) is None
+    assert latency.op_rate(latency.op_kinds(prompt), with_sdpa, None) == TOY.peak_flops
+
+
+def test_inputs_that_enter_the_graph_stream_like_weights():
+    """A graph input (or a tensor no graph node made, such as a decode step's KV cache) was not
+    just written by the op before: its bytes stream at the weight bandwidth; the output, and
+    what earlier ops wrote, move at the cache bandwidth when they fit."""
+    class Twice(nn.Module):
+        def forward(self, x):
+            y = x * 2
+            return y * 3
+    report = costmodel.analyze(Twice(), "1x256x1024")
+    first, second = [n for n in report.graph if n.calls]
+    size = 256 * 1024 * 4
+    assert latency.cold_bytes(first, report.graph.nodes) == size
+    assert latency.cold_bytes(second, report.graph.nodes) == 0
+    profile = dataclasses.replace(TOY, weight_bandwidths=((1.0, 1e8),),
+                                  cache_bandwidth_bytes_per_s=1e10, cache_bytes=2 ** 30)
+    est = latency.estimate(report, profile)
+    ops = est.by_name()
+    assert ops[first.name].seconds - ops[first.name].dispatch_s == pytest.approx(
+        size / 1e8 + size / 1e10)
+    assert ops[second.name].seconds - ops[second.name].dispatch_s == pytest.approx(
+        2 * size / 1e10)
 
 
 def test_profile_json_round_trip_and_validation():

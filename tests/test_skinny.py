@@ -43,6 +43,14 @@ def test_op_terms_reads_linear_weights_at_the_table_bandwidth():
     assert plain == pytest.approx(2.0 * (weights / prof.weight_bandwidth(weights)
                                          + acts / act_bw))
     assert plain != roof
+    # with a slow GEMM table, a skinny linear is still its stream: the table's compute term at
+    # 1-16 rows measures the same weights and is not added on top
+    crawl = {"rows": [1.0, 4096.0], "width": [64.0, 4096.0], "rates": [[1e6, 1e6], [1e6, 1e6]]}
+    slow = DeviceProfile.from_dict({**prof.to_dict(), "tables": {"linear": crawl}})
+    assert op_terms(flops, weights + acts, 1, ("linear",), slow, weights, (rows, 1000, 1),
+                    (rows, width))[0] == pytest.approx(roof)
+    assert op_terms(flops, weights + acts, 1, ("linear",), slow, weights, (rows, 1000, 1))[0] \
+        == pytest.approx(2.0 * flops / 1e6)
 
 
 def test_estimate_uses_the_table_for_a_batch1_linear_only():

@@ -43,7 +43,7 @@ from pathlib import Path
 
 from .latency import DeviceProfile, save_profile
 from .measure import _best_seconds, _fit_blocks
-from .rates import conv_tables, gemm_tables, light_rates, weight_bandwidths
+from .rates import attention_table, conv_tables, gemm_tables, light_rates, weight_bandwidths
 
 GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
 SPREAD = 1.5          # two GEMM peaks within this factor agree
@@ -209,6 +209,9 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             overheads = {kind: _best_seconds(lambda m=m: m(tiny), share / 2 / len(fixed_ops))
                          for kind, m in fixed_ops.items()}
             overhead = sorted(overheads.values())[len(overheads) // 2]   # the median kind
+            one = torch.randn(1, 1, 1, 8)        # attention's own fixed cost (outside the median)
+            overheads["sdpa"] = _best_seconds(
+                lambda: F.scaled_dot_product_attention(one, one, one), share / 2 / len(fixed_ops))
             free_op = _best_seconds(lambda: tiny.view(8, 16), share / 8)
             chain = nn.Sequential(*(nn.Identity() for _ in range(64)))
             module_call = _best_seconds(lambda: chain(tiny), share / 8) / 65
@@ -242,7 +245,9 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
             rates["max_pool"] = rate("max_pool", [(nn.MaxPool2d(3, 2, 1), (1, c, size, size),
                                                    9 * c * ((size - 1) // 2 + 1) ** 2)
                                                   for c, size in MAX_POOL])
-            tables = {**conv_tables(4 * share, overheads), **gemm_tables(2 * share, overheads)}
+            tables = {**conv_tables(4 * share, overheads),
+                      **gemm_tables(2 * share, overheads, _cache_bytes()),
+                      **attention_table(share / 2, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
             from .skinny import measure as measure_skinny
             skinny = measure_skinny(share, overheads["linear"])
@@ -306,7 +311,7 @@ def describe(profile: DeviceProfile) -> str:
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")
     lines.append(f"in model  dense contractions x{profile.in_model_scale:.2f}, other ops "
                  f"x{profile.light_scale:.2f}, fixed costs x{profile.overhead_scale:.2f} "
-                 f"(fitted on synthetic blocks)")
+                 f"(fixed costs on floor blocks, the others fitted on synthetic blocks)")
     if profile.interval_level:
         lines.append(f"interval  x{profile.interval[0]:.2f} to x{profile.interval[1]:.2f} "
                      f"({profile.interval_level:.0%} of held-out synthetic blocks)")

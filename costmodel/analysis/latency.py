@@ -160,6 +160,7 @@ def op_seconds(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | s
 
 
 _GROUPED = ("group conv", "spatial group conv")
+_BY_CHANNELS = ("depthwise conv/2", "depthwise conv")
 
 
 def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
@@ -174,7 +175,7 @@ def op_rate(kinds: tuple[str, ...], profile: DeviceProfile,
                 rate = profile.grouped_rate(kind, rows, width, groups)
                 if rate is not None:
                     return rate
-            elif kind == "depthwise conv" and kind in profile.tables:   # by channels
+            elif kind in _BY_CHANNELS and kind in profile.tables:   # by channels
                 return table_rate(profile.tables[kind], rows, groups)
             elif kind in profile.tables:
                 return table_rate(profile.tables[kind], rows, width)
@@ -189,7 +190,9 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
              linear: tuple[int, int] | None = None) -> tuple[float, float, str]:
     """(roofline seconds, fixed-cost seconds, bound) of one op (see op_seconds). `linear`:
     (rows, input width) of a linear on parameter weights, whose weights stream at the profile's
-    skinny bandwidth where it covers the rows (analysis/skinny.py)."""
+    skinny bandwidth where it covers the rows (analysis/skinny.py); such a linear is memory
+    bound by measurement (the skinny table times the whole op per weight byte), so the rate
+    table's compute term, which at 1-16 rows measures the same stream, is not added."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(str(k) for k in kinds or ())
     rate = op_rate(kinds, profile, shape)
     activations = max(nbytes - weight_bytes, 0)
@@ -201,6 +204,8 @@ def op_terms(flops: int, nbytes: int, kernels: int, kinds: tuple[str, ...] | str
     compute = flops / rate
     weights = nbytes - activations
     skinny = bandwidth(profile.skinny, *linear) if weights and linear else None
+    if skinny:          # the skinny table timed these very linears: their time is the stream
+        compute = 0.0
     memory = (weights / (skinny or profile.weight_bandwidth(weights)) if weights else 0.0) \
         + activations / act_bandwidth
     overhead = kernels * _lookup(profile.overheads, kinds, profile.overhead_s)
@@ -224,7 +229,8 @@ def is_dense(kinds: tuple[str, ...]) -> bool:
 
 def op_kinds(node: Node) -> tuple[str, ...]:
     """The kinds of a graph node, most specific first: "spatial conv" ("spatial group conv")
-    for a dense (grouped) conv whose kernel is larger than 1x1, its op name (when it makes one
+    for a dense (grouped) conv whose kernel is larger than 1x1, "depthwise conv/2" for a
+    strided depthwise conv, its op name (when it makes one
     call, and the name is not also a category: the op "conv" covers every category of conv),
     and its category."""
     calls = node.calls
@@ -234,6 +240,10 @@ def op_kinds(node: Node) -> tuple[str, ...]:
         weight = next((rec.call.t("weight") for rec in calls if rec.call.op == "conv"), None)
         if weight is not None and any(k > 1 for k in weight.shape[2:]):
             kinds.append("spatial conv" if category is Category.CONV else "spatial group conv")
+    if category is Category.DEPTHWISE_CONV and len(calls) == 1 and calls[0].call.op == "conv":
+        stride = calls[0].call.attr("stride", 1)
+        if max(stride if isinstance(stride, (tuple, list)) else (stride,), default=1) > 1:
+            kinds.append("depthwise conv/2")
     if len(calls) == 1 and calls[0].call.op not in _CATEGORIES:
         kinds.append(calls[0].call.op)
     if category is not None:
@@ -244,12 +254,14 @@ def op_kinds(node: Node) -> tuple[str, ...]:
 def op_shape(node: Node) -> tuple[float, float, int] | None:
     """(rows, width, groups) of a contraction as one GEMM per group, for the profile's rate
     tables. rows: a conv's output positions (batch included), a linear layer's or attention's
-    tokens, a matmul's rows per matrix. width: for a conv or linear layer the geometric mean of
+    tokens, a matmul's rows per matrix, attention's query rows. width: for a conv or linear
+    layer the geometric mean of
     the GEMM's inner and output dimensions (a conv: in channels per group x kernel positions,
     and out channels per group), which orders the efficiency of unbalanced shapes (64 -> 256
     channels) better than either alone; for a matmul the smaller of the two (an attention
-    head's width in both of attention's products). groups: a conv's groups, else 1. None for
-    other ops, and for nodes of several calls."""
+    head's width in both of attention's products); for scaled_dot_product_attention without a
+    causal mask (a decode step over its cache) the keys per head. groups: a conv's groups, else
+    1. None for other ops (causal attention included), and for nodes of several calls."""
     if len(node.calls) != 1:
         return None
     call = node.calls[0].call
@@ -270,6 +282,11 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
     if call.op == "mha":
         query = call.t("query")
         return (query.numel / query.shape[-1], query.shape[-1], 1) if query is not None else None
+    if call.op == "sdpa" and not call.attr("is_causal"):        # the profile's "sdpa" table
+        query, key = call.t("query"), call.t("key")
+        if query is None or key is None or query.ndim < 2 or key.ndim < 2:
+            return None
+        return query.shape[-2], key.shape[-2], 1
     if call.op in ("matmul", "einsum") and len(out.shape) >= 2 and node.cost.madds:
         inner = node.cost.madds / out.numel
         return out.shape[-2], max(1.0, min(inner, out.shape[-1])), 1
@@ -280,6 +297,17 @@ def weight_bytes(node: Node) -> int:
     """Bytes of parameters a graph node reads (its MAC bytes that are weights)."""
     return sum(s.reads * s.itemsize for rec in node.calls
                for s in rec.call.inputs() if s.role == "param")
+
+
+def cold_bytes(node: Node, nodes: Mapping[str, Node]) -> int:
+    """Bytes a graph node reads that no op of this forward has just written: its parameters
+    (weight_bytes), and the inputs that enter the graph (placeholders) or that no graph node
+    made (a decode step's KV cache, held in the model's cache object). Like weights they stream
+    from memory at the weight bandwidth; what an op before wrote is read at the cache bandwidth
+    when it fits (op_terms)."""
+    entering = sum(spec.reads * spec.itemsize for spec, src in zip(node.inputs, node.sources)
+                   if src is None or nodes[src[0]].kind is NodeKind.PLACEHOLDER)
+    return weight_bytes(node) + entering
 
 
 def estimate(graph: Any, profile: DeviceProfile | str | None = None,
@@ -300,7 +328,7 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         node = nodes[name]
         cost = node.cost
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
-                                      weight_bytes(node), op_shape(node), linear_shape(node))
+                                      cold_bytes(node, nodes), op_shape(node), linear_shape(node))
         ops.append(OpEstimate(name, node.module, str(node.category or ""),
                               cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
     seconds = {op.name: op.seconds for op in ops}

@@ -41,8 +41,9 @@ class DeviceProfile:
                            contractions (convs, linear, matmul, attention), the roofline of every
                            other op (depthwise convs, norms, activations, pooling, element-wise,
                            data movement) and the fixed costs run inside a network than in the
-                           single-op micro-benchmarks (fitted on synthetic blocks by
-                           calibrate.py; 1.0 when not calibrated)
+                           single-op micro-benchmarks (measured on synthetic blocks by
+                           calibrate.py, the fixed costs on floor blocks, measure.py; 1.0 when
+                           not calibrated)
     tables:                FLOP/s of a kind of contraction by its GEMM shape, where a single rate
                            misleads (a grouped 1x1 conv with 8 channels per group runs at a
                            fifth of one with 256): kind -> {"rows": [..], "width": [..],

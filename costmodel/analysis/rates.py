@@ -26,12 +26,17 @@ GEMM_ROWS = (1, 4, 16, 64, 256, 1024, 4096)
 GEMM_WIDTH = (32, 64, 128, 256, 512, 1024)
 MATMUL_ROWS = (16, 49, 64, 196, 784)
 MATMUL_WIDTH = (16, 32, 64, 128)
+#: the attention table: query rows per head (a decode step: 1 to a few; a prompt chunk) and keys
+#: (the cache length), at head width SDPA_HEAD
+SDPA_ROWS = (1, 4, 16, 64, 256, 1024)
+SDPA_KEYS = (64, 256, 1024, 4096)
+SDPA_HEAD = 64
 #: FLOPs of the largest op measured (~2 ms); larger cells take the rate of the largest measured
 #: cell of their row (a large op runs at the rate a slightly smaller one reaches)
 MAX_FLOPS = 2e8
 #: the grouped-conv tables: group counts, rows, and channels per group
-GROUPS = (2, 8)
-GROUP_ROWS = (196, 784, 3136)
+GROUPS = (2, 8, 32)
+GROUP_ROWS = (49, 196, 784, 3136)
 GROUP_WIDTH = (4, 8, 16, 32, 64, 128)
 #: channel counts of the depthwise-conv table
 DEPTHWISE_WIDTH = (16, 32, 64, 128, 256, 512, 1024)
@@ -85,11 +90,11 @@ def _table(rows, width, measure: Callable[[int, int], float | None], scale: floa
             "rates": _fill(best)}
 
 
-def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget: float
-               ) -> float | None:
+def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget: float,
+               stride: int = 1) -> float | None:
     """FLOP/s of a k x k conv with `width` channels per group in and out, in `groups` groups,
-    on a square map of `rows` positions, after `fixed` seconds of fixed cost; None when
-    larger than MAX_FLOPS."""
+    with `rows` output positions on a square map (the input `stride` times as wide), after
+    `fixed` seconds of fixed cost; None when larger than MAX_FLOPS."""
     import torch
     import torch.nn.functional as F
     size = round(math.sqrt(rows))
@@ -98,8 +103,9 @@ def _conv_rate(rows: int, width: int, k: int, groups: int, fixed: float, budget:
     if flops > MAX_FLOPS:
         return None
     weight = torch.randn(channels, width, k, k)
-    xs = _cycled((1, channels, size, size))
-    t = _best_seconds(lambda: F.conv2d(next(xs), weight, padding=k // 2, groups=groups), budget)
+    xs = _cycled((1, channels, size * stride, size * stride))
+    t = _best_seconds(lambda: F.conv2d(next(xs), weight, stride=stride, padding=k // 2,
+                                       groups=groups), budget)
     return flops / max(t - fixed, t / 2)
 
 
@@ -112,7 +118,7 @@ def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
     rate and 8 groups at two thirds of it), so latency.op_rate interpolates between the
     tables of the two nearest group counts."""
     cells = 2 * (len(CONV_ROWS) * len(CONV_WIDTH) + len(GROUPS) * len(GROUP_ROWS)
-                 * len(GROUP_WIDTH)) + len(CONV_ROWS) * len(DEPTHWISE_WIDTH)
+                 * len(GROUP_WIDTH) + len(CONV_ROWS) * len(DEPTHWISE_WIDTH))
     share = budget / (cells * PASSES)
     tables = {}
     for kind, k in (("conv", 1), ("spatial conv", 3)):
@@ -125,30 +131,47 @@ def conv_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
             tables[f"{kind}@{g}"] = _table(
                 GROUP_ROWS, GROUP_WIDTH, lambda rows, width, k=k, g=g, fixed=fixed:
                 _conv_rate(rows, width, k, g, fixed, share), k)
-    # depthwise 3x3 convs: one channel per group, the width axis is the channel count
+    # depthwise 3x3 convs: one channel per group, the width axis is the channel count; at
+    # stride 2 ("depthwise conv/2", by output positions) a depthwise conv reads four input
+    # positions per output and runs at about half the rate of stride 1 (measured on the EPYC)
     fixed = overheads.get("depthwise conv", 0.0)
-    tables["depthwise conv"] = _table(CONV_ROWS, DEPTHWISE_WIDTH, lambda rows, channels:
-                                      _conv_rate(rows, 1, 3, channels, fixed, share))
+    for kind, stride in (("depthwise conv", 1), ("depthwise conv/2", 2)):
+        tables[kind] = _table(CONV_ROWS, DEPTHWISE_WIDTH, lambda rows, channels, stride=stride:
+                              _conv_rate(rows, 1, 3, channels, fixed, share, stride))
     return tables
 
 
-def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
+def gemm_tables(budget: float, overheads: dict[str, float], cache_bytes: int = 32 * 2 ** 20
+                ) -> dict[str, dict]:
     """FLOP/s of linear layers (rows tokens; in and out features width and 4 x width, both
     ways, as in a transformer's MLP) and of batched matmuls (rows x width x rows and rows x
-    rows x width per matrix, as in attention) on their grids."""
+    rows x width per matrix, as in attention) on their grids. A linear layer's weights are read
+    cold, as in a network whose weights exceed the last-level cache: each call takes the next
+    of copies that together are twice `cache_bytes` (at most 256). Hot weights flatter the rate
+    at tens of tokens: on the EPYC a 64-token 128 -> 512 layer runs at ~117 GFLOP/s on one
+    hot matrix and ~76 on cold ones (256 tokens and up: within 5%)."""
     import torch
     import torch.nn.functional as F
     cells = len(GEMM_ROWS) * len(GEMM_WIDTH) + len(MATMUL_ROWS) * len(MATMUL_WIDTH)
     share = budget / (cells * PASSES)
     fixed = overheads.get("linear", 0.0)
+    weights: dict[int, itertools.cycle] = {}
 
     def linear(rows: int, width: int) -> float | None:
         flops = 2 * 2 * rows * width * 4 * width
         if flops > 2 * MAX_FLOPS:
             return None
-        w_up, w_down = torch.randn(4 * width, width), torch.randn(width, 4 * width)
+        if width not in weights:
+            count = max(1, min(256, -(-2 * cache_bytes // (2 * 4 * width * 4 * width))))
+            up, down = torch.randn(4 * width, width), torch.randn(width, 4 * width)
+            weights[width] = itertools.cycle([(up.clone(), down.clone()) for _ in range(count)])
+        ws = weights[width]
         xs, hs = _cycled((rows, width)), _cycled((rows, 4 * width))
-        t = _best_seconds(lambda: (F.linear(next(xs), w_up), F.linear(next(hs), w_down)), share)
+
+        def call():
+            w_up, w_down = next(ws)
+            return F.linear(next(xs), w_up), F.linear(next(hs), w_down)
+        t = _best_seconds(call, share)
         return flops / max(t - 2 * fixed, t / 2)
 
     def matmul(rows: int, width: int) -> float | None:
@@ -161,6 +184,34 @@ def gemm_tables(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
     # a linear's width feature is sqrt(in x out) = sqrt(w x 4w) = 2w (latency.op_shape)
     return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0),
             "matmul": _table(MATMUL_ROWS, MATMUL_WIDTH, matmul)}
+
+
+def attention_table(budget: float, overheads: dict[str, float]) -> dict[str, dict]:
+    """FLOP/s (costmodel's FLOPs of the op, formulas attention_cost) of
+    F.scaled_dot_product_attention without a causal mask, by query rows and keys per head
+    (SDPA_ROWS x SDPA_KEYS, head width SDPA_HEAD; as many heads as make the call ~50 MFLOP).
+    A decode step attends from 1-4 query rows over the whole cache: on a CPU that runs far below
+    the GEMM rate (measured at one thread on the EPYC: ~10 GFLOP/s at 1 row over 1,024 keys,
+    against ~80 for a square 256 x 256), which no GEMM table shows. Causal attention over a
+    square (a prompt) is not in this table (its kernel skips the masked half)."""
+    import torch.nn.functional as F
+
+    from ..formulas.forward.contraction import attention_cost
+    share = budget / (len(SDPA_ROWS) * len(SDPA_KEYS) * PASSES)
+    fixed = overheads.get("sdpa", 0.0)
+
+    def cell(rows: int, keys: int) -> float | None:
+        work = 4 * rows * keys * SDPA_HEAD
+        if work > 2 * MAX_FLOPS:
+            return None
+        heads = max(1, min(64, int(MAX_FLOPS / 4 // work)))
+        q, k = (1, heads, rows, SDPA_HEAD), (1, heads, keys, SDPA_HEAD)
+        flops = attention_cost(q, k, k, False)[1]
+        qs, ks, vs = _cycled(q), _cycled(k), _cycled(k)
+        t = _best_seconds(lambda: F.scaled_dot_product_attention(next(qs), next(ks), next(vs)),
+                          share)
+        return flops / max(t - fixed, t / 2)
+    return {"sdpa": _table(SDPA_ROWS, SDPA_KEYS, cell)}
 
 
 def weight_bandwidths(budget: float, fixed: float) -> tuple[tuple[float, float], ...]:
