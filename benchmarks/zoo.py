@@ -34,6 +34,18 @@ import zoo_report  # noqa: E402
 
 SUITES = ("timm", "hf", "torchvision")
 # ------------------------------------------------------------------------------------ worker
+
+def _params_true(model) -> int:
+    """sum(p.numel()) over parameters(), plus the packed weights and biases of quantized modules
+    (their `weight()` / `bias()` methods: parameters() sees none of them)."""
+    total = sum(p.numel() for p in model.parameters())
+    for mod in model.modules():
+        weight, bias = getattr(mod, "weight", None), getattr(mod, "bias", None)
+        if callable(weight) and callable(bias):
+            total += weight().numel() + (0 if bias() is None else bias().numel())
+    return total
+
+
 def _worker(conn) -> None:
     import logging
     import warnings
@@ -84,7 +96,7 @@ def _run(job: dict, conn) -> None:
         return
     model = built.model
     rec.update(stage="analysing", build_s=time.perf_counter() - start, input=built.input,
-               note=built.note, params_true=sum(p.numel() for p in model.parameters()))
+               note=built.note, params_true=_params_true(model))
     conn.send(("stage", dict(rec)))
     start = time.perf_counter()
     try:

@@ -8,7 +8,8 @@ import warnings
 import pytest
 import torch
 
-from costmodel.ops.shape_rules import _conv, _linear, _matmul, _mean_sum, _pool
+from costmodel.ops.movement import _unique as _unique_rule
+from costmodel.ops.shape_rules import INT_OF, _conv, _linear, _matmul, _mean_sum, _pool
 
 META = "meta"
 
@@ -268,6 +269,16 @@ def _samples(name: str, op: str, shape_fn) -> list[tuple[tuple, dict]]:
     if shape_fn is R._clamp:
         return [((x, -1.0, 1.0), {}), ((x, -1.0), {}), ((x,), {"min": -1.0}), ((x,), {"max": 1.0}),
                 ((), {"input": x, "min": 0.5}), ((), {"input": x, "max": 0.5}), ((x, _t(6)), {})]
+    if shape_fn is R._quantize:   # the meta kernel answers float32: a real quantize, on the CPU
+        x, q = torch.randn(2, 3), torch.quantize_per_tensor(torch.randn(2, 3), 0.1, 0, torch.quint8)
+        return [((x, 0.1, 0, torch.quint8), {}), ((x,), {"scale": 0.1, "zero_point": 0,
+                                                        "dtype": torch.qint8}),
+                ((x, torch.ones(3), torch.zeros(3, dtype=torch.long), 1, torch.quint8), {}),
+                ((x, torch.quint8, False), {}), ((q,), {})]
+    if shape_fn is _unique_rule:   # no meta kernel: a real run on distinct values, where the
+        x = torch.randperm(12).reshape(3, 4).float()   # upper bound (every element) is reached
+        return [((x,), {}), ((x,), {"return_inverse": True, "return_counts": True}),
+                ((), {"input": x, "return_counts": True})]
     if shape_fn is R._histc:
         return [((_t(50),), {}), ((_t(4, 5), 8), {}), ((_t(7),), {"bins": 3, "min": 0, "max": 2})]
     if shape_fn is R._outer:
@@ -316,8 +327,8 @@ def _variants(args: tuple, kwargs: dict):
 
 
 def _shapes(value):
-    if isinstance(value, torch.Tensor):
-        return [(tuple(value.shape), value.dtype)]
+    if isinstance(value, torch.Tensor):   # a quantized tensor as costmodel carries it: its ints
+        return [(tuple(value.shape), INT_OF.get(value.dtype, value.dtype))]
     if isinstance(value, (list, tuple)):
         return [s for v in value for s in _shapes(v)]
     return []

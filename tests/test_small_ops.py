@@ -28,6 +28,7 @@ def run(fn, *inputs, params=(), mode="eval"):
 
 LONG4 = torch.zeros(4, dtype=torch.long)
 N, C = 4, 10
+ROWS = torch.tensor([[0], [1], [1], [3], [2], [0]]).expand(6, 8).contiguous()   # scatter index
 
 
 @pytest.mark.parametrize("fn, inputs, flops", [
@@ -60,6 +61,32 @@ N, C = 4, 10
     (lambda x, t: F.cross_entropy(x, t), (f"{N}x{C}", f"{N}x{C}"), 5 * N * C + 2 * N * C + N),
     (lambda x, t: F.nll_loss(x, t), (f"{N}x{C}", LONG4), N + N),
     (lambda x, t: F.nll_loss(x, t, reduction="none"), (f"{N}x{C}", LONG4), N),
+    # a binary search among n boundaries: ceil(log2(n + 1)) compares per element
+    (lambda x: torch.bucketize(x, torch.linspace(0, 1, 7)), ("3x10",), 30 * 3),
+    (lambda x: torch.searchsorted(torch.linspace(0, 1, 15), x), ("3x10",), 30 * 4),
+    (lambda x: torch.searchsorted(torch.linspace(0, 1, 8).expand(3, 8).contiguous(), x),
+     ("3x10",), 30 * 4),
+    # one combine per source element (+ one division per output element for the mean)
+    (lambda s, i: torch.zeros(4, 8).scatter_reduce(0, i, s, reduce="amax"), ("6x8", ROWS), 48),
+    (lambda s, i: torch.zeros(4, 8).scatter_reduce(0, i, s, reduce="mean", include_self=False),
+     ("6x8", ROWS), 48 + 32),
+    (lambda s: torch.zeros(4, 8).index_reduce(0, torch.tensor([0, 1, 1, 3, 2, 0]), s, "prod"),
+     ("6x8",), 48),
+    # substitution: per right-hand side n(n - 1)/2 multiply-adds (2 FLOPs each) + n divisions
+    (lambda a, b: torch.linalg.solve_triangular(a, b, upper=True), ("2x4x4", "2x4x3"),
+     2 * 3 * (4 * 3 + 4)),
+    (lambda a, b: torch.linalg.solve_triangular(a, b, upper=False, unitriangular=True),
+     ("2x4x4", "2x4x3"), 2 * 3 * (4 * 3)),
+    (lambda a, b: torch.linalg.solve_triangular(a, b, upper=True, left=False), ("4x4", "3x4"),
+     3 * (4 * 3 + 4)),
+    # unique: a sort (1 per element, as sort) and a neighbour compare; consecutive: the compare
+    (lambda x: torch.unique(x), ("12",), 2 * 12),
+    (lambda x: torch.unique(x, return_inverse=True, return_counts=True)[0], ("12",), 2 * 12),
+    (lambda x: torch.unique_consecutive(x), ("12",), 12),
+    # multinomial: each row's running sum, then a binary search per sample (ceil(log2 8) = 3)
+    (lambda x: torch.multinomial(x, 3), ("2x8",), 2 * 8 + 2 * 3 * 3),
+    # masked_scatter copies (0 FLOPs): only the comparison that makes the mask counts
+    (lambda x, s: x.masked_scatter(x > 0, s), ("3x10", "40"), 30),
 ])
 def test_small_op_flops(fn, inputs, flops):
     report = run(fn, *inputs)
@@ -143,6 +170,8 @@ def test_weight_norm_parametrization_is_complete():
     (lambda x, g: F.grid_sample(x, g, align_corners=False), ("2x3x4x6", "2x5x7x2")),
     (lambda a, b: torch.outer(a, b), ("3", "5")),
     (lambda x, p: torch.diff(x, n=2, append=p), ("8", "2")),
+    (lambda s, i: torch.zeros(4, 8).scatter_reduce(0, i, s, reduce="amax"), ("6x8", ROWS)),
+    (lambda a, b: torch.linalg.solve_triangular(a, b, upper=True), ("4x4", "4x3")),
 ])
 def test_training_mode_has_backward(fn, inputs):
     """mode='train' costs their backward too (not a silent zero): the first operand is a
@@ -197,3 +226,20 @@ def test_aten_slice_called_directly_is_a_view():
     combined.clear()
     scan(torch.rand(1, 4, 8, 3), torch.rand(1, 4, 8, 3))
     assert report.totals.flops == 3 * sum(combined)
+
+
+def test_masked_scatter_and_scatter_reduce_mac():
+    """masked_scatter reads at most what it writes (30 of the 30 + 40 data elements), the mask,
+    and writes 30; scatter_reduce reads input, index and source and writes the output."""
+    report = run(lambda x, m, s: x.masked_scatter(m, s), "3x10", "3x10:bool", "40")
+    assert report.totals.mac == 30 + 30 + 30
+    report = run(lambda x, s, i: x.scatter_reduce(0, i, s, reduce="sum"), "4x8", "6x8", ROWS)
+    assert report.totals.mac == 32 + 48 + 48 + 32
+
+
+def test_unique_of_known_values_has_its_exact_size():
+    """torch.unique of a tensor built from constants (ViLT's `valid_idx[:, 0].unique()`) has
+    the real number of distinct values: 3 here, so the sum reads 3 elements."""
+    report = run(lambda x: x + torch.unique(torch.tensor([4, 1, 1, 4, 7])).sum(), "2")
+    node = [n for n in report.graph if n.target.endswith("unique")][0]
+    assert node.outputs[0].shape == (3,) and not node.data_dependent

@@ -49,9 +49,12 @@ from .known import (
     CONST_FACTORIES,
     CONST_LIKE,
     MOVES,
+    READS,
+    Holds,
     KnownValues,
     as_a_trace,
     as_numbers,
+    in_assert,
     stay_on_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
@@ -69,6 +72,10 @@ _METADATA = {f for f in (
     Tensor.__len__, Tensor.get_device, torch._assert, Tensor.shape.__get__, Tensor.ndim.__get__,
     Tensor.dtype.__get__, Tensor.device.__get__, Tensor.is_meta.__get__,
     Tensor.requires_grad.__get__) if not (lookup(f).rule or lookup(f).flags)}
+#: Reads of an activation's value that an `assert` statement may make (assumed to hold): the
+#: value (a number every comparison holds for) and the truth. int() / float() must give a real
+#: number, which no assumption supplies.
+_ASSUMED_READS = {Tensor.item, Tensor.__bool__}
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None (`ops` says which
     callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
@@ -146,6 +153,8 @@ class _EagerRecorder(KnownValues, _Recorder):
             if func in MOVES:   # x.to("cpu"), x.cuda(): a device move stays on meta
                 func, args, kwargs = stay_on_meta(func, args, kwargs)
             if id(first) not in self.values and func not in CONST_LIKE:
+                if func in READS:
+                    return self._read(func, types, args, kwargs)
                 return self._meta(func, types, args, kwargs)   # the common case: an activation
         else:
             tensors = _tensors((args, kwargs))
@@ -157,6 +166,15 @@ class _EagerRecorder(KnownValues, _Recorder):
             if not tensors and func not in CONST_FACTORIES:
                 return self._meta(func, types, args, kwargs)
         return self._known(func, types, args, kwargs)
+
+    def _read(self, func, types, args, kwargs):
+        """A read of an activation's value: inside an `assert` statement it is assumed to hold
+        (known.Holds; reported), anywhere else it stops the capture (torch's meta error)."""
+        where = in_assert() if func in _ASSUMED_READS else None
+        if where is None:
+            return self._meta(func, types, args, kwargs)
+        self.capture.asserted.setdefault(where, self.capture.stack[-1])
+        return True if func is Tensor.__bool__ else Holds()
 
     def _meta(self, func, types, args, kwargs):
         try:
@@ -180,6 +198,7 @@ class _EagerRecorder(KnownValues, _Recorder):
         """A few Python numbers made into a tensor, and arithmetic on such tensors only: run it
         for real on the CPU (tiny), so that code can read the values back (.item(), .tolist())."""
         out = func(*args, **kwargs)
+        self.exact = True   # it ran on real data: a data-dependent size (unique, nonzero) is exact
         binding = lookup(func)
         rule = binding.rule
         if rule is None:
@@ -212,6 +231,7 @@ class EagerCapture:
         self.routes: dict[str, tuple[int, int, int]] = {}   # block -> (tokens, experts, k)
         self.route_calls = 0
         self.routed: set[str] = set()          # blocks whose loop read an assumed routing
+        self.asserted: dict[str, str] = {}     # 'file:line' of an assertion assumed -> module
         self._is_leaf = is_leaf
         self.recorder = _EagerRecorder(self)
 
@@ -350,9 +370,10 @@ def _explain(exc: BaseException, where: str) -> str:
                  "which no static analysis can follow")
     elif "quantized::" in text and ("fake impl" in text or "Meta" in text):
         op = re.search(r"quantized::\w+", text)
-        first = (f"{op.group(0) if op else 'a quantized op'} has no meta kernel: statically "
-                 f"quantized modules cannot run on meta tensors; analyse the float model (the "
-                 f"same MAdds; dynamically quantized Linear layers are supported)")
+        first = (f"{op.group(0) if op else 'a quantized op'} has no meta kernel, and this "
+                 f"quantized module or call has no meta equivalent in costmodel (quantized conv, "
+                 f"linear, add, cat, mul, activations, Quantize and DeQuantize do); analyse the "
+                 f"float model (the same MAdds)")
     elif isinstance(exc, KeyError) and "device='meta'" in text:
         first = (f"a key made from a tensor's value ({first}): the forward formats a tensor into "
                  f"a string (f'expert_{{idx}}'), which needs its value; no static analysis can "
@@ -423,4 +444,9 @@ def diagnostics(g: CostGraph, run: EagerCapture) -> list[Diagnostic]:
     found += [Diagnostic(Code.DATA_DEPENDENT, severity, why, module=module)
               for why, (module, severity) in run.replaced.items()]
     found += routing.diagnostics(run.routes, run.routed)
+    found += [Diagnostic(
+        Code.DATA_DEPENDENT, Severity.INFO,
+        f"the assertion at {where} reads a tensor's value; an assertion is a check, not control "
+        f"flow: assumed to hold (it changes no cost)", module=module)
+        for where, module in run.asserted.items()]
     return found

@@ -1,20 +1,26 @@
 """Known values and the trace flags of the eager capture (eager.py).
 
 Known values: tensors that hold no input data keep their real value next to their meta tensor
-(`Recording.values`, at most `VALUE_CAP` elements each): the outputs of constant factories
-(`torch.ones`, `torch.arange`, `zeros_like`, ...; not random or uninitialised ones), small integer
-buffers and one-element buffers (meta.py), and whatever is computed from such tensors only (the
-same call runs on the real values, on the CPU). Reading one (`.item()`, `.tolist()`, `bool()`,
-`int()`, f"{t}") answers from its value; a 0-d one passed where torch wants a number
-(`F.pad(x, (t, 0))`, `x[..., :t]`) is that number; a data-dependent op on known values
-(`nonzero`, a boolean mask) has its exact size. A write from unknown data (`mask[x > 0] = 1`)
-makes the value unknown again. A device move (`x.to("cpu")`, `.cuda()`) stays on meta.
+(`Recording.values`; at most `VALUE_CAP` elements for a buffer, `COMPUTED_CAP` for a value computed
+here: a 1024 x 1024 mask, as Longformer / LED expand their padded 1 x 512 mask): the outputs of
+constant factories (`torch.ones`, `torch.arange`, `zeros_like`, ...; not random or uninitialised
+ones), small integer buffers and one-element buffers (meta.py), and whatever is computed from such
+tensors only (the same call runs on the real values, on the CPU). Reading one (`.item()`,
+`.tolist()`, `bool()`, `int()`, f"{t}") answers from its value; a 0-d one passed where torch wants
+a number (`F.pad(x, (t, 0))`, `x[..., :t]`) is that number; a data-dependent op on known values
+(`nonzero`, a boolean mask) has its exact size. A write from unknown data (`mask[x > 0] = 1`) makes
+the value unknown again. A device move (`x.to("cpu")`, `.cuda()`) stays on meta.
 
 While the capture runs, `as_a_trace` tells the code it runs that it is a trace (see there).
 """
 from __future__ import annotations
 
+import ast
 import contextlib
+import functools
+import linecache
+import os
+import sys
 from typing import Any
 
 import torch
@@ -22,7 +28,6 @@ from torch import Tensor
 
 from ..core.vocab import OpFlag
 from ..ops import META, lookup
-from .meta import VALUE_CAP
 from .recorder import _tensors
 from .routing import ROUTING_CAP
 
@@ -38,11 +43,66 @@ READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__f
 #: Device moves: on a meta tensor they stay on meta (a move changes no shape and costs nothing
 #: here).
 MOVES = {Tensor.to, Tensor.cpu, Tensor.cuda}
+#: The most elements a value computed from known values may have (a real CPU tensor each).
+COMPUTED_CAP = 1 << 20
 _SETITEM = Tensor.__setitem__
 _UNKNOWN = object()
 _RANDOM_WORDS = ("rand", "normal", "bernoulli", "multinomial", "poisson", "dropout", "uniform",
                  "exponential", "cauchy", "geometric", "empty")
 
+
+
+class Holds:
+    """What a tensor's value read inside an `assert` statement gives (`.item()`): a number for
+    which every comparison holds, so the assertion passes. An assertion is a check, not control
+    flow (as `torch._check`): the capture assumes it holds and reports where."""
+
+    def _holds(self, other: Any) -> bool:
+        return True
+
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _holds
+    __hash__ = object.__hash__
+
+    def _same(self, *other: Any) -> Holds:
+        return self
+
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = _same
+    __floordiv__ = __mod__ = __neg__ = __abs__ = __pow__ = _same
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return "<a tensor value assumed to satisfy an assertion>"
+
+
+_INTERNAL = (os.path.dirname(torch.__file__), os.path.dirname(os.path.dirname(__file__)))
+
+
+@functools.lru_cache(maxsize=64)
+def _assert_spans(filename: str) -> tuple[tuple[int, int], ...]:
+    """(first, last) line of every `assert` statement in a source file."""
+    try:
+        tree = ast.parse("".join(linecache.getlines(filename)))
+    except (SyntaxError, ValueError):
+        return ()
+    return tuple((node.lineno, node.end_lineno or node.lineno) for node in ast.walk(tree)
+                 if isinstance(node, ast.Assert))
+
+
+def in_assert() -> str | None:
+    """'file:line' when the user code running now (the innermost frame outside torch and
+    costmodel) is inside an `assert` statement, else None."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    filename, line = frame.f_code.co_filename, frame.f_lineno
+    if any(first <= line <= last for first, last in _assert_spans(filename)):
+        parts = filename.replace(os.sep, "/").split("/")
+        return f"{'/'.join(parts[-3:])}:{line}"
+    return None
 
 
 def _meta_like(value: Any) -> Any:
@@ -170,7 +230,7 @@ class KnownValues:
         outs = _tensors(out)
         real: Any = _UNKNOWN
         assumed = self._from_assumed(args, kwargs)
-        cap = ROUTING_CAP if assumed else VALUE_CAP
+        cap = ROUTING_CAP if assumed else COMPUTED_CAP
         if any(t.numel() > cap for t in outs) or _random(binding.name):
             pass
         elif func in CONST_FACTORIES:

@@ -24,6 +24,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..ops import META
+from . import quantized
+from .routing import is_moe_block
 
 _RUN_HOOKS = ("_forward_hooks", "_forward_pre_hooks")      # run by the clone, wrapped
 _HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -89,6 +91,11 @@ def packed_weights(mod: nn.Module) -> tuple[tuple[Tensor | None, str, int], ...]
     (an id is an address, so no other object has it)."""
     packed = mod._modules.get("_packed_params")   # a plain dict read: most modules have none,
     unpack = getattr(packed, "_weight_bias", None)  # and a missed getattr on a module raises
+    if unpack is None and "_packed_params" in mod.__dict__:   # a statically quantized conv
+        conv = quantized.packed(mod)
+        if conv is not None:
+            weight, bias, key = conv
+            return (weight, "weight", key), (bias, "bias", key + 1)
     if unpack is None or not callable(getattr(mod, "weight", None)):
         return None
     weight, bias = unpack()
@@ -128,9 +135,10 @@ class MetaModel:
         #: read it instead of walking it again)
         self.walk: list[tuple[str, nn.Module]] = []
         self._walked: set[int] = set()
-        #: qualified names of the modules with a child named `experts` (routing.py's MoE blocks),
+        #: qualified names of routing.py's MoE blocks (a child named `experts` or `router`),
         #: every path of the root's clone
         self.moe: set[str] = set()
+        self.quantized = False   # a statically quantized module was cloned (quantized.py)
 
     def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
         meta = self._twins.get(id(t) if key is None else key)
@@ -167,7 +175,7 @@ class MetaModel:
         state["_buffers"] = {k: None if v is None else twin(v, dot + k, "buffer")
                              for k, v in buffers.items()} if buffers else {}
         children = mod._modules
-        if children and isinstance(children.get("experts"), nn.Module):
+        if children and is_moe_block(children):
             self.moe.add(prefix)
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
                              for k, v in children.items()} if children else {}
@@ -189,10 +197,16 @@ class MetaModel:
         for k in _tensor_attrs(source):
             state[k] = twin(source[k], dot + k, "const")
         packed = packed_weights(mod)
+        weights: tuple = (None, None)
         if packed is not None:   # a dynamically quantized Linear: F.linear on its int8 weight
-            weight, bias = (None if t is None else twin(t, dot + name, "param", key)
+            weights = tuple(None if t is None else twin(t, dot + name, "param", key)
                             for t, name, key in packed)
-            state["forward"] = types.MethodType(_quantized_linear, (weight, bias))
+            state["forward"] = types.MethodType(_quantized_linear, weights)
+        if quantized.is_static(mod):   # statically quantized: quantized.py's meta forward
+            self.quantized = True
+            forward = quantized.forward(mod, clone, dict(zip(("weight", "bias"), weights)))
+            if forward is not None:
+                state["forward"] = forward
         state["training"] = self.training
         clone.__dict__.update(state)
         return clone

@@ -18,6 +18,7 @@ from ..core.calls import OpCall, Recorded
 from ..core.tensors import ITEMSIZE, TensorSpec
 from ..ops import META, Binding, lookup
 from .meta import IS_TENSOR, MetaModel, Weight, is_tensor  # noqa: F401 - Weight: a spec's role
+from .quantized import integer_fallback
 
 _DTYPES = {getattr(torch, name): name for name in ITEMSIZE if hasattr(torch, name)}
 _NO_TORCH_FUNCTION = torch._C.DisableTorchFunction
@@ -49,9 +50,17 @@ class _Recorder(TorchFunctionMode):
         if rule.create and kwargs.get("device") != META:
             kwargs = {**kwargs, "device": META}
         bound = rule.bind(args, kwargs)
+        if rule.op == "quantize":   # quantized tensors from here on (capture/quantized.py)
+            self.recording.meta.quantized = True
         out = rule.shape(bound) if rule.shape is not None else None
         if out is None:
-            out = func(*args, **kwargs)
+            try:
+                out = func(*args, **kwargs)
+            except RuntimeError:   # an integer (quantized) tensor a meta kernel refuses
+                out = integer_fallback(func, args, kwargs) if self.recording.meta.quantized \
+                    else None
+                if out is None:
+                    raise
         recorded = out if rule.result is None else rule.result(bound, out)
         if _has_tensor(recorded):
             self.calls.append(self.recording.record(binding, bound, recorded))

@@ -6,8 +6,8 @@ NLLB-MoE, DBRX, ...) read the router's choices: `expert_hit = mask.sum(...).nonz
 `self[f"expert_{idx}"]`. The choices come from the router's logits, so no static analysis can
 know them, and without this module the capture stops at the first read.
 
-The assumption: inside a module that has a child named `experts` (a Mixture-of-Experts block),
-the index output of a routing call (`topk`, `argmax`, `max(dim)`) is not read from data but
+The assumption: inside a module that has a child named `experts` or `router` (a Mixture-of-Experts
+block), the index output of a routing call (`topk`, `argmax`, `max(dim)`) is not read from data but
 assumed to spread the tokens evenly over the n choices, round robin: the j-th choice of token t
 (tokens numbered over every other dimension, in order) is expert (t*k + j + c) mod n, where c
 counts the routing calls of the capture (so a second `argmax` after masking the first choice,
@@ -21,7 +21,7 @@ With top-k routing and no capacity drop, the total work (every token visits k ex
 expert rows) does not depend on the routing, so the totals are exact; how the rows split over
 experts is the assumption. The capture reports it (CM009) for every block whose loop read an
 assumed value. The indices are assumed for at most `ROUTING_CAP` elements; beyond that (or
-outside a block with `experts`) a read still stops the capture.
+outside such a block) a read still stops the capture.
 """
 from __future__ import annotations
 
@@ -40,10 +40,20 @@ ROUTERS = {torch.topk, Tensor.topk, torch.argmax, Tensor.argmax, torch.max, Tens
 ROUTING_CAP = 1 << 22
 
 
+_MOE_CHILDREN = ("experts", "router")
+
+
+def is_moe_block(children: dict[str, Any]) -> bool:
+    """Whether a module with these children (`module._modules`) is an MoE block: it has a child
+    named `experts` or `router` (JetMoE's MoE MLP keeps its experts as `input_linear` /
+    `output_linear` beside a `router`)."""
+    return any(isinstance(children.get(child), nn.Module) for child in _MOE_CHILDREN)
+
+
 def moe_blocks(root: nn.Module) -> frozenset[str]:
-    """Qualified names of the modules that have a child named `experts`."""
+    """Qualified names of the MoE blocks under `root` (`is_moe_block`)."""
     return frozenset(name for name, module in root.named_modules()
-                     if isinstance(module._modules.get("experts"), nn.Module))
+                     if is_moe_block(module._modules))
 
 
 def _dim(func: Any, args: tuple, kwargs: dict) -> int | None:

@@ -25,6 +25,8 @@ bind("addmm", "torch.baddbmm Tensor.baddbmm", ("input", "mat1", "mat2", "beta", 
      keywords={"batch1": "mat1", "batch2": "mat2"})
 bind("addmm", "torch.addmv Tensor.addmv", ("input", "mat1", "mat2", "beta", "alpha"),
      keywords={"mat": "mat1", "vec": "mat2"})
+bind("solve_triangular", "torch.linalg.solve_triangular", ("A", "B", "upper", "left",
+                                                           "unitriangular"))
 bind("grouped_mm", "torch._grouped_mm F.grouped_mm",
      ("input", "mat2", "offs", "bias", "out_dtype"), shape=_grouped_mm,
      keywords={"mat_a": "input", "mat_b": "mat2", "self": "input"})

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..core.vocab import OpFlag
 from .registry import Binding, bind, bind_op, note
-from .shape_rules import _cat, _embedding, _one_hot
+from .shape_rules import _cat, _embedding, _one_hot, empty
 
 
 def _base(t: Tensor) -> Tensor:
@@ -107,6 +107,15 @@ bind("copy", "torch.scatter Tensor.scatter Tensor.scatter_ torch.scatter_add Ten
      "Tensor.scatter_add_ Tensor.index_add Tensor.index_add_ Tensor.index_copy "
      "Tensor.index_copy_", ("input", "dim", "index", "src"), extra=_view_extra)
 
+bind("scatter_reduce", "torch.scatter_reduce Tensor.scatter_reduce Tensor.scatter_reduce_",
+     ("input", "dim", "index", "src", "reduce", "include_self"), extra=_view_extra)
+bind("scatter_reduce", "torch.index_reduce Tensor.index_reduce Tensor.index_reduce_",
+     ("input", "dim", "index", "src", "reduce", "include_self"), keywords={"source": "src"},
+     extra=_view_extra)
+# input with its masked positions taken, in order, from source: a copy
+bind("copy", "torch.masked_scatter Tensor.masked_scatter Tensor.masked_scatter_",
+     ("input", "mask", "source"), extra=_view_extra)
+
 bind("create", "torch.zeros torch.ones torch.full torch.empty torch.arange torch.linspace "
      "torch.logspace torch.eye torch.rand torch.randn torch.randint torch.randperm torch.tensor "
      "torch.as_tensor torch.scalar_tensor torch.empty_strided torch.tril_indices "
@@ -124,9 +133,28 @@ bind("copy", "Tensor.__setitem__", ("dest", "index", "value"),
 # takes the static upper bound (every element), reported as CM009, unless the data is known.
 bind("nonzero", "torch.nonzero Tensor.nonzero torch.argwhere Tensor.argwhere",
      ("input", "out", "as_tuple"), sizes=_keeps_data)
-# Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported).
-note("torch.unique Tensor.unique torch.unique_consecutive Tensor.unique_consecutive "
-     "torch.bincount", sizes=_keeps_data)
+# Sizes that depend on tensor values, of ops costmodel has no formula for (they stay unsupported),
+# and of unique (costed below).
+note("torch.bincount", sizes=_keeps_data)
+# the distinct values (sorted), and optionally the inverse indices and the counts
+def _unique(b: dict) -> Any:
+    """torch.unique has no meta kernel: its static upper bound, every element distinct (n values
+    of the flattened input; the inverse has the input's shape, the counts n); with `dim`, torch
+    decides (None)."""
+    x = b.get("input")
+    if not isinstance(x, Tensor) or b.get("dim") is not None:
+        return None
+    n = x.numel()
+    values = empty((n,), x.dtype)
+    extra = ((empty(tuple(x.shape), torch.int64),) if b.get("return_inverse") else ()) + (
+        (empty((n,), torch.int64),) if b.get("return_counts") else ())
+    return (values, *extra) if extra else values
+
+
+bind("unique", "torch.unique Tensor.unique", ("input", "sorted", "return_inverse", "return_counts",
+                                              "dim"), sizes=_keeps_data, shape=_unique)
+bind("unique_consecutive", "torch.unique_consecutive Tensor.unique_consecutive",
+     ("input", "return_inverse", "return_counts", "dim"), sizes=_keeps_data, shape=_unique)
 
 
 # num_classes=-1 takes the size from the data's largest index: no shape rule answers it, and

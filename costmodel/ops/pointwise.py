@@ -3,7 +3,17 @@ from __future__ import annotations
 
 from ..core.vocab import OpFlag
 from .registry import Binding, bind
-from .shape_rules import _binary, _clamp, _compare, _first, _histc, _mean_sum, _outer, _same
+from .shape_rules import (
+    _binary,
+    _clamp,
+    _compare,
+    _first,
+    _histc,
+    _mean_sum,
+    _outer,
+    _quantize,
+    _same,
+)
 
 UNARY = ("input", "inplace")
 for _name in ("relu", "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu", "celu", "elu",
@@ -78,6 +88,18 @@ bind("clamp", "torch.clamp_max_ Tensor.clamp_max_", ("input", "max"), shape=_fir
 bind("outer", "torch.outer Tensor.outer torch.ger Tensor.ger", ("input", "vec2"), shape=_outer)
 bind("polar", "torch.polar", ("abs", "angle"))
 bind("histc", "torch.histc Tensor.histc", ("input", "bins", "min", "max"), shape=_histc)
+bind("quantize", "torch.quantize_per_tensor", ("input", "scale", "zero_point", "dtype"),
+     shape=_quantize)
+bind("quantize", "torch.quantize_per_channel", ("input", "scales", "zero_points", "axis",
+                                                 "dtype"), shape=_quantize)
+bind("quantize", "torch.quantize_per_tensor_dynamic", ("input", "dtype", "reduce_range"),
+     shape=_quantize)
+bind("quantize", "Tensor.dequantize torch.dequantize", ("input",), shape=_quantize)
+bind("multinomial", "torch.multinomial Tensor.multinomial",
+     ("input", "num_samples", "replacement", "generator"))
+bind("bucketize", "torch.bucketize", ("input", "boundaries", "out_int32", "right"))
+bind("bucketize", "torch.searchsorted", ("boundaries", "input", "out_int32", "right", "side",
+                                         "sorter"), keywords={"sorted_sequence": "boundaries"})
 bind("clamp", "torch.clamp_ Tensor.clamp_ Tensor.clip_", ("input", "min", "max"), shape=_first,
      inplace=True)
 

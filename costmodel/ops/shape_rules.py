@@ -72,6 +72,27 @@ def _compare(b: dict) -> Tensor | None:
     return None if out is None else empty(out.shape, torch.bool)
 
 
+_QUANTIZED_PAIR = {torch.uint8, torch.int8}
+#: The integer dtype that represents each quantized dtype on meta tensors (capture/quantized.py).
+INT_OF = {torch.quint8: torch.uint8, torch.qint8: torch.int8, torch.qint32: torch.int32,
+          torch.quint4x2: torch.uint8}
+
+
+def _quantize(b: dict) -> Tensor | None:
+    """quantize_per_tensor / _per_channel / _dynamic: the input's shape in the integer dtype
+    that represents the quantized one (quint8 -> uint8); dequantize: float32. A meta tensor
+    cannot be quantized (torch's meta kernel answers float32), so costmodel carries quantized
+    tensors as their integer representation."""
+    x = b.get("input")
+    if not isinstance(x, Tensor):
+        return None
+    dtype = b.get("dtype")
+    if dtype is None:   # dequantize: from the integer representation
+        quantized = x.dtype in INT_OF or x.dtype in INT_OF.values()
+        return empty(tuple(x.shape), torch.float32) if quantized else None
+    return empty(tuple(x.shape), INT_OF.get(dtype, dtype)) if dtype in INT_OF else None
+
+
 class InputDtypeError(RuntimeError):
     """An input real torch would refuse for its dtype: the user's input is wrong, so no other
     capture is tried."""
@@ -79,8 +100,10 @@ class InputDtypeError(RuntimeError):
 
 def _same_dtype(x: Any, w: Any, what: str) -> None:
     """Real torch refuses an input whose dtype differs from the weight's (an int64 tensor or an
-    fp32 input into a bf16 layer); meta kernels do not check, so say it as torch would."""
-    if isinstance(x, Tensor) and isinstance(w, Tensor) and x.dtype != w.dtype:
+    fp32 input into a bf16 layer); meta kernels do not check, so say it as torch would. A uint8
+    input on an int8 weight is a quantized kernel's pair (capture/quantized.py)."""
+    if isinstance(x, Tensor) and isinstance(w, Tensor) and x.dtype != w.dtype and \
+            {x.dtype, w.dtype} != _QUANTIZED_PAIR:
         raise InputDtypeError(f"{what}: input dtype {str(x.dtype).removeprefix('torch.')} and "
                            f"weight dtype {str(w.dtype).removeprefix('torch.')} should be the "
                            f"same (torch refuses this on a real device)")
@@ -89,7 +112,8 @@ def _same_dtype(x: Any, w: Any, what: str) -> None:
 def _linear(b: dict) -> Tensor | None:
     x, w = b["input"], b["weight"]
     _same_dtype(x, w, "linear")
-    if x.dim() == 0 or w.dim() not in (1, 2) or x.shape[-1] != w.shape[-1] or x.dtype != w.dtype:
+    if x.dim() == 0 or w.dim() not in (1, 2) or x.shape[-1] != w.shape[-1] or \
+            x.dtype != w.dtype and {x.dtype, w.dtype} != _QUANTIZED_PAIR:
         return None   # let torch raise its own error
     shape = tuple(x.shape[:-1]) + ((w.shape[0],) if w.dim() == 2 else ())
     return empty(shape, x.dtype)
@@ -102,7 +126,8 @@ def _conv(b: dict) -> Tensor | None:
     x, w = b["input"], b["weight"]
     _same_dtype(x, w, "convolution")
     groups = b.get("groups", 1)
-    if not isinstance(x, Tensor) or not isinstance(w, Tensor) or x.dtype != w.dtype:
+    if not isinstance(x, Tensor) or not isinstance(w, Tensor) or \
+            x.dtype != w.dtype and {x.dtype, w.dtype} != _QUANTIZED_PAIR:
         return None
     xshape, wshape = x.shape, w.shape
     k = len(wshape) - 2

@@ -220,3 +220,21 @@ no_backward("scaled_mm", "torch defines no derivative for _scaled_mm (its grad_f
             "NotImplemented): fp8 training runs its own kernels")
 no_backward("flash_attention", "the flash / memory-efficient kernels called directly are costed "
             "forward only so far; F.scaled_dot_product_attention has the backward rule")
+
+
+@backward("solve_triangular")
+def solve_triangular(grad: GradCall) -> Backward:
+    """grad-B = a triangular solve with A's transpose (the forward's FLOPs); grad-A = -(grad-B
+    X^T), kept on A's triangle: r * n(n + 1)/2 multiply-adds, counted as 2 FLOPs each (no MAdds, as
+    the forward). Saves A and X."""
+    call, gy = grad.call, grad_out(grad.call)
+    a, b, out = call.t("A"), call.t("B"), call.out
+    n = a.shape[-1]
+    rhs = out.numel // n if n else 0
+    per = n * (n - 1) + (0 if call.attr("unitriangular", False) else n)
+    k = Kernels()
+    if grad.wants("B") or grad.wants("A"):
+        k.add(flops=rhs * per, reads=(gy, a), writes=(b,))
+    if grad.wants("A"):
+        k.add(flops=rhs * n * (n + 1), reads=(b, out), writes=(a,))
+    return k.done("A", "out")

@@ -44,6 +44,23 @@ def data_movement(grad: GradCall) -> Backward:
     return Kernels().add(reads=(gy, *(grad.spec(n) for n in index)), writes=targets).done(*index)
 
 
+@backward("scatter_reduce")
+def scatter_reduce(grad: GradCall) -> Backward:
+    """grad-input: gy where the input survives (all of it for "sum"), grad-src: gy gathered at the
+    index. "sum" is copies only (0 FLOPs; the index is saved); "mean" divides by the counts and the
+    others (prod, amax, amin) compare or multiply with the saved input, source and output: 2 FLOPs
+    per element of each wanted gradient."""
+    call, gy = grad.call, grad_out(grad.call)
+    index = call.t("index")
+    plain = call.attr("reduce") == "sum"
+    saved = ("index",) if plain else ("index", "input", "src", "out")
+    reads = (gy, index) if plain else (gy, index, call.t("input"), call.t("src"), call.out)
+    k = Kernels()
+    for _, target in grad.grad_inputs():
+        k.add(flops=0 if plain else 2 * target.numel, reads=reads, writes=(target,))
+    return k.done(*saved)
+
+
 @backward("embedding")
 def embedding(grad: GradCall) -> Backward:
     """grad-weight is a scatter-add of gy's rows into a zeroed dense gradient: 1 FLOP per element
@@ -63,6 +80,8 @@ def create(grad: GradCall) -> Backward:
     return Backward(Cost())
 
 
+no_backward("unique", "torch defines no derivative for unique")
+no_backward("unique_consecutive", "torch defines no derivative for unique_consecutive")
 no_backward("nonzero", "its output is integer indices: nothing to differentiate")
 no_backward("one_hot", "its input is integer indices and its output integers: nothing to "
             "differentiate")

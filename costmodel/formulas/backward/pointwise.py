@@ -178,6 +178,13 @@ no_backward("histc", "torch defines no derivative for histc (counts are piecewis
             "input (MoE expert ids) never needs a gradient")
 
 
+no_backward("quantize", "quantized tensors carry no gradient (quantization-aware training uses "
+            "fake quantization, which is float)")
+no_backward("multinomial", "its output is integer indices (samples): nothing to differentiate")
+no_backward("bucketize", "its output is integer indices (bucket numbers): nothing to "
+            "differentiate")
+
+
 @backward("diff")
 def diff(grad: GradCall) -> Backward:
     """Each pass's adjoint, gx[i] = gy[i - 1] - gy[i] (the edges a copy or a negation): 1 FLOP per

@@ -10,7 +10,7 @@ import math
 from ...core.cost import Cost
 from ...core.tensors import TensorSpec, broadcast
 from ...core.vocab import Category
-from ..registry import OpCall, formula, io_mac, params_of
+from ..registry import OpCall, formula, io_mac, params_of, simple_cost
 from .pointwise import SOFTMAX_FLOPS
 
 
@@ -305,3 +305,18 @@ def flash_attention(call: OpCall) -> Cost:
         flops = 2 * madds + scores * (1 + int(masked) + SOFTMAX_FLOPS)
     mac, mac_bytes = io_mac(call)
     return Cost(madds, flops, params_of(*call.inputs()), mac, mac_bytes)
+
+
+@formula("solve_triangular", category=Category.MATMUL)
+def solve_triangular(call: OpCall) -> Cost:
+    """torch.linalg.solve_triangular(A, B): A is (*, n, n) triangular, X has B's shape, with r
+    right-hand sides of length n (r = X.numel / n). Substitution per right-hand side: n(n - 1)/2
+    multiply-adds and n divisions (none when `unitriangular`). FLOPs = r * (n(n - 1) + n) (r * n(n
+    - 1) when unitriangular). MAdds = 0: a solve is not one of the contractions MAdds count (conv,
+    linear, matmul, einsum, attention), and FlopCounterMode counts none either. MAC = A + B read +
+    X written."""
+    a, out = call.t("A"), call.out
+    n = a.shape[-1]
+    rhs = out.numel // n if n else 0
+    per = n * (n - 1) + (0 if call.attr("unitriangular", False) else n)
+    return simple_cost(call, flops=rhs * per)

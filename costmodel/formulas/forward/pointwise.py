@@ -114,3 +114,34 @@ def polar(call: OpCall) -> Cost:
     """abs * (cos(angle) + i sin(angle)): one element-wise op, 1 FLOP per complex output element
     (the convention above); MAC = abs + angle read + the complex output written."""
     return simple_cost(call, flops=call.out.numel)
+
+
+@formula("bucketize", category=Category.ELEMENTWISE)
+def bucketize(call: OpCall) -> Cost:
+    """torch.bucketize / torch.searchsorted: a binary search of each input element among the n
+    sorted boundaries (the last dimension of an N-d sorted sequence): FLOPs = ceil(log2(n + 1))
+    comparisons per input element; MAC = input + boundaries read + the indices written."""
+    x, bounds = call.t("input"), call.t("boundaries")
+    n = bounds.shape[-1] if bounds is not None and bounds.shape else 1
+    steps = max(1, math.ceil(math.log2(n + 1)))
+    numel = x.numel if x is not None else call.out.numel   # a scalar input is a number here
+    return simple_cost(call, flops=steps * numel)
+
+
+@formula("multinomial", category=Category.ELEMENTWISE)
+def multinomial(call: OpCall) -> Cost:
+    """torch.multinomial(weights, k): the running sum of each row's n weights, then a binary search
+    per sample: FLOPs = weights.numel + samples * ceil(log2(n)); MAC = weights read + the sample
+    indices written."""
+    w, out = call.t("input"), call.out
+    n = w.shape[-1] if w.shape else 1
+    return simple_cost(call, flops=w.numel + out.numel * max(1, math.ceil(math.log2(max(n, 1)))))
+
+
+@formula("quantize", category=Category.ELEMENTWISE)
+def quantize(call: OpCall) -> Cost:
+    """quantize_per_tensor / _per_channel (round(x / scale) + zero_point, clamped) and
+    dequantize ((q - zero_point) * scale): one element-wise op, 1 FLOP per element (the
+    convention above); MAC = input read + output written, each at its own width (float32 4 bytes,
+    a quantized element 1)."""
+    return simple_cost(call, flops=call.out.numel)
