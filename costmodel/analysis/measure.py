@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 
 from .latency import DeviceProfile, estimate, is_dense
+from .synthetic import synthetic_block
 
 
 def _best_seconds(fn: Callable[[], object], budget: float) -> float:
@@ -42,8 +43,6 @@ BLOCKS = 48
 #: pull of the in-network scales towards 1, per fitted block (see _relative_fit): a scale moved
 #: by 0.2 costs as much as a 4.5% error on every block
 RIDGE = 0.05
-#: map sizes of the convolutional synthetic blocks
-BLOCK_SIZES = (14, 28, 56)
 #: every FLOOR_EVERY-th block is timed again on FLOOR_SIZE x FLOOR_SIZE maps (FLOOR_SIZE tokens),
 #: with FLOOR_WEIGHT times a block's share of the time (its calls are short)
 FLOOR_EVERY = 2
@@ -52,157 +51,6 @@ FLOOR_WEIGHT = 0.5
 #: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
 #: (the fused calibration's blocks)
 COLD_BYTES = 4 * 2 ** 20
-
-
-def synthetic_block(seed: int):
-    """A small network of one seeded random kind, and its input shape: stacks of ResNet basic
-    units, inverted residuals (ReLU / Hardswish / SiLU, with or without squeeze-excite),
-    ShuffleNet V2 units, ShuffleNet V1 units (grouped 1x1 convs), ResNeXt units (grouped 3x3
-    convs) or bare convs, on 14-56 px maps with 16-192 channels, sometimes with a pooled linear
-    head; or pre-norm transformer blocks (attention written out, GELU MLP) on 49-197 tokens of
-    96-384 features, or ConvNeXt blocks (7x7 depthwise conv, channels-last layer norm and MLP).
-    Built by costmodel for calibration; never a user's model."""
-    import random
-
-    import torch
-    from torch import nn
-    rng = random.Random(seed)
-    c = rng.choice((16, 24, 32, 48, 64, 96, 128, 192))
-    size = rng.choice(BLOCK_SIZES)
-    units = rng.randint(2, 5)
-    kind = rng.choice(("basic", "inverted", "inverted-se", "shuffle", "plain", "group",
-                       "resnext", "transformer", "convnext"))
-    act = rng.choice((nn.ReLU, nn.Hardswish, nn.SiLU))
-    if kind in ("transformer", "convnext"):
-        return _token_block(rng, kind, units)
-
-    def cba(cin, cout, k=1, groups=1, activation=True):
-        layers = [nn.Conv2d(cin, cout, k, 1, k // 2, groups=groups, bias=False),
-                  nn.BatchNorm2d(cout)]
-        return layers + ([act()] if activation else [])
-
-    class Residual(nn.Module):
-        def __init__(self, body, post=None):
-            super().__init__()
-            self.body, self.post = nn.Sequential(*body), post
-
-        def forward(self, x):
-            y = self.body(x) + x
-            return self.post(y) if self.post is not None else y
-
-    class SE(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            mid = max(8, ch // 4)
-            self.pool, self.fc1 = nn.AdaptiveAvgPool2d(1), nn.Conv2d(ch, mid, 1)
-            self.fc2, self.act, self.gate = nn.Conv2d(mid, ch, 1), nn.ReLU(), nn.Hardsigmoid()
-
-        def forward(self, x):
-            return x * self.gate(self.fc2(self.act(self.fc1(self.pool(x)))))
-
-    class Shuffle(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            half = ch // 2
-            self.branch = nn.Sequential(*cba(half, half), *cba(half, half, 3, half, False),
-                                        *cba(half, half))
-
-        def forward(self, x):
-            a, b = x.chunk(2, dim=1)
-            y = torch.cat((a, self.branch(b)), dim=1)
-            n, ch, h, w = y.shape
-            return y.view(n, 2, ch // 2, h, w).transpose(1, 2).contiguous().view(n, ch, h, w)
-
-    class ChannelShuffle(nn.Module):
-        def __init__(self, groups):
-            super().__init__()
-            self.groups = groups
-
-        def forward(self, x):
-            n, ch, h, w = x.shape
-            return (x.view(n, self.groups, ch // self.groups, h, w).transpose(1, 2)
-                    .contiguous().view(n, ch, h, w))
-
-    class Head(nn.Module):
-        def __init__(self, ch):
-            super().__init__()
-            self.pool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(ch, 1000)
-
-        def forward(self, x):
-            return self.fc(torch.flatten(self.pool(x), 1))
-
-    layers: list[nn.Module] = []
-    for _ in range(units):
-        if kind == "basic":
-            layers.append(Residual(cba(c, c, 3) + cba(c, c, 3, activation=False), nn.ReLU()))
-        elif kind == "shuffle":
-            layers.append(Shuffle(c))
-        elif kind == "group":                       # ShuffleNet V1 units
-            g = rng.choice((2, 3, 4, 8))
-            ch = g * max(2, c // g)
-            layers.append(Residual(cba(ch, ch, 1, g) + [ChannelShuffle(g)]
-                                   + cba(ch, ch, 3, ch, False) + cba(ch, ch, 1, g, False),
-                                   nn.ReLU()) if ch == c else nn.Conv2d(c, c, 1, bias=False))
-        elif kind == "resnext":
-            per_group = rng.choice((4, 8, 16, 32))
-            wide = per_group * max(2, c // per_group)
-            layers.append(Residual(cba(c, wide) + cba(wide, wide, 3, wide // per_group)
-                                   + cba(wide, c, activation=False), nn.ReLU()))
-        elif kind == "plain":                       # bare convs, as in the paper's G1-G3 nets
-            wide = c * rng.choice((1, 2, 4))
-            k = rng.choice((1, 1, 3))
-            layers += [nn.Conv2d(c, wide, k, padding=k // 2, bias=False),
-                       nn.Conv2d(wide, c, 1, bias=False)]
-        else:
-            e = c * rng.choice((3, 4, 6))
-            body = cba(c, e) + cba(e, e, rng.choice((3, 5)), e)
-            body += [SE(e)] if kind == "inverted-se" else []
-            layers.append(Residual(body + cba(e, c, activation=False)))
-    if rng.random() < 0.3:
-        layers.append(Head(c))
-    return nn.Sequential(*layers).eval(), (1, c, size, size)
-
-
-def _token_block(rng, kind: str, units: int):
-    """Transformer blocks (pre-norm, attention written out with reshapes and permutes, a GELU
-    MLP) on (1, tokens, dim), or ConvNeXt blocks on (1, dim, size, size)."""
-    import torch
-    from torch import nn
-    dim = rng.choice((96, 192, 384))
-    heads = dim // 32
-
-    class Attention(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.norm1, self.qkv, self.proj = nn.LayerNorm(dim), nn.Linear(dim, 3 * dim), \
-                nn.Linear(dim, dim)
-            self.norm2, self.fc1, self.act, self.fc2 = nn.LayerNorm(dim), \
-                nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
-
-        def forward(self, x):
-            b, t, _ = x.shape
-            q, k, v = self.qkv(self.norm1(x)).reshape(b, t, 3, heads, dim // heads) \
-                .permute(2, 0, 3, 1, 4).unbind(0)
-            a = torch.softmax(q @ k.transpose(-2, -1) * (dim // heads) ** -0.5, dim=-1)
-            x = x + self.proj((a @ v).transpose(1, 2).reshape(b, t, dim))
-            return x + self.fc2(self.act(self.fc1(self.norm2(x))))
-
-    class ConvNeXt(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.dw = nn.Conv2d(dim, dim, 7, padding=3, groups=dim)
-            self.norm, self.fc1, self.act, self.fc2 = nn.LayerNorm(dim), \
-                nn.Linear(dim, 4 * dim), nn.GELU(), nn.Linear(4 * dim, dim)
-
-        def forward(self, x):
-            y = self.norm(self.dw(x).permute(0, 2, 3, 1))
-            return x + self.fc2(self.act(self.fc1(y))).permute(0, 3, 1, 2)
-
-    if kind == "transformer":
-        tokens = rng.choice((49, 50, 197))
-        return nn.Sequential(*(Attention() for _ in range(units))).eval(), (1, tokens, dim)
-    size = rng.choice((7, 14, 28))
-    return nn.Sequential(*(ConvNeXt() for _ in range(units))).eval(), (1, dim, size, size)
 
 
 def _relative_fit(rows: list[tuple[float, ...]], ridge: float = 0.0,
