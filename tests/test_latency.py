@@ -9,7 +9,7 @@ from torch import nn
 
 import costmodel
 import costmodel.cli
-from costmodel.analysis import calibrate, latency, measure, structure
+from costmodel.analysis import calibrate, latency, measure, structure, synthetic
 from costmodel.analysis.latency import DeviceProfile
 
 TOY = DeviceProfile("toy", peak_flops=1e9, bandwidth_bytes_per_s=1e8, overhead_s=1e-5,
@@ -192,14 +192,14 @@ def test_floor_blocks_shrink_maps_and_tokens():
     assert measure.floor_shape((1, 48, 56, 56)) == (1, 48, 4, 4)
     assert measure.floor_shape((1, 197, 384)) == (1, 4, 384)
     for seed in range(0, measure.BLOCKS, measure.FLOOR_EVERY):
-        model, shape = measure.synthetic_block(seed)
+        model, shape = synthetic.synthetic_block(seed)
         report = costmodel.analyze(model, "x".join(map(str, measure.floor_shape(shape))))
         assert not report.unsupported(), seed
 
 
 def test_synthetic_blocks_are_seeded():
-    one, shape = measure.synthetic_block(3)
-    two, shape2 = measure.synthetic_block(3)
+    one, shape = synthetic.synthetic_block(3)
+    two, shape2 = synthetic.synthetic_block(3)
     assert shape == shape2 and str(one) == str(two)
 
 
@@ -209,7 +209,7 @@ def test_synthetic_blocks_cover_every_kind_and_are_costed_completely():
     # estimate would fit the scales to missing terms)
     kinds = set()
     for seed in range(measure.BLOCKS):
-        model, shape = measure.synthetic_block(seed)
+        model, shape = synthetic.synthetic_block(seed)
         report = costmodel.analyze(model, "x".join(map(str, shape)))
         assert not report.unsupported(), seed
         kinds |= {latency.op_kinds(n)[0] for n in report.graph if n.calls}

@@ -14,7 +14,7 @@ Conv + activation fused, as in a deployment). It measures
   MobileNet / ShuffleNet layers calibration times in eager PyTorch), of max pooling on
   calibrate.MAX_POOL shapes (eager PyTorch's max pooling is ~100x slower than the runtime's, so
   the eager rate must not stand in), and of a 512 x 512 GEMM;
-- scales and interval: synthetic blocks (measure.synthetic_block, never a scored model) timed in
+- scales and interval: synthetic blocks (synthetic.synthetic_block, never a scored model) timed in
   ONNX Runtime and estimated with execution="fused": three scales fitted on half of them, the
   interval from the residuals of the other half (10th to 90th percentile).
 
@@ -34,7 +34,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .latency import DeviceProfile, estimate, is_dense
-from .measure import COLD_BYTES, RIDGE, _best_seconds, _quantile, _relative_fit, synthetic_block
+from .measure import COLD_BYTES, RIDGE, _best_seconds, _quantile, _relative_fit
+from .synthetic import synthetic_block
 
 CHAIN = 17            # ops in the long chain of the fixed-cost measurement
 FUSED_BLOCKS = 24     # synthetic blocks timed in the runtime (half fit, half held out)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 
 from .latency import DeviceProfile, estimate, is_dense
-from .synthetic import synthetic_block
+from .synthetic import synthetic_block  # the blocks _fit_blocks times
 
 
 def _best_seconds(fn: Callable[[], object], budget: float) -> float:

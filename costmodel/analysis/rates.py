@@ -33,10 +33,10 @@ SDPA_KEYS = (64, 256, 1024, 4096)
 SDPA_HEAD = 64
 #: FLOPs of the largest op measured (~10 ms at 1 thread); larger cells take the rate of the
 #: largest measured cell of their row. Not lower: at 2 threads a conv's rate still grows past
-#: 2e8 FLOPs (a 3x3 conv of 32 channels on 56 x 56 runs at ~1.3x its 1-thread rate, one of 128
-#: channels at ~1.9x), so filling from 2e8 made every large conv ~1.5x too slow and the
-#: synthetic blocks pulled the dense scale down to 0.6 to make up for it (measured on the EPYC,
-#: 2026-12-03)
+#: 2e8 FLOPs (a synthetic block of 3x3 convs of 192 channels on 56 x 56 maps ran 1.9x faster at
+#: 2 threads than at 1, where cells filled from 2e8 said 1.47x), so large convs came out ~1.3x
+#: too slow and the synthetic blocks pulled the 2-thread dense scale down to 0.6-0.9 to make up
+#: for it (measured on the EPYC, 2026-12-03)
 MAX_FLOPS = 1e9
 #: the grouped-conv tables: group counts, rows, and channels per group
 GROUPS = (2, 8, 32)

@@ -46,6 +46,7 @@ from .builder import GraphBuilder
 from .equivalents import swapped
 from .fx import _user_frame, is_leaf
 from .known import (
+    ASSUMED_READS,
     CONST_FACTORIES,
     CONST_LIKE,
     MOVES,
@@ -72,10 +73,8 @@ _METADATA = {f for f in (
     Tensor.__len__, Tensor.get_device, torch._assert, Tensor.shape.__get__, Tensor.ndim.__get__,
     Tensor.dtype.__get__, Tensor.device.__get__, Tensor.is_meta.__get__,
     Tensor.requires_grad.__get__) if not (lookup(f).rule or lookup(f).flags)}
-#: Reads of an activation's value that an `assert` statement may make (assumed to hold): the
-#: value (a number every comparison holds for) and the truth. int() / float() must give a real
-#: number, which no assumption supplies.
-_ASSUMED_READS = {Tensor.item, Tensor.__bool__}
+
+
 def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
     """Why the output size of this call depends on tensor values, or None (`ops` says which
     callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
@@ -170,7 +169,7 @@ class _EagerRecorder(KnownValues, _Recorder):
     def _read(self, func, types, args, kwargs):
         """A read of an activation's value: inside an `assert` statement it is assumed to hold
         (known.Holds; reported), anywhere else it stops the capture (torch's meta error)."""
-        where = in_assert() if func in _ASSUMED_READS else None
+        where = in_assert() if func in ASSUMED_READS else None
         if where is None:
             return self._meta(func, types, args, kwargs)
         self.capture.asserted.setdefault(where, self.capture.stack[-1])
@@ -444,9 +443,8 @@ def diagnostics(g: CostGraph, run: EagerCapture) -> list[Diagnostic]:
     found += [Diagnostic(Code.DATA_DEPENDENT, severity, why, module=module)
               for why, (module, severity) in run.replaced.items()]
     found += routing.diagnostics(run.routes, run.routed)
-    found += [Diagnostic(
-        Code.DATA_DEPENDENT, Severity.INFO,
-        f"the assertion at {where} reads a tensor's value; an assertion is a check, not control "
-        f"flow: assumed to hold (it changes no cost)", module=module)
-        for where, module in run.asserted.items()]
+    found += [Diagnostic(Code.DATA_DEPENDENT, Severity.INFO, f"the assertion at {where} reads a "
+                         f"tensor's value; an assertion is a check, not control flow: assumed to "
+                         f"hold (it changes no cost)", module=module)
+              for where, module in run.asserted.items()]
     return found

@@ -40,6 +40,10 @@ CONST_LIKE = {torch.zeros_like, torch.ones_like, torch.full_like, Tensor.new_zer
 #: Calls that turn a tensor's value into Python data.
 READS = {Tensor.item, Tensor.tolist, Tensor.__bool__, Tensor.__int__, Tensor.__float__,
          Tensor.__index__, Tensor.__format__, Tensor.numpy, Tensor.__complex__}
+#: Reads of an activation's value that an `assert` statement may make (assumed to hold, see
+#: Holds): the value and the truth. int() / float() must give a real number, which no assumption
+#: supplies.
+ASSUMED_READS = {Tensor.item, Tensor.__bool__}
 #: Device moves: on a meta tensor they stay on meta (a move changes no shape and costs nothing
 #: here).
 MOVES = {Tensor.to, Tensor.cpu, Tensor.cuda}

@@ -4,7 +4,13 @@ from __future__ import annotations
 import math
 
 from ...core.tensors import TensorSpec
-from ..forward.contraction import _attention_batch, einsum_cost, grouped_mm_madds, matmul_madds
+from ..forward.contraction import (
+    _attention_batch,
+    einsum_cost,
+    grouped_mm_madds,
+    matmul_madds,
+    triangular_solve_flops,
+)
 from ..registry import Backward, GradCall, Kernels, backward, grad_out, no_backward
 
 # ---- contractions ---------------------------------------------------------------------------
@@ -230,11 +236,9 @@ def solve_triangular(grad: GradCall) -> Backward:
     call, gy = grad.call, grad_out(grad.call)
     a, b, out = call.t("A"), call.t("B"), call.out
     n = a.shape[-1]
-    rhs = out.numel // n if n else 0
-    per = n * (n - 1) + (0 if call.attr("unitriangular", False) else n)
     k = Kernels()
     if grad.wants("B") or grad.wants("A"):
-        k.add(flops=rhs * per, reads=(gy, a), writes=(b,))
+        k.add(flops=triangular_solve_flops(call), reads=(gy, a), writes=(b,))
     if grad.wants("A"):
-        k.add(flops=rhs * n * (n + 1), reads=(b, out), writes=(a,))
+        k.add(flops=(out.numel // n if n else 0) * n * (n + 1), reads=(b, out), writes=(a,))
     return k.done("A", "out")

@@ -315,8 +315,11 @@ def solve_triangular(call: OpCall) -> Cost:
     - 1) when unitriangular). MAdds = 0: a solve is not one of the contractions MAdds count (conv,
     linear, matmul, einsum, attention), and FlopCounterMode counts none either. MAC = A + B read +
     X written."""
-    a, out = call.t("A"), call.out
-    n = a.shape[-1]
-    rhs = out.numel // n if n else 0
-    per = n * (n - 1) + (0 if call.attr("unitriangular", False) else n)
-    return simple_cost(call, flops=rhs * per)
+    return simple_cost(call, flops=triangular_solve_flops(call))
+
+
+def triangular_solve_flops(call: OpCall) -> int:
+    """r * (n(n - 1) + n) FLOPs of solve_triangular (r * n(n - 1) when unitriangular)."""
+    n = call.t("A").shape[-1]
+    rhs = call.out.numel // n if n else 0
+    return rhs * (n * (n - 1) + (0 if call.attr("unitriangular", False) else n))
