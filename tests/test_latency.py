@@ -155,6 +155,8 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert set(profile.bandwidths) == {"copy"} and profile.bandwidths["copy"] > 1e8
     assert profile.overheads["depthwise conv"] > 0
     assert 0 < profile.module_call_s < 1e-3 and 0 < profile.free_op_s < 1e-3
+    # cold conv weights cost something per byte, and less than reading them at 100 MB/s
+    assert 0 <= profile.weight_pass_s < 1e-8
     assert profile.interval == (1.0, 1.0) and profile.interval_level == 0   # no blocks: no fit
     assert costmodel.cli.main(["calibrate", "--name", "cli", "--seconds", "0.2",
                                "--threads", "1"]) == 0
@@ -256,6 +258,34 @@ def test_terms_module_calls_and_free_ops():
     assert est.interval() == pytest.approx((0.5 * est.total_s, 1.5 * est.total_s))
 
 
+def test_conv_weight_pass_is_its_own_unscaled_term():
+    # a 3x3 conv 16 -> 32 (weight 32*16*9 floats) then a linear: only the conv pays the pass
+    model = nn.Sequential(nn.Conv2d(16, 32, 3, bias=False), nn.Flatten(), nn.Linear(32 * 4, 8))
+    g = costmodel.analyze(model, "1x16x4x4")
+    prof = dataclasses.replace(TOY, weight_pass_s=1e-9, in_model_scale=2.0, light_scale=2.0)
+    est, plain = latency.estimate(g, prof), latency.estimate(g, dataclasses.replace(
+        prof, weight_pass_s=0.0))
+    passed = 32 * 16 * 9 * 4 * 1e-9                      # bytes x seconds per byte, no scale
+    assert est.terms()["weights"] == pytest.approx(passed)
+    assert plain.terms()["weights"] == 0
+    assert est.total_s - plain.total_s == pytest.approx(passed)
+    conv = next(o for o in est.ops if o.category == "conv")
+    assert conv.weights_s == pytest.approx(passed)
+    assert sum(est.terms().values()) == pytest.approx(est.total_s)
+    # the deployed view (ONNX Runtime packs weights once, at load) has no such pass
+    assert latency.estimate(g, prof, "fused").terms()["weights"] == 0
+    # the block fit treats it as known: rows carry it apart from dense / light / fixed
+    rows = measure._time_blocks([(0, measure.floor_shape(synthetic.synthetic_block(0)[1]))],
+                                prof, costmodel.analyze, 0.01)
+    dense, light, fixed, weights, measured = rows[0]
+    block = synthetic.synthetic_block(0)[0]
+    shape = "x".join(map(str, measure.floor_shape(synthetic.synthetic_block(0)[1])))
+    total = latency.estimate(costmodel.analyze(block, shape), prof).total_s
+    assert dense + light + fixed + weights == pytest.approx(total) and measured > 0
+    assert weights == pytest.approx(1e-9 * sum(
+        m.weight.numel() * 4 for m in block.modules() if isinstance(m, nn.Conv2d)))
+
+
 def test_shipped_profiles_say_they_are_unmeasured():
     for profile in latency.PROFILES.values():
         assert "not measured" in profile.source and "datasheet" in profile.source
@@ -264,8 +294,10 @@ def test_shipped_profiles_say_they_are_unmeasured():
 def test_profile_json_keeps_the_new_fields():
     prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, in_model_scale=1.4,
                                light_scale=1.1, overhead_scale=1.2, interval=(0.8, 1.3),
-                               interval_level=0.8)
+                               interval_level=0.8, weight_pass_s=9e-11)
     assert DeviceProfile.from_json(prof.to_json()) == prof
+    with pytest.raises(ValueError, match="weight_pass_s"):
+        DeviceProfile.from_dict({**prof.to_dict(), "weight_pass_s": -1.0})
     with pytest.raises(ValueError, match="interval"):
         DeviceProfile.from_dict({**prof.to_dict(), "interval": [1.2, 1.3]})
 

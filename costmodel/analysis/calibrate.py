@@ -43,7 +43,14 @@ from pathlib import Path
 
 from .latency import DeviceProfile, save_profile
 from .measure import _best_seconds, _fit_blocks
-from .rates import attention_table, conv_tables, gemm_tables, light_rates, weight_bandwidths
+from .rates import (
+    attention_table,
+    conv_tables,
+    conv_weight_pass,
+    gemm_tables,
+    light_rates,
+    weight_bandwidths,
+)
 
 GEMM_N = 512          # ~2.5 ms: short enough to find undisturbed calls
 SPREAD = 1.5          # two GEMM peaks within this factor agree
@@ -249,6 +256,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
                       **gemm_tables(2 * share, overheads, _cache_bytes()),
                       **attention_table(share / 2, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
+            weight_pass = conv_weight_pass(share, _cache_bytes())
             from .skinny import measure as measure_skinny
             skinny = measure_skinny(share, overheads["linear"])
             light, bandwidths = light_rates(2 * share, overheads)
@@ -270,7 +278,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op, tables=tables, bandwidths=bandwidths,
-        weight_bandwidths=weights, skinny=skinny)
+        weight_bandwidths=weights, skinny=skinny, weight_pass_s=weight_pass)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -306,6 +314,9 @@ def describe(profile: DeviceProfile) -> str:
     if profile.weight_bandwidths:
         lines.append("weights   " + ", ".join(f"{b / 2 ** 20:.2g} MiB {bw / 1e9:.1f} GB/s"
                                                for b, bw in profile.weight_bandwidths))
+    if profile.weight_pass_s:
+        lines.append(f"conv pass {1 / profile.weight_pass_s / 1e9:.1f} GB/s of cold conv weights "
+                     f"(an eager conv's pass over its weights, beyond its rate)")
     if profile.module_call_s or profile.free_op_s:
         lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")

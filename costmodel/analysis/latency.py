@@ -2,13 +2,16 @@
 
     time(op)    = max(FLOPs / rate, MAC bytes / bandwidth) * in_model_scale
                   + kernels(op) * overhead(kind) * overhead_scale
+                  + conv weight bytes * weight_pass_s                  (convs, eager)
     time(model) = sum of time(op) + free ops * free_op_s * overhead_scale
                   + module calls * module_call_s * overhead_scale
 
-Four terms, reported separately (`Estimate.terms()`): compute (ops whose FLOPs term is the larger),
-memory (ops whose bytes term is the larger), dispatch (the per-kernel fixed cost, and the dispatch
-of ops that launch no kernel: views, reshapes, dropout in eval) and module calls (the Python cost
-of each `nn.Module.__call__`, leaf and container, counted from the graph's module paths).
+Five terms, reported separately (`Estimate.terms()`): compute (ops whose FLOPs term is the larger),
+memory (ops whose bytes term is the larger), weights (the pass eager convs make over their cold
+weights: oneDNN reorders them on every call, apart from the compute), dispatch (the per-kernel
+fixed cost, and the dispatch of ops that launch no kernel: views, reshapes, dropout in eval) and
+module calls (the Python cost of each `nn.Module.__call__`, leaf and container, counted from the
+graph's module paths).
 `in_model_scale` and `overhead_scale` are fitted by `calibrate.py` on synthetic blocks it builds
 itself (never on a user's model); the interval (`Estimate.interval()`) is the spread of the
 calibration's residuals on held-out synthetic blocks.
@@ -61,7 +64,8 @@ class OpEstimate:
     kernels: int
     seconds: float
     bound: str            # "compute", "memory" or "overhead": the largest of the three terms
-    dispatch_s: float = 0.0   # the fixed-cost part of `seconds` (the rest is the roofline)
+    dispatch_s: float = 0.0   # the fixed-cost part of `seconds`
+    weights_s: float = 0.0    # the conv weight pass in `seconds` (the rest is the roofline)
 
     @property
     def intensity(self) -> float:
@@ -97,13 +101,15 @@ class Estimate:
 
     def terms(self) -> dict[str, float]:
         """Seconds by term: compute (the roofline of compute-bound ops), memory (of memory-bound
-        ops), dispatch (per-kernel fixed costs and free ops), module calls. They sum to total_s."""
-        out = {"compute": 0.0, "memory": 0.0, "dispatch": self.free_ops_s + self.run_s,
-               "module calls": self.module_calls_s}
+        ops), weights (the conv weight pass), dispatch (per-kernel fixed costs and free ops),
+        module calls. They sum to total_s."""
+        out = {"compute": 0.0, "memory": 0.0, "weights": 0.0,
+               "dispatch": self.free_ops_s + self.run_s, "module calls": self.module_calls_s}
         for op in self.ops:
-            roof = op.seconds - op.dispatch_s
+            roof = op.seconds - op.dispatch_s - op.weights_s
             out["memory" if roof > 0 and op.bound == "memory" else "compute"] += roof
             out["dispatch"] += op.dispatch_s
+            out["weights"] += op.weights_s
         return out
 
     def interval(self) -> tuple[float, float]:
@@ -329,14 +335,16 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         cost = node.cost
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
                                       cold_bytes(node, nodes), op_shape(node), linear_shape(node))
-        ops.append(OpEstimate(name, node.module, str(node.category or ""),
-                              cost.flops, cost.mac_bytes, k, roof + fixed, bound, fixed))
+        passed = weight_bytes(node) * profile.weight_pass_s if node.category in _CONVS else 0.0
+        ops.append(OpEstimate(name, node.module, str(node.category or ""), cost.flops,
+                              cost.mac_bytes, k, roof + fixed + passed, bound, fixed, passed))
     seconds = {op.name: op.seconds for op in ops}
     length, path = structure.longest_path(ctx.kernel_dag, lambda n: seconds.get(n, 0.0))
     calls, free = call_counts(ctx.graph, ctx.kernels)
     return Estimate(profile, tuple(ops), float(length), path, calls, free)
 
 
+_CONVS = {Category.CONV, Category.GROUP_CONV, Category.DEPTHWISE_CONV}
 _CALLS = {NodeKind.CALL_MODULE, NodeKind.CALL_FUNCTION, NodeKind.CALL_METHOD}
 
 

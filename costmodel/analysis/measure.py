@@ -48,6 +48,10 @@ RIDGE = 0.05
 FLOOR_EVERY = 2
 FLOOR_SIZE = 4
 FLOOR_WEIGHT = 0.5
+#: the largest fixed-cost scale the floor blocks may set (the smallest is 1/3): a figure far
+#: from 1 means the blocks were disturbed. Not 3: on a quiet machine the floor blocks reached
+#: 3.0 at one thread on the EPYC (2026-12-03), so the limit, not the machine, set the scale
+FIXED_MAX = 5.0
 #: bytes of weights and inputs a synthetic block cycles through (copies of it), past L2 caches
 #: (the fused calibration's blocks)
 COLD_BYTES = 4 * 2 ** 20
@@ -124,10 +128,11 @@ def _interleaved_best(calls: list[Callable[[], object]], budget: float) -> list[
 
 
 def _time_blocks(shapes: list[tuple[int, tuple[int, ...]]], profile: DeviceProfile,
-                 analyze: Callable, budget: float) -> list[tuple[float, float, float, float]]:
-    """(dense, light, fixed, measured) seconds of each synthetic block (seed, input shape): the
-    estimate's three parts at unit scales of `profile`, and the fastest call, timed
-    interleaved (_interleaved_best)."""
+                 analyze: Callable, budget: float
+                 ) -> list[tuple[float, float, float, float, float]]:
+    """(dense, light, fixed, weight pass, measured) seconds of each synthetic block (seed, input
+    shape): the estimate's parts at unit scales of `profile` (the weight pass has no scale),
+    and the fastest call, timed interleaved (_interleaved_best)."""
     import torch
     models = [(synthetic_block(seed)[0], torch.randn(shape)) for seed, shape in shapes]
     with torch.no_grad():
@@ -135,9 +140,11 @@ def _time_blocks(shapes: list[tuple[int, tuple[int, ...]]], profile: DeviceProfi
     rows = []
     for (model, _), (_, shape), m in zip(models, shapes, measured):
         est = estimate(analyze(model, "x".join(map(str, shape))), profile)
-        dense = sum(op.seconds - op.dispatch_s for op in est.ops if is_dense((op.category,)))
-        light = sum(op.seconds - op.dispatch_s for op in est.ops) - dense
-        rows.append((dense, light, est.total_s - dense - light, m))
+        passed = sum(op.weights_s for op in est.ops)
+        dense = sum(op.seconds - op.dispatch_s - op.weights_s for op in est.ops
+                    if is_dense((op.category,)))
+        light = sum(op.seconds - op.dispatch_s for op in est.ops) - passed - dense
+        rows.append((dense, light, est.total_s - dense - light - passed, passed, m))
     return rows
 
 
@@ -162,12 +169,12 @@ def _fit_blocks(profile: DeviceProfile, analyze: Callable, seconds: float) -> De
                               unit, analyze, share * len(floors) * FLOOR_WEIGHT)
     # a scale far from 1 means the blocks were disturbed (a loaded machine), not a real effect:
     # keep each within [1/3, 3] so one bad calibration cannot wreck every estimate
-    b = min(max(statistics.median((m - x - y) / z for x, y, z, m in floor_rows if z > 0),
-                1 / 3), 3.0)
+    b = min(max(statistics.median((m - x - y - w) / z for x, y, z, w, m in floor_rows if z > 0),
+                1 / 3), FIXED_MAX)
     fit = rows[0::2]
-    a, c, _ = (min(max(k, 1 / 3), 3.0)
-               for k in _relative_fit(fit, RIDGE * len(fit), known={2: b}))
-    logs = sorted(math.log(m / (a * x + c * y + b * z)) for x, y, z, m in rows[1::2])
+    a, c, _, _ = (min(max(k, 1 / 3), 3.0)
+                  for k in _relative_fit(fit, RIDGE * len(fit), known={2: b, 3: 1.0}))
+    logs = sorted(math.log(m / (a * x + c * y + b * z + w)) for x, y, z, w, m in rows[1::2])
     low, high = _quantile(logs, 0.1), _quantile(logs, 0.9)
     return dataclasses.replace(profile, in_model_scale=a, light_scale=c, overhead_scale=b,
                                interval=(min(1.0, math.exp(low)), max(1.0, math.exp(high))),

@@ -37,6 +37,11 @@ class DeviceProfile:
                            moves them at the cache bandwidth (batch-1 activations on a CPU).
     module_call_s:         Python cost of one nn.Module.__call__ (leaf or container)
     free_op_s:             dispatch cost of an op that launches no kernel (a view, a reshape)
+    weight_pass_s:         seconds per byte of a conv's weights beyond its rate-table time when
+                           the weights are cold, as in a network (on a CPU, oneDNN reorders them
+                           on every eager call, a pass the roofline's max() would hide); added
+                           to every conv of an eager estimate (rates.conv_weight_pass; 0: not
+                           measured)
     in_model_scale, light_scale, overhead_scale: how much slower the roofline of dense
                            contractions (convs, linear, matmul, attention), the roofline of every
                            other op (depthwise convs, norms, activations, pooling, element-wise,
@@ -82,6 +87,7 @@ class DeviceProfile:
     cache_bandwidth_bytes_per_s: float | None = None
     module_call_s: float = 0.0
     free_op_s: float = 0.0
+    weight_pass_s: float = 0.0
     in_model_scale: float = 1.0
     light_scale: float = 1.0
     overhead_scale: float = 1.0
@@ -148,7 +154,7 @@ class DeviceProfile:
         if any(v < 0 for v in values["overheads"].values()):
             raise ValueError(f"device profile {values['name']!r}: overheads must be >= 0")
         values["cache_bytes"] = int(values.get("cache_bytes") or 0)
-        for key in ("module_call_s", "free_op_s", "in_model_scale", "light_scale",
+        for key in ("module_call_s", "free_op_s", "weight_pass_s", "in_model_scale", "light_scale",
                     "overhead_scale", "interval_level"):
             if key in values:
                 values[key] = float(values[key])

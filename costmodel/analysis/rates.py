@@ -246,6 +246,41 @@ def weight_bandwidths(budget: float, fixed: float) -> tuple[tuple[float, float],
     return tuple(points)
 
 
+#: convs (in, out, kernel, map size) whose weights are large next to their work, timed with hot
+#: weights and with cold ones for the weight pass (conv_weight_pass)
+WEIGHT_PASS_CONVS = ((256, 256, 3, 7), (128, 128, 3, 14), (1024, 256, 1, 7), (512, 2048, 1, 7),
+                     (256, 1024, 1, 14))
+
+
+def conv_weight_pass(budget: float, cache_bytes: int = 32 * 2 ** 20) -> float:
+    """Seconds per byte of weights that a conv takes beyond its rate-table time when its
+    weights are cold, as in a network (every other layer ran since its last call, and a
+    network's weights outgrow the last-level cache): each conv of WEIGHT_PASS_CONVS timed on
+    one weight tensor (hot, as the table cells are) and on copies that together are twice
+    `cache_bytes` (cold), and the median of (cold - hot) / weight bytes, never below 0. On a
+    CPU, oneDNN reorders a conv's weights into its blocked layout on every eager call: a pass
+    over the weights that does not overlap the compute, so the roofline's max() hides it.
+    Measured on the EPYC at one thread: ~11 GB/s of conv weights."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+    share = budget / (2 * PASSES * len(WEIGHT_PASS_CONVS))
+    extra = []
+    for cin, cout, k, size in WEIGHT_PASS_CONVS:
+        weight, x = torch.randn(cout, cin, k, k), torch.randn(1, cin, size, size)
+        copies = itertools.cycle([weight.clone() for _ in range(
+            max(2, min(64, -(-2 * cache_bytes // weight.nbytes))))])
+        hot = cold = float("inf")
+        for _ in range(PASSES):
+            hot = min(hot, _best_seconds(lambda x=x, w=weight, k=k: F.conv2d(x, w, padding=k // 2),
+                                         share))
+            cold = min(cold, _best_seconds(
+                lambda x=x, ws=copies, k=k: F.conv2d(x, next(ws), padding=k // 2), share))
+        extra.append(max(cold - hot, 0.0) / weight.nbytes)
+    return statistics.median(extra)
+
+
 #: (shape, permutation) of the strided copies timed for the "copy" bandwidth: a channel shuffle,
 #: NHWC <-> NCHW, a window partition, attention heads split
 COPIES = (((1, 2, 58, 28, 28), (0, 2, 1, 3, 4)), ((1, 56, 56, 96), (0, 3, 1, 2)),
