@@ -93,6 +93,8 @@ def _any_tensor(values: list | tuple) -> bool:
 
 def _tensors(value: Any) -> list[Tensor]:
     """Every tensor in `value` (nested lists, tuples and dict values), in order."""
+    if type(value) is Tensor:   # most outputs: one plain tensor
+        return [value]
     try:
         return _tensors_in(value)
     except TypeError:   # an unhashable type met in the memo: ask isinstance for everything
