@@ -93,13 +93,14 @@ def is_leaf(module: nn.Module, qualname: str = "") -> bool:
     fx decides from the module's class (its `__module__`, and not a Sequential): kept per class,
     unless the instance sets its own `__module__`."""
     kind = type(module)
-    found = _LEAF_TYPES.get(kind)
-    if found is None or "__module__" in module.__dict__:
+    own = "__module__" in module.__dict__
+    found = None if own else _LEAF_TYPES.get(kind)
+    if found is None:
         global _LEAF_TRACER
         if _LEAF_TRACER is None:   # fx.Tracer() costs ~35 us (it scans modules to autowrap): once
             _LEAF_TRACER = ModuleTracer()
         found = _LEAF_TRACER.is_leaf_module(module, qualname)
-        if "__module__" not in module.__dict__:
+        if not own:
             _LEAF_TYPES[kind] = found
     return found
 

@@ -85,10 +85,13 @@ def _has_tensor(value: Any) -> bool:
 def _any_tensor(values: list | tuple) -> bool:
     """any(is_tensor(v) for v in values), skipping the common leaves (sizes, flags) at once."""
     leaves = _LEAVES
-    for v in values:
-        if type(v) not in leaves and is_tensor(v):
-            return True
-    return False
+    try:
+        for v in values:
+            if type(v) not in leaves and is_tensor(v):
+                return True
+        return False
+    except TypeError:   # a type whose metaclass makes it unhashable
+        return any(is_tensor(v) for v in values)
 
 
 def _tensors(value: Any) -> list[Tensor]:
