@@ -215,21 +215,22 @@ def _model_findings(model: nn.Module, modules: list[tuple[str, nn.Module]], g: C
     """The model's parameters (tied ones once), those the forward never reads, CM004 and CM007
     (`modules`: model.named_modules())."""
     diagnostics: list[Diagnostic] = []
-    all_params: dict[int, tuple[str, int]] = {}   # as model.named_parameters(): tied ones once
+    # as model.named_parameters(), tied ones once: id -> (module path, name, numel)
+    all_params: dict[int, tuple[str, str, int]] = {}
     for prefix, module in modules:
         for key, p in module._parameters.items():
             if p is not None and id(p) not in all_params:
-                all_params[id(p)] = (f"{prefix}.{key}" if prefix else key, p.numel())
+                all_params[id(p)] = (prefix, key, p.numel())
         packed = packed_weights(module)   # a quantized Linear's packed weights are its params
         for t, key, ident in packed or ():
             if t is not None:
-                all_params[ident] = (f"{prefix}.{key}" if prefix else key, t.numel())
+                all_params[ident] = (prefix, key, t.numel())
     read = {key for node in g for call in node.calls for key, _ in call.params}
     unused = {key: v for key, v in all_params.items() if key not in read}
-    params_unused = sum(n for _, n in unused.values())
+    params_unused = sum(n for _, _, n in unused.values())
     if unused:
-        owners = sorted({name.rsplit(".", 1)[0] if "." in name else name
-                         for name, _ in unused.values()})
+        names = [f"{prefix}.{key}" if prefix else key for prefix, key, _ in unused.values()]
+        owners = sorted({name.rsplit(".", 1)[0] if "." in name else name for name in names})
         shown = ", ".join(owners[:5]) + (f" and {len(owners) - 5} more" if len(owners) > 5 else "")
         diagnostics.append(Diagnostic(
             Code.UNUSED_PARAMS, Severity.INFO,
@@ -240,5 +241,5 @@ def _model_findings(model: nn.Module, modules: list[tuple[str, nn.Module]], g: C
             Code.TRAINING_MODE, Severity.INFO,
             "the model is in training mode; it was analysed as in eval mode (inference), and its "
             "own flags were left as they were"))
-    return sum(n for _, n in all_params.values()), params_unused, diagnostics
+    return sum(n for _, _, n in all_params.values()), params_unused, diagnostics
 

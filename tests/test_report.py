@@ -205,3 +205,26 @@ def test_unsupported_rolls_up_by_module():
     assert sum(report.unsupported("a").values()) == 1
     assert report.unsupported("fc") == {}
     assert report.unsupported("a.nothing") == {}
+
+
+@pytest.mark.parametrize("record", ["CallCost", "Layer"])
+def test_hand_written_init_matches_the_dataclass_fields(record):
+    """CallCost and Layer write their fields straight into __dict__ (speed): their __init__
+    takes exactly the dataclass's fields, in order, with the same defaults, and sets each one."""
+    import dataclasses
+    import inspect
+
+    from costmodel.core import report as core_report
+
+    cls = getattr(core_report, record)
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    assert [p.default for p in params] == [
+        inspect.Parameter.empty if f.default is dataclasses.MISSING else f.default for f in fields]
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert all(getattr(made, name) is value for name, value in values.items())
+    assert vars(made).keys() == values.keys()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, fields[0].name, 1)

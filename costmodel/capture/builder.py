@@ -9,8 +9,8 @@ arithmetic), so its structure is fx's graph.
 """
 from __future__ import annotations
 
+import contextlib
 import re
-from collections import Counter
 from typing import Any, Iterable
 
 import networkx as nx
@@ -20,10 +20,35 @@ from ..core.calls import Recorded
 from ..core.graph import CostGraph, Node
 from ..core.tensors import TensorSpec
 from ..core.vocab import NodeKind
+from ..ops import Binding, lookup
 from .recorder import Recording, _tensors
 
 # module or function name -> node-name base ("features.3" -> "features_3")
 _CLEAN: dict[str, str] = {}
+# torch callable -> (its binding, then call_node's answer): made once per callable and binding
+_CALL_NODES: dict[Any, tuple[Binding, tuple[str, NodeKind, str]]] = {}
+
+
+def call_node(func: Any) -> tuple[str, NodeKind, str]:
+    """The target, kind and name base of a node that is one torch call outside a layer:
+    ('Tensor.add', call_method, 'add'), ('torch.fft.rfft', call_function, 'rfft'), not
+    'fft_rfft'. Kept per callable while its binding (and so its printed name) stays the same."""
+    binding = lookup(func)
+    try:
+        known = _CALL_NODES.get(func)
+    except TypeError:   # an unhashable callable
+        known = None
+    if known is not None and known[0] is binding:
+        return known[1]
+    target = binding.name
+    kind = NodeKind.CALL_METHOD if target.startswith("Tensor.") else NodeKind.CALL_FUNCTION
+    short = target.rsplit(".", 1)[-1]
+    base = short if target.startswith(("torch.fft.", "torch.linalg.", "torch.special.")) else \
+        getattr(func, "__name__", short)
+    found = (target, kind, base)
+    with contextlib.suppress(TypeError):
+        _CALL_NODES[func] = (binding, found)
+    return found
 
 
 class GraphBuilder:
@@ -40,20 +65,21 @@ class GraphBuilder:
         self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
                                                           # wrote it, index among its outputs)
         self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
-        self._names: Counter[str] = Counter()
+        self._names: dict[str, int] = {}       # name base -> how many nodes have it
 
     def name(self, base: str) -> str:
         """A fresh node name from a module path or function name: 'features_3', 'add_2'."""
         clean = _CLEAN.get(base)
         if clean is None:
             clean = _CLEAN[base] = re.sub(r"\W+", "_", base).strip("_") or "node"
-        n = self._names[clean]
-        self._names[clean] += 1
+        names = self._names
+        n = names.get(clean, 0)
+        names[clean] = n + 1
         return clean if n == 0 else f"{clean}_{n}"
 
     def reserve(self, name: str) -> None:
         """Keep `name` (an input's own name) from being given to another node."""
-        self._names[name] += 1
+        self._names[name] = self._names.get(name, 0) + 1
 
     def add(self, name: str, kind: NodeKind | str, target: str, module: str, read: Any,
             outputs: tuple[TensorSpec, ...], calls: Iterable[Recorded] = (),

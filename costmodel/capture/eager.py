@@ -42,7 +42,7 @@ from ..errors import AnalysisError, EagerError, first_line
 from ..ops import META, lookup
 from ..ops.shape_rules import InputDtypeError
 from . import routing
-from .builder import GraphBuilder
+from .builder import GraphBuilder, call_node
 from .equivalents import swapped
 from .fx import _user_frame, is_leaf
 from .known import (
@@ -58,7 +58,7 @@ from .known import (
     in_assert,
     stay_on_meta,
 )
-from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors, callable_name
+from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors
 from .routing import ROUTERS, assumed_choices
 
 #: Factories that read Python data; without a device they make real CPU tensors here.
@@ -73,13 +73,6 @@ _METADATA = {f for f in (
     Tensor.__len__, Tensor.get_device, torch._assert, Tensor.shape.__get__, Tensor.ndim.__get__,
     Tensor.dtype.__get__, Tensor.device.__get__, Tensor.is_meta.__get__,
     Tensor.requires_grad.__get__) if not (lookup(f).rule or lookup(f).flags)}
-
-
-def _data_dependent(func: Any, args: tuple, kwargs: dict) -> str | None:
-    """Why the output size of this call depends on tensor values, or None (`ops` says which
-    callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))."""
-    binding = lookup(func)
-    return None if binding.sizes is None else binding.sizes(binding, args, kwargs)
 
 
 def _to_meta(value: Any) -> Any:
@@ -110,7 +103,9 @@ class _EagerRecorder(KnownValues, _Recorder):
                 pass
         kwargs = kwargs or {}
         cap = self.capture
-        why = _data_dependent(func, args, kwargs)
+        binding = lookup(func)   # why its output size depends on tensor values, or None (`ops`
+        # says which callables may: nonzero, unique, a boolean mask, nms, torch.where(condition))
+        why = None if binding.sizes is None else binding.sizes(binding, args, kwargs)
         self.exact = False
         if cap.leaf is not None:
             out = self._call(func, types, args, kwargs)
@@ -237,13 +232,9 @@ class EagerCapture:
     # ---- nodes ------------------------------------------------------------------------------
     def add_call(self, func: Any, args: tuple, kwargs: dict, out: Any, calls: list[Recorded],
                  why: str | None) -> None:
-        target = callable_name(func)
-        kind = NodeKind.CALL_METHOD if target.startswith("Tensor.") else NodeKind.CALL_FUNCTION
+        target, kind, base = call_node(func)
         builder = self.builder
-        short = target.rsplit(".", 1)[-1]
-        name = builder.name(short if target.startswith(("torch.fft.", "torch.linalg.",
-                                                        "torch.special.")) else
-                            getattr(func, "__name__", short))   # 'rfft', not 'fft_rfft'
+        name = builder.name(base)
         outputs = tuple(s for rec in calls for s in rec.call.outputs)
         builder.add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
         made = _tensors(out)
@@ -296,7 +287,7 @@ class EagerCapture:
         outs = _tensors(out)
         unrecorded = not calls and bool(outs) and _new_tensors(out, args, kwargs)
         builder.add(name, NodeKind.CALL_MODULE, type(module).__name__, qualname, (args, kwargs),
-                    tuple(self.recording.spec(t) for t in outs), calls, unrecorded)
+                    tuple([self.recording.spec(t) for t in outs]), calls, unrecorded)
         builder.made(name, outs)
         if self.leaf_why:
             self.sources[name] = self.leaf_why[0]

@@ -89,14 +89,24 @@ class ModuleTracer(fx.Tracer):
 
 
 def is_leaf(module: nn.Module, qualname: str = "") -> bool:
-    """Whether the captures keep `module` as one leaf node (a torch.nn layer) or go through it."""
-    global _LEAF_TRACER
-    if _LEAF_TRACER is None:   # fx.Tracer() costs ~35 us (it scans modules to autowrap): once
-        _LEAF_TRACER = ModuleTracer()
-    return _LEAF_TRACER.is_leaf_module(module, qualname)
+    """Whether the captures keep `module` as one leaf node (a torch.nn layer) or go through it.
+    fx decides from the module's class (its `__module__`, and not a Sequential): kept per class,
+    unless the instance sets its own `__module__`."""
+    kind = type(module)
+    own = "__module__" in module.__dict__
+    found = None if own else _LEAF_TYPES.get(kind)
+    if found is None:
+        global _LEAF_TRACER
+        if _LEAF_TRACER is None:   # fx.Tracer() costs ~35 us (it scans modules to autowrap): once
+            _LEAF_TRACER = ModuleTracer()
+        found = _LEAF_TRACER.is_leaf_module(module, qualname)
+        if not own:
+            _LEAF_TYPES[kind] = found
+    return found
 
 
 _LEAF_TRACER: ModuleTracer | None = None
+_LEAF_TYPES: dict[type, bool] = {}
 
 
 class Root(nn.Module):

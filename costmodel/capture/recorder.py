@@ -69,6 +69,9 @@ class _Recorder(TorchFunctionMode):
 
 #: containers `_tensors` looks into; anything else (numbers, strings, None, dtypes, ...) is a leaf
 _PLAIN = (list, tuple, dict)
+#: the leaves torch calls take most (sizes, flags, dims, dtypes): skipped at once
+_LEAVES = frozenset({int, float, bool, complex, str, type(None), slice, type(...), torch.dtype,
+                     torch.device, torch.memory_format, torch.layout})
 
 
 def _has_tensor(value: Any) -> bool:
@@ -79,8 +82,22 @@ def _has_tensor(value: Any) -> bool:
     return False
 
 
+def _any_tensor(values: list | tuple) -> bool:
+    """any(is_tensor(v) for v in values), skipping the common leaves (sizes, flags) at once."""
+    leaves = _LEAVES
+    try:
+        for v in values:
+            if type(v) not in leaves and is_tensor(v):
+                return True
+        return False
+    except TypeError:   # a type whose metaclass makes it unhashable
+        return any(is_tensor(v) for v in values)
+
+
 def _tensors(value: Any) -> list[Tensor]:
     """Every tensor in `value` (nested lists, tuples and dict values), in order."""
+    if type(value) is Tensor:   # most outputs: one plain tensor
+        return [value]
     try:
         return _tensors_in(value)
     except TypeError:   # an unhashable type met in the memo: ask isinstance for everything
@@ -123,15 +140,20 @@ def _tensors_in(value: Any) -> list[Tensor]:
         elif not isinstance(value, (list, tuple)):
             return []
     found = []
+    leaves = _LEAVES
     for v in value:
         kind = type(v)
+        if kind in leaves:
+            continue
         tensor = memo.get(kind)
         if tensor is None:
             tensor = is_tensor(v)
         if tensor:
             found.append(v)
-        elif kind is tuple or kind is list or kind is dict or isinstance(v, _PLAIN) or hasattr(
-                kind, "__dataclass_fields__"):
+        elif kind is tuple or kind is list or kind is dict:
+            if v:
+                found += _tensors_in(v)
+        elif isinstance(v, _PLAIN) or hasattr(kind, "__dataclass_fields__"):
             found += _tensors_in(v)
     return found
 
@@ -199,15 +221,24 @@ class Recording:
         spec = self.spec
         weights = self.weights
         memo = IS_TENSOR
+        leaves = _LEAVES
         for key, value in bound.items():
             if type(key) is not str:
                 key = str(key)
-            if memo.get(type(value)) is not False and is_tensor(value):
+            kind = type(value)
+            if kind in leaves:   # a number, flag or dtype: most attributes
+                attrs[key] = value
+                continue
+            tensor = memo.get(kind)
+            if tensor is None:
+                tensor = is_tensor(value)
+            if tensor:
                 tensors[key] = spec(value)
                 weight = weights.get(id(value))
                 if weight is not None and weight.role == "param":
                     params.append((weight.key, weight.numel))
-            elif isinstance(value, (list, tuple)) and any(is_tensor(v) for v in value):
+            elif (kind is tuple or kind is list or isinstance(value, (list, tuple))) and \
+                    _any_tensor(value):
                 tensors[key] = tuple(spec(v) for v in value if is_tensor(v))
                 for v in value:
                     if is_tensor(v):

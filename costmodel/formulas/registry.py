@@ -12,6 +12,7 @@ Conventions (docs/conventions.md has the full table):
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
@@ -83,10 +84,14 @@ def io_mac(call: OpCall, reads: int | None = None, read_bytes: int | None = None
     if reads is None:
         reads = read_bytes = 0
         for s in call.inputs():
-            reads += s.reads
-            read_bytes += s.reads * s.itemsize
-    writes = sum(o.numel for o in call.outputs)
-    write_bytes = sum(o.numel * o.itemsize for o in call.outputs)
+            n = s.stored if s.stored >= 0 else math.prod(s.shape)   # s.reads
+            reads += n
+            read_bytes += n * s.itemsize
+    writes = write_bytes = 0
+    for o in call.outputs:
+        n = math.prod(o.shape)   # o.numel
+        writes += n
+        write_bytes += n * o.itemsize
     return reads + writes, read_bytes + write_bytes
 
 
@@ -94,14 +99,15 @@ def simple_cost(call: OpCall, *, madds: int = 0, flops: int = 0) -> Cost:
     """A Cost whose MAC is `io_mac(call)` and whose params are its parameter inputs."""
     reads = read_bytes = params = 0   # io_mac and params_of in one pass: every op runs this
     for s in call.inputs():
-        n = s.reads
+        numel = math.prod(s.shape)
+        n = s.stored if s.stored >= 0 else numel   # s.reads
         reads += n
         read_bytes += n * s.itemsize
         if s.role == "param":
-            params += s.numel
+            params += numel
     writes = write_bytes = 0
     for o in call.outputs:
-        n = o.numel
+        n = math.prod(o.shape)   # o.numel
         writes += n
         write_bytes += n * o.itemsize
     return Cost(madds, flops, params, reads + writes, read_bytes + write_bytes)

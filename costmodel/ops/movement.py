@@ -17,12 +17,20 @@ def _base(t: Tensor) -> Tensor:
 
 def _view_extra(b: dict, out: Any) -> dict:
     """A data-movement op is a view when every output aliases an input (or is the input)."""
-    ins = [v for v in b.values() if isinstance(v, Tensor)]
-    ins += [t for v in b.values() if isinstance(v, (list, tuple))
-            for t in v if isinstance(t, Tensor)]
+    ids, bases = set(), set()
+    for v in b.values():
+        kind = type(v)
+        if kind is Tensor or kind is not int and isinstance(v, Tensor):
+            ids.add(id(v))
+            bases.add(id(_base(v)))
+        elif kind is list or kind is tuple or isinstance(v, (list, tuple)):
+            for t in v:
+                if isinstance(t, Tensor):
+                    ids.add(id(t))
+                    bases.add(id(_base(t)))
+    if type(out) is Tensor:   # the common case: one output
+        return {"is_view": id(out) in ids or out._is_view() and id(_base(out)) in bases}
     outs = out if isinstance(out, (list, tuple)) else (out,)
-    bases = {id(_base(t)) for t in ins}
-    ids = {id(t) for t in ins}
     is_view = all(isinstance(o, Tensor) and (id(o) in ids or o._is_view() and id(_base(o)) in bases)
                   for o in outs if o is not None)
     return {"is_view": is_view}
