@@ -157,6 +157,7 @@ def test_calibrate_measures_and_saves(tmp_path, monkeypatch, capsys):
     assert 0 < profile.module_call_s < 1e-3 and 0 < profile.free_op_s < 1e-3
     # cold conv weights cost something per byte, and less than reading them at 100 MB/s
     assert 0 <= profile.weight_pass_s < 1e-8
+    assert 0 <= profile.page_fault_s < 1e-4
     assert profile.interval == (1.0, 1.0) and profile.interval_level == 0   # no blocks: no fit
     assert costmodel.cli.main(["calibrate", "--name", "cli", "--seconds", "0.2",
                                "--threads", "1"]) == 0
@@ -286,6 +287,36 @@ def test_conv_weight_pass_is_its_own_unscaled_term():
         m.weight.numel() * 4 for m in block.modules() if isinstance(m, nn.Conv2d)))
 
 
+def test_new_tensors_past_the_mmap_threshold_pay_their_page_faults():
+    # a 1x1 conv 4 -> 8 on 64x64 (out 8*64*64*4 = 131,072 bytes = 32 pages), ReLU in place (no new
+    # tensor), then a ReLU out of place (another 32 pages), with the threshold at 100,000 bytes
+    model = nn.Sequential(nn.Conv2d(4, 8, 1, bias=False), nn.ReLU(inplace=True), nn.ReLU())
+    g = costmodel.analyze(model, "1x4x64x64")
+    prof = dataclasses.replace(TOY, page_fault_s=1e-6, mmap_bytes=100_000, in_model_scale=2.0,
+                               light_scale=2.0)
+    est = latency.estimate(g, prof)
+    none = latency.estimate(g, dataclasses.replace(prof, page_fault_s=0.0))
+    assert [o.faults_s for o in est.ops] == pytest.approx([32e-6, 0.0, 32e-6])   # no scale
+    assert est.terms()["allocation"] == pytest.approx(64e-6)
+    assert est.total_s - none.total_s == pytest.approx(64e-6)
+    assert sum(est.terms().values()) == pytest.approx(est.total_s)
+    # at or below the threshold the allocator reuses its heap: no term
+    small = dataclasses.replace(prof, mmap_bytes=131_072)
+    assert latency.estimate(g, small).terms()["allocation"] == 0
+    # a tensor one byte past a page boundary faults one more page
+    assert latency.fresh_pages(next(n for n in g.graph if n.category is not None
+                                    and str(n.category) == "conv"), 0) == 32
+    # the deployed view (a runtime with its own arena) has none
+    assert latency.estimate(g, prof, "fused").terms()["allocation"] == 0
+
+
+def test_page_fault_cost_is_measured_on_fresh_mappings():
+    from costmodel.analysis import rates
+    per_page = rates.page_fault_seconds(0.2)
+    # a first touch costs something, and less than 100 us per 4 KiB page on any machine
+    assert 0 < per_page < 1e-4
+
+
 def test_shipped_profiles_say_they_are_unmeasured():
     for profile in latency.PROFILES.values():
         assert "not measured" in profile.source and "datasheet" in profile.source
@@ -294,8 +325,13 @@ def test_shipped_profiles_say_they_are_unmeasured():
 def test_profile_json_keeps_the_new_fields():
     prof = dataclasses.replace(TOY, module_call_s=1e-6, free_op_s=2e-6, in_model_scale=1.4,
                                light_scale=1.1, overhead_scale=1.2, interval=(0.8, 1.3),
-                               interval_level=0.8, weight_pass_s=9e-11)
+                               interval_level=0.8, weight_pass_s=9e-11, page_fault_s=1.4e-6,
+                               mmap_bytes=2 ** 24)
     assert DeviceProfile.from_json(prof.to_json()) == prof
+    with pytest.raises(ValueError, match="page_fault_s"):
+        DeviceProfile.from_dict({**prof.to_dict(), "page_fault_s": -1.0})
+    with pytest.raises(ValueError, match="mmap_bytes"):
+        DeviceProfile.from_dict({**prof.to_dict(), "mmap_bytes": -1})
     with pytest.raises(ValueError, match="weight_pass_s"):
         DeviceProfile.from_dict({**prof.to_dict(), "weight_pass_s": -1.0})
     with pytest.raises(ValueError, match="interval"):

@@ -7,6 +7,8 @@ The only place costmodel runs real kernels, on synthetic tensors and only when a
 - cache:         ReLU and Add on a 0.8 MB tensor (a batch-1 activation), bytes = read + written;
 - weights:       batch-1 linear layers over 64 MiB of distinct weights (each read cold), bytes =
                  weights read: the streaming bandwidth a model's weights actually move at;
+- new pages:     a 64 MiB tensor allocated and filled per call against the fill of a kept one:
+                 the page faults of a new tensor too large for malloc to reuse, per page;
 - fixed costs:   one functional op of each kind (1x1 / 3x3 / depthwise / group conv, batch norm,
                  ReLU, add, max pooling, linear) on a tiny tensor: the cost of an eager op doing
                  ~nothing; a view (the dispatch of an op that launches no kernel); and one
@@ -49,6 +51,7 @@ from .rates import (
     conv_weight_pass,
     gemm_tables,
     light_rates,
+    page_fault_seconds,
     weight_bandwidths,
 )
 
@@ -257,6 +260,7 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
                       **attention_table(share / 2, overheads)}
             weights = weight_bandwidths(share, overheads["linear"])
             weight_pass = conv_weight_pass(share, _cache_bytes())
+            page_fault = page_fault_seconds(share / 4)
             from .skinny import measure as measure_skinny
             skinny = measure_skinny(share, overheads["linear"])
             light, bandwidths = light_rates(2 * share, overheads)
@@ -278,7 +282,8 @@ def _single_ops(seconds: float, name: str | None, threads: int | None,
         rates=rates, overheads=overheads,
         cache_bytes=_cache_bytes(), cache_bandwidth_bytes_per_s=max(cache_bw, bandwidth),
         module_call_s=module_call, free_op_s=free_op, tables=tables, bandwidths=bandwidths,
-        weight_bandwidths=weights, skinny=skinny, weight_pass_s=weight_pass)
+        weight_bandwidths=weights, skinny=skinny, weight_pass_s=weight_pass,
+        page_fault_s=page_fault)
 
 
 def calibrate_and_save(name: str | None = None, path: str | os.PathLike | None = None,
@@ -317,6 +322,9 @@ def describe(profile: DeviceProfile) -> str:
     if profile.weight_pass_s:
         lines.append(f"conv pass {1 / profile.weight_pass_s / 1e9:.1f} GB/s of cold conv weights "
                      f"(an eager conv's pass over its weights, beyond its rate)")
+    if profile.page_fault_s:
+        lines.append(f"new pages {profile.page_fault_s * 1e6:.2f} us per 4 KiB page of a new "
+                     f"tensor over {profile.mmap_bytes / 2 ** 20:.0f} MiB (mapped anew per call)")
     if profile.module_call_s or profile.free_op_s:
         lines.append(f"calls     {profile.module_call_s * 1e6:.2f} us per nn.Module call, "
                      f"{profile.free_op_s * 1e6:.2f} us per op without a kernel")

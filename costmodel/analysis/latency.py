@@ -3,12 +3,15 @@
     time(op)    = max(FLOPs / rate, MAC bytes / bandwidth) * in_model_scale
                   + kernels(op) * overhead(kind) * overhead_scale
                   + conv weight bytes * weight_pass_s                  (convs, eager)
+                  + pages of new tensors > mmap_bytes * page_fault_s   (eager)
     time(model) = sum of time(op) + free ops * free_op_s * overhead_scale
                   + module calls * module_call_s * overhead_scale
 
-Five terms, reported separately (`Estimate.terms()`): compute (ops whose FLOPs term is the larger),
+Six terms, reported separately (`Estimate.terms()`): compute (ops whose FLOPs term is the larger),
 memory (ops whose bytes term is the larger), weights (the pass eager convs make over their cold
-weights: oneDNN reorders them on every call, apart from the compute), dispatch (the per-kernel
+weights: oneDNN reorders them on every call, apart from the compute), allocation (the page
+faults of new tensors too large for the allocator to reuse: each is mapped anew per call, and
+every page faults in on its first write), dispatch (the per-kernel
 fixed cost, and the dispatch of ops that launch no kernel: views, reshapes, dropout in eval) and
 module calls (the Python cost of each `nn.Module.__call__`, leaf and container, counted from the
 graph's module paths).
@@ -35,10 +38,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..core.graph import Node
-from ..core.vocab import CONTRACTION, Category, NodeKind
+from ..core.vocab import CONTRACTION, Category, NodeKind, NodeStatus
 from . import structure
 from .profiles import (  # noqa: F401
     DEFAULT_PROFILE,
+    PAGE_BYTES,
     PROFILES,
     UNMEASURED,
     DeviceProfile,
@@ -65,7 +69,9 @@ class OpEstimate:
     seconds: float
     bound: str            # "compute", "memory" or "overhead": the largest of the three terms
     dispatch_s: float = 0.0   # the fixed-cost part of `seconds`
-    weights_s: float = 0.0    # the conv weight pass in `seconds` (the rest is the roofline)
+    weights_s: float = 0.0    # the conv weight pass in `seconds`
+    faults_s: float = 0.0     # the page faults of its new tensors in `seconds` (the rest is the
+                              # roofline)
 
     @property
     def intensity(self) -> float:
@@ -101,15 +107,16 @@ class Estimate:
 
     def terms(self) -> dict[str, float]:
         """Seconds by term: compute (the roofline of compute-bound ops), memory (of memory-bound
-        ops), weights (the conv weight pass), dispatch (per-kernel fixed costs and free ops),
-        module calls. They sum to total_s."""
-        out = {"compute": 0.0, "memory": 0.0, "weights": 0.0,
+        ops), weights (the conv weight pass), allocation (page faults of new large tensors),
+        dispatch (per-kernel fixed costs and free ops), module calls. They sum to total_s."""
+        out = {"compute": 0.0, "memory": 0.0, "weights": 0.0, "allocation": 0.0,
                "dispatch": self.free_ops_s + self.run_s, "module calls": self.module_calls_s}
         for op in self.ops:
-            roof = op.seconds - op.dispatch_s - op.weights_s
+            roof = op.seconds - op.dispatch_s - op.weights_s - op.faults_s
             out["memory" if roof > 0 and op.bound == "memory" else "compute"] += roof
             out["dispatch"] += op.dispatch_s
             out["weights"] += op.weights_s
+            out["allocation"] += op.faults_s
         return out
 
     def interval(self) -> tuple[float, float]:
@@ -299,6 +306,27 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
     return None
 
 
+def fresh_pages(node: Node, mmap_bytes: int) -> int:
+    """4 KiB pages of the new tensors larger than `mmap_bytes` that a graph node's kernels
+    write: the outputs of its costed calls that are not in place (a view launches no kernel and
+    has no cost). Each such tensor is mapped anew per call, and every page faults in on its
+    first write (profiles.MMAP_BYTES)."""
+    calls = node.calls
+    if not calls or node.status is not NodeStatus.COSTED:
+        return 0
+    costs = node.call_costs or (None,) * len(calls)
+    pages = 0
+    for rec, cc in zip(calls, costs):
+        call = rec.call
+        if call.in_place or (cc is not None and not (cc.cost.flops or cc.cost.mac)):
+            continue
+        for out in call.outputs:
+            size = out.numel * out.itemsize
+            if size > mmap_bytes:
+                pages += -(-size // PAGE_BYTES)
+    return pages
+
+
 def weight_bytes(node: Node) -> int:
     """Bytes of parameters a graph node reads (its MAC bytes that are weights)."""
     return sum(s.reads * s.itemsize for rec in node.calls
@@ -336,8 +364,11 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
         roof, fixed, bound = op_terms(cost.flops, cost.mac_bytes, k, op_kinds(node), profile,
                                       cold_bytes(node, nodes), op_shape(node), linear_shape(node))
         passed = weight_bytes(node) * profile.weight_pass_s if node.category in _CONVS else 0.0
+        faults = (fresh_pages(node, profile.mmap_bytes) * profile.page_fault_s
+                  if profile.page_fault_s else 0.0)
         ops.append(OpEstimate(name, node.module, str(node.category or ""), cost.flops,
-                              cost.mac_bytes, k, roof + fixed + passed, bound, fixed, passed))
+                              cost.mac_bytes, k, roof + fixed + passed + faults, bound, fixed,
+                              passed, faults))
     seconds = {op.name: op.seconds for op in ops}
     length, path = structure.longest_path(ctx.kernel_dag, lambda n: seconds.get(n, 0.0))
     calls, free = call_counts(ctx.graph, ctx.kernels)

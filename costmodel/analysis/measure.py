@@ -130,8 +130,9 @@ def _interleaved_best(calls: list[Callable[[], object]], budget: float) -> list[
 def _time_blocks(shapes: list[tuple[int, tuple[int, ...]]], profile: DeviceProfile,
                  analyze: Callable, budget: float
                  ) -> list[tuple[float, float, float, float, float]]:
-    """(dense, light, fixed, weight pass, measured) seconds of each synthetic block (seed, input
-    shape): the estimate's parts at unit scales of `profile` (the weight pass has no scale),
+    """(dense, light, fixed, known, measured) seconds of each synthetic block (seed, input
+    shape): the estimate's parts at unit scales of `profile` (known: the conv weight pass and
+    the page faults of new large tensors, which have no scale),
     and the fastest call, timed interleaved (_interleaved_best)."""
     import torch
     models = [(synthetic_block(seed)[0], torch.randn(shape)) for seed, shape in shapes]
@@ -140,8 +141,8 @@ def _time_blocks(shapes: list[tuple[int, tuple[int, ...]]], profile: DeviceProfi
     rows = []
     for (model, _), (_, shape), m in zip(models, shapes, measured):
         est = estimate(analyze(model, "x".join(map(str, shape))), profile)
-        passed = sum(op.weights_s for op in est.ops)
-        dense = sum(op.seconds - op.dispatch_s - op.weights_s for op in est.ops
+        passed = sum(op.weights_s + op.faults_s for op in est.ops)
+        dense = sum(op.seconds - op.dispatch_s - op.weights_s - op.faults_s for op in est.ops
                     if is_dense((op.category,)))
         light = sum(op.seconds - op.dispatch_s for op in est.ops) - passed - dense
         rows.append((dense, light, est.total_s - dense - light - passed, passed, m))

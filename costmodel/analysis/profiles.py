@@ -17,6 +17,12 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+#: glibc's largest mmap threshold on 64-bit Linux (DEFAULT_MMAP_THRESHOLD_MAX): a block above it
+#: is always mapped anew by malloc, and unmapped on free
+MMAP_BYTES = 32 * 2 ** 20
+#: the page a first write faults in
+PAGE_BYTES = 4096
+
 
 @dataclass(frozen=True)
 class DeviceProfile:
@@ -42,6 +48,15 @@ class DeviceProfile:
                            on every eager call, a pass the roofline's max() would hide); added
                            to every conv of an eager estimate (rates.conv_weight_pass; 0: not
                            measured)
+    page_fault_s, mmap_bytes: seconds per 4 KiB page of a new tensor larger than `mmap_bytes`,
+                           paid on its first write: glibc's malloc maps such a block anew for
+                           every allocation and unmaps it when freed (its mmap threshold never
+                           rises past 32 MiB on 64-bit Linux), so every page faults in again on
+                           each call (a language model's logits over a long prompt, batch-8
+                           activations of the first convs). Added to every op of an eager
+                           estimate that writes such a tensor (rates.page_fault_seconds; 0: not
+                           measured). Smaller blocks come from the heap and usually no longer
+                           fault after the first call.
     in_model_scale, light_scale, overhead_scale: how much slower the roofline of dense
                            contractions (convs, linear, matmul, attention), the roofline of every
                            other op (depthwise convs, norms, activations, pooling, element-wise,
@@ -88,6 +103,8 @@ class DeviceProfile:
     module_call_s: float = 0.0
     free_op_s: float = 0.0
     weight_pass_s: float = 0.0
+    page_fault_s: float = 0.0
+    mmap_bytes: int = MMAP_BYTES
     in_model_scale: float = 1.0
     light_scale: float = 1.0
     overhead_scale: float = 1.0
@@ -154,7 +171,12 @@ class DeviceProfile:
         if any(v < 0 for v in values["overheads"].values()):
             raise ValueError(f"device profile {values['name']!r}: overheads must be >= 0")
         values["cache_bytes"] = int(values.get("cache_bytes") or 0)
-        for key in ("module_call_s", "free_op_s", "weight_pass_s", "in_model_scale", "light_scale",
+        if "mmap_bytes" in values:
+            values["mmap_bytes"] = int(values["mmap_bytes"])
+            if values["mmap_bytes"] < 0:
+                raise ValueError(f"device profile {values['name']!r}: mmap_bytes must be >= 0")
+        for key in ("module_call_s", "free_op_s", "weight_pass_s", "page_fault_s",
+                    "in_model_scale", "light_scale",
                     "overhead_scale", "interval_level"):
             if key in values:
                 values[key] = float(values[key])

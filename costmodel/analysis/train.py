@@ -104,7 +104,7 @@ def _take(pool: list[tuple[TensorSpec, int]], spec: TensorSpec, used: set[int],
 
 
 def _is_inplace(rec) -> bool:
-    return bool(rec.call.attrs.get("inplace")) or OpFlag.INPLACE in rec.call.flags
+    return rec.call.in_place
 
 
 class _Tracker:

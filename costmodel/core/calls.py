@@ -36,6 +36,12 @@ class OpCall:
     def out(self) -> TensorSpec:
         return self.outputs[0]
 
+    @property
+    def in_place(self) -> bool:
+        """Whether it writes its first argument rather than a new tensor (`relu_`,
+        `F.relu(x, inplace=True)`, `__iadd__`)."""
+        return OpFlag.INPLACE in self.flags or bool(self.attrs.get("inplace"))
+
     def attr(self, name: str, default: Any = None) -> Any:
         value = self.attrs.get(name, default)
         return default if value is None else value

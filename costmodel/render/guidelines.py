@@ -78,7 +78,7 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
     lines.append("  by term: " + ", ".join(f"{term} {duration(sec)} {percent(sec, total, digits=0)}"
                                           for term, sec in est.terms().items()
                                           if not (fused and term == "module calls")
-                                          and not (term == "weights" and not sec))
+                                          and not (term in ("weights", "allocation") and not sec))
                  + ("" if fused else
                     f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)"))
     if fused:
