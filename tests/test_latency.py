@@ -346,3 +346,24 @@ def test_analyses_do_not_import_torch():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_rate_table_cells_far_below_both_neighbours_are_measured_again():
+    from costmodel.analysis import rates
+    grid = [[10.0, 20.0, 30.0, 40.0],
+            [10.0, 5.0, 30.0, 40.0],      # (1, 1): 2x below its row neighbours, 4x its column
+            [10.0, 20.0, 30.0, 40.0]]
+    assert rates.dips(grid) == [(1, 1)]
+    # an edge is judged only along its other axis; a slow first width is normal
+    assert rates.dips([[1.0, 20.0, 30.0]]) == []
+    # the re-measurement keeps the fastest: a cell that stays slow is kept, a disturbed one heals
+    calls = []
+
+    def measure(r, w):
+        calls.append((r, w))
+        first = sum(1 for c in calls if c == (r, w)) <= rates.PASSES
+        return 1.0 if (r, w) == (2, 20) and first else float(r * w)
+
+    table = rates._table((1, 2, 3), (10, 20, 30), measure)
+    assert table["rates"][1][1] == 40.0
+    assert calls.count((2, 20)) == rates.PASSES + 1 and calls.count((1, 10)) == rates.PASSES
