@@ -273,8 +273,11 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
     and out channels per group), which orders the efficiency of unbalanced shapes (64 -> 256
     channels) better than either alone; for a matmul the smaller of the two (an attention
     head's width in both of attention's products); for scaled_dot_product_attention without a
-    causal mask (a decode step over its cache) the keys per head. groups: a conv's groups, else
-    1. None for other ops (causal attention included), and for nodes of several calls."""
+    causal mask (a decode step over its cache) the keys per head, and as rows the query rows
+    times the query heads that share each key/value head (grouped-query attention: g query
+    heads over one head's keys do the work of g x rows over that head, at g times the FLOPs per
+    byte of keys and values that the table's equal-head cells have). groups: a conv's groups,
+    else 1. None for other ops (causal attention included), and for nodes of several calls."""
     if len(node.calls) != 1:
         return None
     call = node.calls[0].call
@@ -299,11 +302,19 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
         query, key = call.t("query"), call.t("key")
         if query is None or key is None or query.ndim < 2 or key.ndim < 2:
             return None
-        return query.shape[-2], key.shape[-2], 1
+        return query.shape[-2] * gqa_group(query.shape, key.shape), key.shape[-2], 1
     if call.op in ("matmul", "einsum") and len(out.shape) >= 2 and node.cost.madds:
         inner = node.cost.madds / out.numel
         return out.shape[-2], max(1.0, min(inner, out.shape[-1])), 1
     return None
+
+
+def gqa_group(query: tuple[int, ...], key: tuple[int, ...]) -> int:
+    """Query heads per key/value head of an attention call (1 unless grouped-query attention:
+    fewer key heads than query heads, dividing them, in the heads dimension -3)."""
+    if len(query) < 3 or len(key) < 3 or not key[-3] or query[-3] <= key[-3]:
+        return 1
+    return query[-3] // key[-3] if query[-3] % key[-3] == 0 else 1
 
 
 def fresh_pages(node: Node, mmap_bytes: int) -> int:
