@@ -17,16 +17,15 @@ Results: benchmarks/results/thread_scaling.md / .json (machine, torch version an
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from latency_validation import machine  # benchmarks/ is on sys.path when run as a script
 from torch import nn
 
 WIDTHS = [32, 40, 48, 58, 64, 80, 90, 96, 116, 128, 160, 192, 232, 256]
@@ -55,21 +54,6 @@ def convs(widths: list[int]) -> list[tuple[str, nn.Module, torch.Tensor, int]]:
     out.append(("3x3 128->128", nn.Conv2d(128, 128, 3, padding=1, bias=False).eval(),
                 torch.randn(1, 128, SIZE, SIZE), 2 * 128 * 128 * 9 * SIZE * SIZE))
     return out
-
-
-def machine() -> dict:
-    cpu = platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "torch": torch.__version__,
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "load_average_start": os.getloadavg()}
 
 
 def main(argv: list[str] | None = None) -> int:
