@@ -17,6 +17,12 @@ One process, one command, every figure of issue 15 for each (threads, batch) set
    30%) each orders correctly, the interval coverage, the worst ten models, and for the G1-G4
    nets the paper's order, the measured order and the estimate's order side by side.
 
+Drift: a fixed sentinel (a 3x3 and a 1x1 conv of 64 channels on a 56x56 map, with a ReLU) is
+timed right after calibration and again after each measured group, at the setting's thread count,
+and the summary prints its time during the measurement against its time at calibration. It
+changes no figure: it says how far the machine moved between calibrating and measuring (on a
+shared VM, 10% or more between periods), which no estimate can follow.
+
 Results go to benchmarks/results/latency_validation.{json,md} (machine, torch version, date,
 load average). Development runs: `--quick` (a dozen models, fewer rounds).
 
@@ -226,6 +232,31 @@ def one_call(model, x) -> float:
     return time.perf_counter() - start
 
 
+def sentinel() -> tuple[torch.nn.Module, torch.Tensor]:
+    """The drift sentinel: a fixed block, the same in every run (see the module docstring)."""
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(torch.nn.Conv2d(64, 64, 3, padding=1, bias=False),
+                                torch.nn.ReLU(), torch.nn.Conv2d(64, 64, 1, bias=False)).eval()
+    return block, torch.randn(1, 64, 56, 56)
+
+
+def sentinel_seconds(block: torch.nn.Module, x: torch.Tensor, calls: int = 10) -> float:
+    """The fastest of `calls` sentinel calls after one warm-up (as the models are measured)."""
+    with torch.no_grad():
+        block(x)
+        return min(one_call(block, x) for _ in range(calls))
+
+
+def drift(times: dict) -> dict | None:
+    """The sentinel's times during the measurement as multiples of its time at calibration."""
+    during = times.get("during") or []
+    if not times.get("calibration") or not during:
+        return None
+    ratios = [t / times["calibration"] for t in during]
+    return {"min": min(ratios), "median": statistics.median(ratios), "max": max(ratios),
+            "n": len(ratios)}
+
+
 def measure_group(models: list, xs: list, seconds: float, rounds: tuple[int, int]
                   ) -> list[list[float]]:
     """Per model, the fastest call of each round; rounds interleaved over the group."""
@@ -319,6 +350,8 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
         return {"threads": threads, "batch": batch, "expected_s": expected,
                 "rows": [{k: v for k, v in r.items() if k not in ("build", "param_bytes")}
                          for r in rows]}
+    block, block_x = sentinel()
+    sentinel_times = {"calibration": sentinel_seconds(block, block_x), "during": []}
     measure_start = time.perf_counter()
     for group in groups_by_memory(order, args.group_bytes, args.group_size):
         models = [r["build"]().eval() for r in group]
@@ -330,6 +363,7 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
         for r, t in zip(group, times):
             r["measured"], r["median"], r["rounds"] = min(t), statistics.median(t), len(t)
         del models, xs
+        sentinel_times["during"].append(sentinel_seconds(block, block_x))
         done = sum("measured" in r for r in rows)
         print(f"  measured {done}/{len(rows)} models ({time.perf_counter() - measure_start:.0f} s)",
               file=sys.stderr)
@@ -344,7 +378,8 @@ def run_setting(entries: list[dict], threads: int, batch: int, profile, calib_s:
     result = {"threads": threads, "batch": batch, "execution": execution,
               "not_measured": failed, "profile": profile.to_dict(),
               "calibration_s": calib_s, "measure_s": time.perf_counter() - measure_start,
-              "rows": rows, "summary": summary(rows), "summary_vs_median": summary(rows, "median")}
+              "sentinel": sentinel_times, "drift": drift(sentinel_times), "rows": rows,
+              "summary": summary(rows), "summary_vs_median": summary(rows, "median")}
     print_setting(result)
     return result
 
@@ -390,7 +425,14 @@ def setting_lines(result: dict) -> list[str]:
             s["equal_madds_pairs"]["pairs"],
             *(s["equal_madds_pairs"][k] * 100 for k in ("estimate", "madds", "mac"))),
         f"- time: calibration {result['calibration_s']:.0f} s, measuring "
-        f"{result['measure_s']:.0f} s", ""]
+        f"{result['measure_s']:.0f} s"]
+    d = result.get("drift")
+    if d:
+        lines.append(
+            f"- machine drift: the sentinel ran at x{d['min']:.2f} / x{d['median']:.2f} / "
+            f"x{d['max']:.2f} (min / median / max over {d['n']} checks) of its time right after "
+            f"calibration ({result['sentinel']['calibration'] * 1e3:.2f} ms); above 1: slower")
+    lines.append("")
     worst = sorted(rows, key=lambda r: -abs(r["estimate"] / r["measured"] - 1))[:10]
     lines += ["Worst ten: " + ", ".join(
         f"{r['name']} {pct(r['estimate'] / r['measured'] - 1)}" for r in worst), ""]
