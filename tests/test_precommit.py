@@ -83,6 +83,10 @@ def hooks_repo(tmp_path_factory):
                             capture_output=True, text=True, check=True).stdout.split("\n")
     for rel in filter(None, listed):
         src = ROOT / rel
+        # a virtual environment made inside the checkout under a name .gitignore does not list
+        # (`python -m venv env`) is not part of the hook: copying it would take minutes and GBs
+        if (ROOT / pathlib.PurePath(rel).parts[0] / "pyvenv.cfg").is_file():
+            continue
         if src.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
