@@ -149,6 +149,7 @@ def test_grouped_query_attention_reads_the_sdpa_table_at_rows_times_the_group():
     assert latency.gqa_group((4, 12, 1, 64), (4, 4, 1000, 64)) == 3
     assert latency.gqa_group((4, 12, 1, 64), (4, 12, 1000, 64)) == 1
     assert latency.gqa_group((1, 64), (1000, 64)) == 1
+    assert latency.gqa_group((12, 1, 64), (4, 1000, 64)) == 1     # 3-D: no heads dimension
 
 
 def test_inputs_that_enter_the_graph_stream_like_weights():

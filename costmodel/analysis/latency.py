@@ -310,9 +310,10 @@ def op_shape(node: Node) -> tuple[float, float, int] | None:
 
 
 def gqa_group(query: tuple[int, ...], key: tuple[int, ...]) -> int:
-    """Query heads per key/value head of an attention call (1 unless grouped-query attention:
-    fewer key heads than query heads, dividing them, in the heads dimension -3)."""
-    if len(query) < 3 or len(key) < 3 or not key[-3] or query[-3] <= key[-3]:
+    """Query heads per key/value head of an attention call laid out (batch, ..., heads, rows,
+    width): 1 unless grouped-query attention (fewer key heads than query heads, dividing them,
+    in dimension -3). Inputs of fewer than 4 dimensions have no heads dimension: 1."""
+    if len(query) < 4 or len(key) < 4 or not key[-3] or query[-3] <= key[-3]:
         return 1
     return query[-3] // key[-3] if query[-3] % key[-3] == 0 else 1
 
