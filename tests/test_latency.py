@@ -303,7 +303,7 @@ def test_new_tensors_past_the_mmap_threshold_pay_their_page_faults():
     # at or below the threshold the allocator reuses its heap: no term
     small = dataclasses.replace(prof, mmap_bytes=131_072)
     assert latency.estimate(g, small).terms()["allocation"] == 0
-    # a tensor one byte past a page boundary faults one more page
+    # with no threshold every new tensor counts: the conv's 131,072 bytes are 32 whole pages
     assert latency.fresh_pages(next(n for n in g.graph if n.category is not None
                                     and str(n.category) == "conv"), 0) == 32
     # the deployed view (a runtime with its own arena) has none

@@ -103,10 +103,6 @@ def _take(pool: list[tuple[TensorSpec, int]], spec: TensorSpec, used: set[int],
     return fallback
 
 
-def _is_inplace(rec) -> bool:
-    return rec.call.in_place
-
-
 class _Tracker:
     def __init__(self, g: CostGraph, trainable: Collection[int]) -> None:
         self.g = g
@@ -168,7 +164,7 @@ class _Tracker:
                                               or rec.call.attrs.get("p") == 0))   # the identity
             outs = []
             for k, spec in enumerate(rec.call.outputs):
-                alias = first is not None and (view or k == 0 and _is_inplace(rec))
+                alias = first is not None and (view or k == 0 and rec.call.in_place)
                 outs.append(self.new(spec, grad, (name, index),
                                      self.slots[first].root if alias else None))
             local += zip(rec.call.outputs, outs)
@@ -223,7 +219,7 @@ def backward_pass(g: CostGraph, trainable: Collection[int]) -> BackwardPass:
             continue
         result.calls[step.node][step.index] = back.cost
         by_name = {arg: sid for arg, _, sid, _ in step.args}
-        overwritten = _is_inplace(step.rec) and next(
+        overwritten = step.rec.call.in_place and next(
             (arg for arg, _, sid, _ in step.args if sid is not None), None)
         found = []
         for arg in back.saved:
