@@ -228,3 +228,37 @@ def test_hand_written_init_matches_the_dataclass_fields(record):
     assert vars(made).keys() == values.keys()
     with pytest.raises(dataclasses.FrozenInstanceError):
         setattr(made, fields[0].name, 1)
+
+
+@pytest.mark.parametrize("record", ["TensorSpec", "Cost", "OpCall"])
+def test_hand_written_init_of_core_records(record):
+    """TensorSpec and Cost (slots) and OpCall write their fields without the frozen dataclass's
+    object.__setattr__ per field (speed): their __init__ takes exactly the dataclass's fields, in
+    order, with the same defaults (a field with a default factory: None, then a fresh value), and
+    sets each one; the records stay frozen and compare as before."""
+    import dataclasses
+    import inspect
+
+    from costmodel.core import calls, cost, tensors
+
+    cls = {"TensorSpec": tensors.TensorSpec, "Cost": cost.Cost, "OpCall": calls.OpCall}[record]
+    fields = dataclasses.fields(cls)
+    params = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    assert [p.name for p in params] == [f.name for f in fields]
+    for p, f in zip(params, fields):
+        if f.default_factory is not dataclasses.MISSING:
+            assert p.default is None
+        else:
+            assert p.default == (inspect.Parameter.empty if f.default is dataclasses.MISSING
+                                 else f.default)
+    values = {f.name: object() for f in fields}
+    made = cls(**values)
+    assert all(getattr(made, name) is value for name, value in values.items())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(made, fields[0].name, 1)
+    a, b = cls("x"), cls("x")
+    assert a == b and dataclasses.astuple(a) == dataclasses.astuple(b)
+    for f in fields:
+        if f.default_factory is not dataclasses.MISSING:
+            assert getattr(a, f.name) == f.default_factory()
+            assert getattr(a, f.name) is not getattr(b, f.name)

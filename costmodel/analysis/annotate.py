@@ -61,9 +61,11 @@ def annotate(g: CostGraph) -> tuple[list[Layer], list[Diagnostic]]:
         if len(calls) == 1:
             head = calls[0]
             cost = head.cost
-        else:
-            head = _dominant(calls) if calls else None
+        elif calls:
+            head = _dominant(calls)
             cost = total(c.cost for c in calls)
+        else:   # a layer that returns its input (nn.Identity): a third of some models' nodes
+            head, cost = None, ZERO
         reason = ""
         if unsupported:
             status = NodeStatus.UNSUPPORTED
@@ -73,7 +75,7 @@ def annotate(g: CostGraph) -> tuple[list[Layer], list[Diagnostic]]:
                     else Code.UNSUPPORTED_OP, Severity.WARNING,
                     f"no formula for {op} (node '{name}'); its cost is not counted and the totals "
                     f"are partial", node=name, module=node.module, op=op))
-        elif cost == ZERO:
+        elif cost is ZERO or cost == ZERO:
             status = NodeStatus.IGNORED
             reason = _reason(calls)
         else:

@@ -10,6 +10,7 @@ arithmetic), so its structure is fx's graph.
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 from typing import Any, Iterable
 
@@ -25,6 +26,7 @@ from .recorder import Recording, _tensors
 
 # module or function name -> node-name base ("features.3" -> "features_3")
 _CLEAN: dict[str, str] = {}
+_NOT_WORD = re.compile(r"\W+")
 # torch callable -> (its binding, then call_node's answer): made once per callable and binding
 _CALL_NODES: dict[Any, tuple[Binding, tuple[str, NodeKind, str]]] = {}
 
@@ -57,11 +59,11 @@ class GraphBuilder:
     def __init__(self, recording: Recording) -> None:
         self.recording = recording
         self.nodes: dict[str, Node] = {}
-        self.dag = nx.DiGraph()
-        # nodes and edges not yet in `dag`, in the order they came: networkx clears its caches on
-        # every add_node / add_edge, so they go in together when the graph is read (same order)
-        self._pending_nodes: list[str] = []
-        self._pending_edges: list[tuple[str, str]] = []
+        # the nodes and edges of the networkx DiGraph, in the order they came, made only when the
+        # graph's `dag` is first read (`_digraph`: the same graph, in the same order, as adding
+        # each one when it came); a chunk ends at an edge from a name that is no node
+        self._chunks: list[tuple[list[str], list[tuple[str, str]]]] = [([], [])]
+        self._dag: nx.DiGraph | None = None
         self.producer: dict[int, tuple[str, int]] = {}   # id(tensor) -> (node that made or last
                                                           # wrote it, index among its outputs)
         self.alive: list[Any] = []             # keeps tensors alive so that ids stay unique
@@ -71,7 +73,7 @@ class GraphBuilder:
         """A fresh node name from a module path or function name: 'features_3', 'add_2'."""
         clean = _CLEAN.get(base)
         if clean is None:
-            clean = _CLEAN[base] = re.sub(r"\W+", "_", base).strip("_") or "node"
+            clean = _CLEAN[base] = _NOT_WORD.sub("_", base).strip("_") or "node"
         names = self._names
         n = names.get(clean, 0)
         names[clean] = n + 1
@@ -104,25 +106,13 @@ class GraphBuilder:
                     tuple(calls), tuple(sources), unrecorded)
         nodes = self.nodes
         nodes[name] = node
-        self._pending_nodes.append(name)
-        edges = self._pending_edges
+        chunks = self._chunks
+        chunks[-1][0].append(name)
         for source in (found if preds is None else preds):
+            chunks[-1][1].append((source, name))
             if source not in nodes:   # an edge from a name that is no node: networkx adds it now
-                self._flush()
-                self.dag.add_edge(source, name)
-            else:
-                edges.append((source, name))
+                chunks.append(([], []))
         return node
-
-    def _flush(self) -> None:
-        """Put the pending nodes and edges into `dag`: the same graph, in the same order, as
-        adding each one when it came (every edge joins nodes already added)."""
-        if self._pending_nodes:
-            self.dag.add_nodes_from(self._pending_nodes)
-            self._pending_nodes = []
-        if self._pending_edges:
-            self.dag.add_edges_from(self._pending_edges)
-            self._pending_edges = []
 
     def made(self, name: str, tensors: list[Tensor]) -> None:
         """`tensors` are the outputs of node `name`, in order (later readers depend on it)."""
@@ -133,15 +123,28 @@ class GraphBuilder:
     def mark_data_dependent(self, assumptions: dict[str, str]) -> None:
         """Nodes whose own output size depends on data (`assumptions`: node -> why), and every
         node downstream of one, are `data_dependent`."""
-        self._flush()
         affected = set(assumptions)
+        if assumptions:
+            self._dag = _digraph(self._chunks)
         for source in assumptions:
-            affected |= nx.descendants(self.dag, source)
+            affected |= nx.descendants(self._dag, source)
         for name in affected:
             self.nodes[name].data_dependent = True
         for name, why in assumptions.items():
             self.nodes[name].assumption = why
 
     def graph(self) -> CostGraph:
-        self._flush()
-        return CostGraph(self.nodes, self.dag)
+        """The nodes, and their edges as a DiGraph made on first read."""
+        return CostGraph(self.nodes, self._dag if self._dag is not None else
+                         functools.partial(_digraph, self._chunks))
+
+
+def _digraph(chunks: list[tuple[list[str], list[tuple[str, str]]]]) -> nx.DiGraph:
+    """The DiGraph of the builder's nodes and edges: networkx clears its caches on every add_node
+    / add_edge, so each chunk goes in at once (its nodes, then its edges, which join nodes added
+    before or, for an edge from a name that is no node, add that name)."""
+    dag = nx.DiGraph()
+    for nodes, edges in chunks:
+        dag.add_nodes_from(nodes)
+        dag.add_edges_from(edges)
+    return dag

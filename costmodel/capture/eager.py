@@ -236,7 +236,8 @@ class EagerCapture:
         builder = self.builder
         name = builder.name(base)
         outputs = tuple(s for rec in calls for s in rec.call.outputs)
-        builder.add(name, kind, target, self.stack[-1], (args, kwargs), outputs, tuple(calls))
+        builder.add(name, kind, target, self.stack[-1], (args, kwargs) if kwargs else args,
+                    outputs, tuple(calls))
         made = _tensors(out)
         if func is Tensor.__setitem__ and args and isinstance(args[0], Tensor):
             made.append(args[0])           # x[i] = v writes x: later readers depend on this node
@@ -286,7 +287,8 @@ class EagerCapture:
         name = builder.name(qualname or type(module).__name__)
         outs = _tensors(out)
         unrecorded = not calls and bool(outs) and _new_tensors(out, args, kwargs)
-        builder.add(name, NodeKind.CALL_MODULE, type(module).__name__, qualname, (args, kwargs),
+        builder.add(name, NodeKind.CALL_MODULE, type(module).__name__, qualname,
+                    (args, kwargs) if kwargs else args,   # the same tensors, one level less
                     tuple([self.recording.spec(t) for t in outs]), calls, unrecorded)
         builder.made(name, outs)
         if self.leaf_why:

@@ -39,6 +39,8 @@ VALUE_CAP = 1 << 16
 #: type -> whether its instances are tensors: `isinstance(v, Tensor)` is slow when it is false
 #: (Tensor's metaclass), and the capture asks it about every argument of every call
 IS_TENSOR: dict[type, bool] = {}
+#: the types IS_TENSOR holds False for (a module's attributes are checked against it at once)
+NOT_TENSOR: set[type] = set()
 
 
 def is_tensor(value: Any) -> bool:
@@ -50,6 +52,8 @@ def is_tensor(value: Any) -> bool:
         return isinstance(value, Tensor)
     if found is None:
         found = IS_TENSOR[kind] = isinstance(value, Tensor)
+        if not found:
+            NOT_TENSOR.add(kind)
     return found
 
 
@@ -58,10 +62,7 @@ def _tensor_attrs(attrs: dict[str, Any]) -> list[str]:
     skipped without a call: this runs on every attribute of every module of the model)."""
     memo = IS_TENSOR
     try:
-        for kind in set(map(type, attrs.values())):   # a few distinct types: most never tensors
-            if memo.get(kind) is not False:
-                break
-        else:
+        if set(map(type, attrs.values())) <= NOT_TENSOR:   # a few distinct types, never tensors
             return []
         return [k for k, v in attrs.items() if memo.get(type(v)) is not False and is_tensor(v)]
     except TypeError:   # a type whose metaclass makes it unhashable
@@ -155,8 +156,9 @@ class MetaModel:
             meta = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=META)
             self._twins[key] = meta
             self.weights[id(meta)] = Weight(name, role, key, t.numel(), bool(t.requires_grad))
-            if role != "param" and _known_constant(t):
-                self.values[id(meta)] = (meta, t.detach().to("cpu", copy=True))
+            if role != "param" and _known_constant(t):   # a real copy (on the CPU)
+                self.values[id(meta)] = (meta, t.detach().clone() if t.device.type == "cpu"
+                                         else t.detach().to("cpu", copy=True))
         return meta
 
     def clone(self, qualname: str) -> nn.Module:

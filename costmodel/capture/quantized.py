@@ -27,6 +27,7 @@ The scale and zero point are read by no formula: rescaling is part of each kerne
 """
 from __future__ import annotations
 
+import contextlib
 import types
 import weakref
 from typing import Any
@@ -58,11 +59,24 @@ def int_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def is_static(mod: nn.Module) -> bool:
-    """A statically quantized module (not a dynamically quantized one, which meta.py handles)."""
-    module = type(mod).__module__
-    return module.startswith(("torch.ao.nn.quantized.modules", "torch.ao.nn.intrinsic.quantized."
-                              "modules")) and not module.startswith(
-        "torch.ao.nn.quantized.dynamic")
+    """A statically quantized module (not a dynamically quantized one, which meta.py handles);
+    kept per class (the clone asks it of every module)."""
+    kind = type(mod)
+    try:
+        found = _STATIC.get(kind)
+    except TypeError:   # a class whose metaclass makes it unhashable
+        found = None
+    if found is None:
+        module = kind.__module__
+        found = module.startswith(("torch.ao.nn.quantized.modules",
+                                   "torch.ao.nn.intrinsic.quantized.modules")) and \
+            not module.startswith("torch.ao.nn.quantized.dynamic")
+        with contextlib.suppress(TypeError):
+            _STATIC[kind] = found
+    return found
+
+
+_STATIC: dict[type, bool] = {}
 
 
 def packed(mod: nn.Module) -> tuple[Tensor, Tensor | None, int] | None:

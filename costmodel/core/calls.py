@@ -20,6 +20,14 @@ class OpCall:
     attrs: Mapping[str, Any] = field(default_factory=dict)
     flags: frozenset[OpFlag] = frozenset()
 
+    def __init__(self, op: str, tensors: Mapping[str, Any] | None = None,
+                 outputs: tuple[TensorSpec, ...] = (), attrs: Mapping[str, Any] | None = None,
+                 flags: frozenset[OpFlag] = frozenset()) -> None:
+        # the dataclass's own __init__ (a fresh dict for each missing mapping), with the fields
+        # written straight into __dict__ as CallCost's: one OpCall per recorded torch call
+        self.__dict__.update(op=op, tensors={} if tensors is None else tensors, outputs=outputs,
+                             attrs={} if attrs is None else attrs, flags=flags)
+
     def t(self, name: str) -> TensorSpec | None:
         value = self.tensors.get(name)
         return value if isinstance(value, TensorSpec) or value is None else None

@@ -26,6 +26,16 @@ class Cost:
     mac: int = 0
     mac_bytes: int = 0
 
+    def __init__(self, madds: int = 0, flops: int = 0, params: int = 0, mac: int = 0,
+                 mac_bytes: int = 0) -> None:
+        # the dataclass's own __init__, with each slot written by its descriptor (one Cost per
+        # op call and per layer; tests/test_report.py checks it matches the fields)
+        _SET_COST[0](self, madds)
+        _SET_COST[1](self, flops)
+        _SET_COST[2](self, params)
+        _SET_COST[3](self, mac)
+        _SET_COST[4](self, mac_bytes)
+
     def __add__(self, other: Cost) -> Cost:
         return Cost(self.madds + other.madds, self.flops + other.flops, self.params + other.params,
                     self.mac + other.mac, self.mac_bytes + other.mac_bytes)
@@ -39,6 +49,7 @@ class Cost:
         return {name: getattr(self, name) for name in METRICS}
 
 
+_SET_COST = tuple(Cost.__dict__[name].__set__ for name in METRICS)
 ZERO = Cost()
 
 

@@ -60,8 +60,18 @@ class CostGraph:
     Nodes. `context` caches the analyses of this graph (analysis/context.py)."""
 
     nodes: dict[str, Node]
-    dag: Any                                       # networkx.DiGraph, held opaquely here
+    #: the networkx.DiGraph, held opaquely here, or a function that makes it: the builder's,
+    #: called on the first read of `dag` (an analysis that never walks the edges never builds it)
+    make_dag: Any = field(repr=False)
     context: Any = field(default=None, repr=False)
+
+    @property
+    def dag(self) -> Any:
+        """The data edges: a networkx DiGraph over the node names (no attributes)."""
+        dag = self.make_dag
+        if callable(dag):
+            dag = self.make_dag = dag()
+        return dag
 
     def __iter__(self) -> Iterator[Node]:
         return iter(self.nodes.values())

@@ -34,6 +34,17 @@ class TensorSpec:
     stored: int = -1
     role: str = Role.ACTIVATION
 
+    def __init__(self, shape: tuple[int, ...], dtype: str = "float32", itemsize: int = 4,
+                 stored: int = -1, role: str = Role.ACTIVATION) -> None:
+        # the dataclass's own __init__, with each slot written by its descriptor: a frozen
+        # dataclass calls object.__setattr__ once per field, and a capture makes one spec per
+        # tensor (tests/test_report.py checks it matches the fields)
+        _SET_SPEC[0](self, shape)
+        _SET_SPEC[1](self, dtype)
+        _SET_SPEC[2](self, itemsize)
+        _SET_SPEC[3](self, stored)
+        _SET_SPEC[4](self, role)
+
     @property
     def numel(self) -> int:
         return math.prod(self.shape)
@@ -46,6 +57,10 @@ class TensorSpec:
     @property
     def ndim(self) -> int:
         return len(self.shape)
+
+
+_SET_SPEC = tuple(TensorSpec.__dict__[name].__set__
+                  for name in ("shape", "dtype", "itemsize", "stored", "role"))
 
 
 def spec(*shape: int, dtype: str = "float32", role: str = Role.ACTIVATION) -> TensorSpec:
