@@ -3,6 +3,7 @@ estimate's time for the same kind of op, per model.
 
     python benchmarks/latency_breakdown.py vit_b_32 swin_t inception_v3 --threads 1
     python benchmarks/latency_breakdown.py mobilenet_v3_small --profile my.json
+    python benchmarks/latency_breakdown.py vgg13 mnasnet1_0 --batch 8
 
 Calibrates first (or takes --profile), then for each torchvision model: the measured forward
 (fastest of --repeat), the estimate with its four terms, and a table of op kinds: profiler self
@@ -50,10 +51,10 @@ ATEN = {
 }
 
 
-def breakdown(name: str, profile, repeat: int) -> None:
+def breakdown(name: str, profile, repeat: int, batch: int = 1) -> None:
     model = torchvision.models.get_model(name).eval()
     size = 299 if name == "inception_v3" else 224
-    x = torch.randn(1, 3, size, size)
+    x = torch.randn(batch, 3, size, size)
     est = latency.estimate(costmodel.analyze(model, tuple(x.shape)), profile)
     estimated = collections.Counter()
     for op in est.ops:
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                                           "calibrate now")
     parser.add_argument("--calibrate", type=float, default=20.0, help="calibration seconds")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=1)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -98,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                          analyze=costmodel.analyze))
     print(f"profile {profile.name}: {profile.source}")
     for name in args.models:
-        breakdown(name, profile, args.repeat)
+        breakdown(name, profile, args.repeat, args.batch)
     return 0
 
 

@@ -367,3 +367,21 @@ def test_rate_table_cells_far_below_both_neighbours_are_measured_again():
     table = rates._table((1, 2, 3), (10, 20, 30), measure)
     assert table["rates"][1][1] == 40.0
     assert calls.count((2, 20)) == rates.PASSES + 1 and calls.count((1, 10)) == rates.PASSES
+
+
+def test_heap_tensors_bound_the_faults_of_a_trimmed_heap_outside_the_total():
+    # conv 4 -> 16 on 64x64: out 16*64*64*4 = 262,144 bytes = 64 pages, above glibc's initial
+    # mmap threshold (128 KiB) and below mmap_bytes: a heap tensor. ReLU in place: none. A
+    # pooled 16x32x32 tensor (65,536 bytes) stays under 128 KiB: none. mmap_bytes 200,000
+    # makes the conv's output a mapped one instead: in the total, not in the bound.
+    model = nn.Sequential(nn.Conv2d(4, 16, 1, bias=False), nn.ReLU(inplace=True),
+                          nn.MaxPool2d(2))
+    g = costmodel.analyze(model, "1x4x64x64")
+    prof = dataclasses.replace(TOY, page_fault_s=1e-6)
+    est = latency.estimate(g, prof)
+    assert est.heap_pages == 64 and est.heap_faults_s == pytest.approx(64e-6)
+    assert est.terms()["allocation"] == 0
+    assert est.to_dict()["heap_faults_s_max"] == pytest.approx(64e-6)
+    mapped = latency.estimate(g, dataclasses.replace(prof, mmap_bytes=200_000))
+    assert mapped.heap_pages == 0 and mapped.terms()["allocation"] == pytest.approx(64e-6)
+    assert latency.estimate(g, prof, "fused").heap_faults_s == 0

@@ -42,6 +42,7 @@ from ..core.vocab import CONTRACTION, Category, NodeKind, NodeStatus
 from . import structure
 from .profiles import (  # noqa: F401
     DEFAULT_PROFILE,
+    HEAP_FLOOR,
     PAGE_BYTES,
     PROFILES,
     UNMEASURED,
@@ -89,6 +90,7 @@ class Estimate:
     free_ops: int = 0             # ops that launch no kernel (views, reshapes, dropout in eval)
     execution: str = "eager"      # "eager" (op by op) or "fused" (the deployed view, fusion.py)
     run_s: float = 0.0            # fused: the runtime's fixed cost per inference
+    heap_pages: int = 0           # pages of new tensors from the heap (HEAP_FLOOR..mmap_bytes)
 
     @property
     def total_s(self) -> float:
@@ -119,6 +121,18 @@ class Estimate:
             out["allocation"] += op.faults_s
         return out
 
+    @property
+    def heap_faults_s(self) -> float:
+        """At most how much longer one forward takes if every new tensor glibc serves from its
+        heap (HEAP_FLOOR up to the profile's mmap_bytes) faults its pages in: the case of a heap
+        trimmed between calls, as in a short-lived process. Not in total_s or the interval,
+        which assume a settled heap that reuses its pages: glibc trims when more than twice its
+        mmap threshold lies free at the heap's top, and the threshold rises with the largest
+        block freed so far, so how much faults depends on what the process ran before, not on
+        the model (benchmarks/allocator_faults.py: a fresh process ran eager torchvision nets
+        x1.15 (median) of a never-trimmed heap at batch 1, x1.20 at batch 8, up to x2.35)."""
+        return self.heap_pages * self.profile.page_fault_s
+
     def interval(self) -> tuple[float, float]:
         """(low, high) seconds: total_s times the profile's interval factors (the spread of the
         calibration's residuals on held-out synthetic blocks; see profile.interval_level)."""
@@ -140,6 +154,7 @@ class Estimate:
         return {"profile": self.profile.to_dict(), "execution": self.execution,
                 "total_s": self.total_s,
                 "interval_s": [low, high], "interval_level": self.profile.interval_level,
+                "heap_faults_s_max": self.heap_faults_s,
                 "terms": self.terms(), "module_calls": self.module_calls,
                 "free_ops": self.free_ops, "critical_path_s": self.critical_path_s,
                 "ops": [{"name": o.name, "module": o.module, "category": o.category,
@@ -318,11 +333,13 @@ def gqa_group(query: tuple[int, ...], key: tuple[int, ...]) -> int:
     return query[-3] // key[-3] if query[-3] % key[-3] == 0 else 1
 
 
-def fresh_pages(node: Node, mmap_bytes: int) -> int:
-    """4 KiB pages of the new tensors larger than `mmap_bytes` that a graph node's kernels
-    write: the outputs of its costed calls that are not in place (a view launches no kernel and
-    has no cost). Each such tensor is mapped anew per call, and every page faults in on its
-    first write (profiles.MMAP_BYTES)."""
+def fresh_pages(node: Node, mmap_bytes: int, at_most: int | None = None) -> int:
+    """4 KiB pages of the new tensors larger than `mmap_bytes` (and, given `at_most`, no larger
+    than it) that a graph node's kernels write: the outputs of its costed calls that are not in
+    place (a view launches no kernel and has no cost). Each tensor over glibc's mmap threshold
+    is mapped anew per call, and every page faults in on its first write (profiles.MMAP_BYTES).
+    Smaller tensors come from the heap, and fault only when the heap was trimmed before them:
+    history-dependent (benchmarks/allocator_faults.py), so the estimate counts none of them."""
     calls = node.calls
     if not calls or node.status is not NodeStatus.COSTED:
         return 0
@@ -334,7 +351,7 @@ def fresh_pages(node: Node, mmap_bytes: int) -> int:
             continue
         for out in call.outputs:
             size = out.numel * out.itemsize
-            if size > mmap_bytes:
+            if size > mmap_bytes and (at_most is None or size <= at_most):
                 pages += -(-size // PAGE_BYTES)
     return pages
 
@@ -384,7 +401,8 @@ def compute_estimate(ctx: Any, profile: DeviceProfile) -> Estimate:
     seconds = {op.name: op.seconds for op in ops}
     length, path = structure.longest_path(ctx.kernel_dag, lambda n: seconds.get(n, 0.0))
     calls, free = call_counts(ctx.graph, ctx.kernels)
-    return Estimate(profile, tuple(ops), float(length), path, calls, free)
+    heap = sum(fresh_pages(nodes[name], HEAP_FLOOR, profile.mmap_bytes) for name in ctx.kernels)
+    return Estimate(profile, tuple(ops), float(length), path, calls, free, heap_pages=heap)
 
 
 _CONVS = {Category.CONV, Category.GROUP_CONV, Category.DEPTHWISE_CONV}

@@ -22,6 +22,10 @@ from typing import Any
 MMAP_BYTES = 32 * 2 ** 20
 #: the page a first write faults in
 PAGE_BYTES = 4096
+#: glibc's initial mmap threshold: a block at or below it sits in the heap's bins and is reused.
+#: Between it and MMAP_BYTES a tensor comes from the heap, and faults only if glibc trimmed the
+#: heap since its pages were last used (history-dependent: latency.Estimate.heap_faults_s)
+HEAP_FLOOR = 128 * 2 ** 10
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ from .units import clean, duration, human, middle, percent, wrap
 
 #: how many findings of one code to show before summarising the rest.
 SHOW_PER_CODE = 3
+#: the allocator line shows when heap page faults could add this share of the total or more
+HEAP_NOTE = 0.05
 
 
 def latency_rows(report: Report, profile: latency.DeviceProfile | str | None = None,
@@ -81,6 +83,10 @@ def render_section(report: Report, profile: latency.DeviceProfile | str | None =
                                           and not (term in ("weights", "allocation") and not sec))
                  + ("" if fused else
                     f" ({est.module_calls} module calls, {est.free_ops} ops without a kernel)"))
+    if est.heap_faults_s >= HEAP_NOTE * total:
+        lines.append(f"  allocator: assumes a settled heap; if glibc trims it between calls (a "
+                     f"short-lived process) page faults add up to {duration(est.heap_faults_s)}"
+                     f" ({percent(est.heap_faults_s, total, digits=0)}), not in the total")
     if fused:
         from ..analysis.fusion import totals
         d = totals(ctx.fused)
