@@ -195,3 +195,15 @@ def test_profile_json_round_trip_and_validation():
     plain = DeviceProfile.from_dict(old)
     assert plain.tables == {} and plain.weight_bandwidth(1e6) == plain.bandwidth_bytes_per_s
     assert math.isclose(latency.op_rate(("conv",), plain, (100, 10, 1)), plain.peak_flops)
+
+
+def test_unmeasured_large_cells_fill_along_the_row_or_down_the_column():
+    from costmodel.analysis.rates import _fill
+    grid = [[1.0, 2.0, 3.0], [4.0, 5.0, None], [6.0, None, None]]
+    # along the row: the nearest measured cell of the same row
+    assert _fill(grid) == [[1.0, 2.0, 3.0], [4.0, 5.0, 5.0], [6.0, 6.0, 6.0]]
+    # by column (GEMMs): the nearest measured cell above, the same width
+    assert _fill(grid, by_column=True) == [[1.0, 2.0, 3.0], [4.0, 5.0, 3.0], [6.0, 5.0, 3.0]]
+    # a column with nothing measured above falls back to the row
+    assert _fill([[None, 2.0], [None, 3.0]], by_column=True) == [[2.0, 2.0], [3.0, 3.0]]
+    assert grid[1][2] is None                       # the caller's grid is left as it was

@@ -15,20 +15,26 @@ from .latency import DeviceProfile, estimate, is_dense
 from .synthetic import synthetic_block  # the blocks _fit_blocks times
 
 
+#: a call this long (seconds) is its own second warm-up and first batch: the large GEMM cells
+LONG_CALL = 0.02
+
+
 def _best_seconds(fn: Callable[[], object], budget: float) -> float:
     """Seconds per call of `fn`, the least disturbed by other work: the fastest of many short
     batches of calls (one call per batch from 0.5 ms up, more for shorter calls), taken until
     `budget` seconds are spent (at least 3 batches, and never much past the budget: a loaded
-    machine makes the calibration no slower, only noisier)."""
+    machine makes the calibration no slower, only noisier). A call of LONG_CALL or more is
+    warmed up once and counts as the first batch (4 calls at least, not 6)."""
     fn()                                       # warm up (allocations, kernel selection)
-    fn()
     start = time.perf_counter()
     fn()
     once = max(time.perf_counter() - start, 1e-7)
+    if once < LONG_CALL:                       # a second warm-up, and three batches at least
+        fn()
     reps = max(1, int(5e-4 / once))
-    best = float("inf")
+    best = once if once >= LONG_CALL else float("inf")
     deadline = time.perf_counter() + budget
-    done = 0
+    done = 1 if once >= LONG_CALL else 0
     while done < 3 or (time.perf_counter() < deadline and done < 10_000):
         start = time.perf_counter()
         for _ in range(reps):

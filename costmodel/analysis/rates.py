@@ -39,6 +39,13 @@ SDPA_HEAD = 64
 #: too slow and the synthetic blocks pulled the 2-thread dense scale down to 0.6-0.9 to make up
 #: for it (measured on the EPYC, 2026-12-03)
 MAX_FLOPS = 1e9
+#: FLOPs of the largest linear pair measured (~0.2 s at 1 thread: a 1,024-token prompt through a
+#: 1,024 -> 4,096 -> 1,024 MLP). Larger cells take the cell above them (fewer rows, the same
+#: width): past ~1,000 rows a GEMM's rate is set by its width (at 1,024 and 4,096 rows the
+#: measured cells of one width agree within 5% on the EPYC), while filling along the row from
+#: the narrow cells made a 1,024-token prefill of a 1,024-wide model 10-18% too slow (79 GFLOP/s
+#: where the width's own cell, measured, is ~90; benchmarks/results/generation_latency.md)
+LINEAR_MAX_FLOPS = 2e10
 #: the grouped-conv tables: group counts, rows, and channels per group
 GROUPS = (2, 8, 32)
 GROUP_ROWS = (49, 196, 784, 3136)
@@ -59,9 +66,19 @@ def _cycled(shape, cold_bytes: int = 2 ** 22):
     return itertools.cycle([torch.randn(shape) for _ in range(max(1, min(count, 16)))])
 
 
-def _fill(rates: list[list[float | None]]) -> list[list[float]]:
+def _fill(rates: list[list[float | None]], by_column: bool = False) -> list[list[float]]:
     """Cells not measured (too large) take the nearest measured cell of their row, else of the
-    row before."""
+    row before; with `by_column`, first the nearest measured cell above them in their column
+    (fewer rows, the same width: a GEMM's rate past ~1,000 rows is set by its width)."""
+    if by_column:
+        rates = [list(row) for row in rates]
+        for j in range(len(rates[0]) if rates else 0):
+            above = None
+            for row in rates:
+                if row[j] is None:
+                    row[j] = above
+                else:
+                    above = row[j]
     out: list[list[float]] = []
     for row in rates:
         known = [(j, r) for j, r in enumerate(row) if r is not None]
@@ -84,8 +101,8 @@ DIP = 1.5
 RECHECKS = 2
 
 
-def _table(rows, width, measure: Callable[[int, int], float | None], scale: float = 1.0
-           ) -> dict:
+def _table(rows, width, measure: Callable[[int, int], float | None], scale: float = 1.0,
+           by_column: bool = False) -> dict:
     """A rate table over rows x width: each cell's fastest of PASSES passes (measure gets
     budget / PASSES per call, see the callers), cells too large filled by _fill. The width
     axis is recorded as width x `scale`: the feature latency.op_shape computes for the op
@@ -106,7 +123,7 @@ def _table(rows, width, measure: Callable[[int, int], float | None], scale: floa
         if not found:
             break
     return {"rows": [float(r) for r in rows], "width": [float(w * scale) for w in width],
-            "rates": _fill(best)}
+            "rates": _fill(best, by_column)}
 
 
 def dips(rates: list[list[float | None]]) -> list[tuple[int, int]]:
@@ -196,7 +213,7 @@ def gemm_tables(budget: float, overheads: dict[str, float], cache_bytes: int = 3
 
     def linear(rows: int, width: int) -> float | None:
         flops = 2 * 2 * rows * width * 4 * width
-        if flops > 2 * MAX_FLOPS:
+        if flops > LINEAR_MAX_FLOPS:
             return None
         if width not in weights:
             count = max(1, min(256, -(-2 * cache_bytes // (2 * 4 * width * 4 * width))))
@@ -219,7 +236,7 @@ def gemm_tables(budget: float, overheads: dict[str, float], cache_bytes: int = 3
         t = _best_seconds(lambda: (torch.matmul(q, k), torch.matmul(p, v)), share)
         return flops / max(t - 2 * fixed, t / 2)
     # a linear's width feature is sqrt(in x out) = sqrt(w x 4w) = 2w (latency.op_shape)
-    return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0),
+    return {"linear": _table(GEMM_ROWS, GEMM_WIDTH, linear, 2.0, by_column=True),
             "matmul": _table(MATMUL_ROWS, MATMUL_WIDTH, matmul)}
 
 
