@@ -432,3 +432,15 @@ def test_fft_rule_matches_meta_kernel(name):
         else:
             assert expected is None, (shape, dtype, kwargs)   # declined only what torch refuses
     assert checked > 20
+
+
+def test_empty_makes_the_contiguous_strides():
+    """shape_rules.empty() leaves a dense output's strides to torch.empty: they are
+    contiguous_strides(shape), size-0 and size-1 dimensions included."""
+    from costmodel.ops.shape_rules import contiguous_strides, empty
+
+    for n in range(6):
+        for shape in itertools.product((0, 1, 3), repeat=n):
+            made = empty(shape, torch.float16)
+            assert made.stride() == contiguous_strides(shape) and made.is_meta
+            assert tuple(made.shape) == shape and made.dtype == torch.float16

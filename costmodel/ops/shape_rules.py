@@ -33,10 +33,9 @@ def empty(shape, dtype: torch.dtype, like: Tensor | None = None) -> Tensor:
     if like is not None and tuple(like.shape) == shape and (
             like.is_contiguous() or like.dim() == 4 and like.is_contiguous(
                 memory_format=torch.channels_last)):
-        stride = like.stride()
-    else:
-        stride = contiguous_strides(shape)
-    return torch.empty_strided(shape, stride, dtype=dtype, device=META)
+        return torch.empty_strided(shape, like.stride(), dtype=dtype, device=META)
+    # contiguous_strides(shape), as torch.empty makes them (a test checks it), in C
+    return torch.empty(shape, dtype=dtype, device=META)
 
 
 def _first(b: dict) -> Tensor:
@@ -171,11 +170,15 @@ def _per_dim(value: Any, k: int) -> tuple[int, ...] | None:
     """stride=2 or stride=(2, 2) as k ints; None for 'same', a wrong length and the like."""
     if type(value) is int:
         return (value,) * k
-    if isinstance(value, (tuple, list)) and all(type(v) is int for v in value):
-        if len(value) == k:
-            return tuple(value)
-        if len(value) == 1:
-            return (value[0],) * k
+    if not isinstance(value, (tuple, list)):
+        return None
+    for v in value:   # a loop, not all(<generator>): three of these per conv
+        if type(v) is not int:
+            return None
+    if len(value) == k:
+        return tuple(value)
+    if len(value) == 1:
+        return (value[0],) * k
     return None
 
 
