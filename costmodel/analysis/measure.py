@@ -14,7 +14,6 @@ from collections.abc import Callable
 from .latency import DeviceProfile, estimate, is_dense
 from .synthetic import synthetic_block  # the blocks _fit_blocks times
 
-
 #: a call this long (seconds) is its own second warm-up and first batch: the large GEMM cells
 LONG_CALL = 0.02
 
