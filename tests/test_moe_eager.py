@@ -186,3 +186,53 @@ def test_hand_written_loop_with_uneven_split():
                   if node.module.startswith("experts."))
     assert rows == [2, 2, 3, 3]
     assert "each expert gets 2 or 3 of the 10 rows" in routing_notes(report)[0]
+
+
+def _deepseek_v4(impl: str):
+    """DeepSeek-V4 with its first MoE layer hash-routed (a fixed token-id -> 2 expert-ids table,
+    `tid2eid[input_ids]`) and its second top-k routed; 4 experts whose gated up projection is
+    32 -> 2*48 and down projection 48 -> 32 (the experts take `intermediate_size`)."""
+    cfg = transformers.DeepseekV4Config(
+        vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        num_key_value_heads=2, num_local_experts=4, num_experts_per_tok=2,
+        intermediate_size=48, mlp_layer_types=["hash_moe", "moe"])
+    cfg._experts_implementation = impl
+    torch.manual_seed(0)
+    return transformers.DeepseekV4ForCausalLM(cfg).eval()
+
+
+def test_deepseek_v4_hash_routing_reads_an_assumed_lookup():
+    """The hash router's table comes from the checkpoint: the lookup's choices are assumed round
+    robin like a router's, so the eager experts loop runs; every token still visits 2 experts,
+    so the totals are exact (the oracle runs the real, all-zero table)."""
+    if not hasattr(transformers, "DeepseekV4ForCausalLM"):
+        pytest.skip("this transformers has no DeepSeek-V4")
+    ids = _ids()
+    eager = _deepseek_v4("eager")
+    report = costmodel.analyze(eager, ids)
+    assert str(report.totals.status) == "complete"
+    rows, layers = T * 2, 2
+    assert expert_madds(report) == layers * (rows * 32 * 2 * 48 + rows * 48 * 32)
+    notes = routing_notes(report)
+    assert len(notes) == 1 and "evenly over its 4 experts" in notes[0]
+    grouped = _deepseek_v4("grouped_mm")
+    grouped.load_state_dict(eager.state_dict())
+    assert costmodel.analyze(grouped, ids).totals.madds == report.totals.madds
+    assert report.totals.madds == oracle(eager, input_ids=ids)
+
+
+def test_expert_count_of_an_moe_block():
+    from costmodel.capture.routing import expert_count
+
+    class Packed(nn.Module):           # experts as one 3-D tensor per projection
+        def __init__(self):
+            super().__init__()
+            self.up = nn.Parameter(torch.empty(6, 16, 8))
+            self.down = nn.Parameter(torch.empty(6, 8, 16))
+
+    named = Packed()
+    named.num_experts = 5                        # an attribute says it first
+    assert expert_count({"experts": Packed()}) == 6
+    assert expert_count({"experts": named}) == 5
+    assert expert_count({"experts": nn.ModuleList(nn.Linear(2, 2) for _ in range(3))}) == 3
+    assert expert_count({"router": nn.Linear(2, 2)}) is None

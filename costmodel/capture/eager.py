@@ -59,8 +59,10 @@ from .known import (
     stay_on_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors
-from .routing import ROUTERS, assumed_choices
+from .routing import ROUTERS, assumed_choices, assumed_lookup
 
+#: Indexing: inside an MoE block, a lookup in a fixed token -> experts table routes (routing.py)
+_GETITEM = Tensor.__getitem__
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
 #: Calls that only read a tensor's metadata (x.dim(), x.shape, torch._assert(cond)): about one
@@ -109,14 +111,14 @@ class _EagerRecorder(KnownValues, _Recorder):
         self.exact = False
         if cap.leaf is not None:
             out = self._call(func, types, args, kwargs)
-            if func in ROUTERS and cap.moe:
+            if cap.moe and (func in ROUTERS or func is _GETITEM):
                 self._route(func, args, kwargs, out)
             if why and not self.exact:
                 cap.leaf_why.append(why)
             return out
         self.calls = []
         out = self._call(func, types, args, kwargs)
-        if func in ROUTERS and cap.moe:
+        if cap.moe and (func in ROUTERS or func is _GETITEM):
             self._route(func, args, kwargs, out)
         if self.exact:
             why = None   # its data was known: the size is exact
@@ -127,9 +129,14 @@ class _EagerRecorder(KnownValues, _Recorder):
     def _route(self, func, args, kwargs, out) -> None:
         """A routing call inside an MoE block: its index output gets the assumed routing
         (routing.py) as its known value."""
-        block = self.capture.moe_block()
-        found = None if block is None else assumed_choices(func, args, kwargs, out,
-                                                           self.capture.route_calls)
+        cap = self.capture
+        block = cap.moe_block()
+        if block is None:
+            found = None
+        elif func is _GETITEM:     # a lookup in a fixed token -> experts table (hash routing)
+            found = assumed_lookup(args, out, cap.route_calls, cap.moe_experts.get(block))
+        else:
+            found = assumed_choices(func, args, kwargs, out, cap.route_calls)
         if found is not None and id(found[0]) not in self.values:
             idx, value, tokens, n, k = found
             self.values[id(idx)] = (idx, value)
@@ -222,6 +229,7 @@ class EagerCapture:
         #: why a library function was swapped (equivalents.py) -> (module, severity)
         self.replaced: dict[str, tuple[str, Severity]] = {}
         self.moe: frozenset[str] = frozenset()  # MoE blocks (modules with `experts`): routing.py
+        self.moe_experts: dict[str, int] = {}   # MoE block -> its expert count, where known
         self.routes: dict[str, tuple[int, int, int]] = {}   # block -> (tokens, experts, k)
         self.route_calls = 0
         self.routed: set[str] = set()          # blocks whose loop read an assumed routing
@@ -308,6 +316,7 @@ class EagerCapture:
         with swapped(self.replaced, self.stack):   # before the wrap: it may swap a forward
             root = self.recording.meta.clone("")
             self.moe = frozenset(self.recording.meta.moe)   # routing.moe_blocks(root)
+            self.moe_experts = dict(self.recording.meta.moe_experts)
             self._wrap(root, "")
             builder = self.builder
             for name, value in inputs.items():

@@ -24,7 +24,7 @@ from torch.nn import functional as F
 
 from ..ops import META
 from . import quantized
-from .routing import is_moe_block
+from .routing import expert_count, is_moe_block
 
 _RUN_HOOKS = ("_forward_hooks", "_forward_pre_hooks")      # run by the clone, wrapped
 _HOOK_FLAGS = ("_forward_hooks_with_kwargs", "_forward_hooks_always_called",
@@ -146,6 +146,7 @@ class MetaModel:
         #: qualified names of routing.py's MoE blocks (a child named `experts` or `router`),
         #: every path of the root's clone
         self.moe: set[str] = set()
+        self.moe_experts: dict[str, int] = {}     # MoE block -> its expert count, where known
         self.quantized = False   # a statically quantized module was cloned (quantized.py)
 
     def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
@@ -187,6 +188,9 @@ class MetaModel:
         children = mod._modules
         if children and is_moe_block(children):
             self.moe.add(prefix)
+            n = expert_count(children)
+            if n:
+                self.moe_experts[prefix] = n
         state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
                              for k, v in children.items()} if children else {}
         self._clone_of[id(mod)] = clone

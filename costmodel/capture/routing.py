@@ -7,7 +7,8 @@ NLLB-MoE, DBRX, ...) read the router's choices: `expert_hit = mask.sum(...).nonz
 know them, and without this module the capture stops at the first read.
 
 The assumption: inside a module that has a child named `experts` or `router` (a Mixture-of-Experts
-block), the index output of a routing call (`topk`, `argmax`, `max(dim)`) is not read from data but
+block), the index output of a routing call (`topk`, `argmax`, `max(dim)`, or a lookup in a fixed
+token -> experts table, `assumed_lookup`) is not read from data but
 assumed to spread the tokens evenly over the n choices, round robin: the j-th choice of token t
 (tokens numbered over every other dimension, in order) is expert (t*k + j + c) mod n, where c
 counts the routing calls of the capture (so a second `argmax` after masking the first choice,
@@ -54,6 +55,44 @@ def moe_blocks(root: nn.Module) -> frozenset[str]:
     """Qualified names of the MoE blocks under `root` (`is_moe_block`)."""
     return frozenset(name for name, module in root.named_modules()
                      if is_moe_block(module._modules))
+
+
+def expert_count(children: dict[str, Any]) -> int | None:
+    """How many experts an MoE block's `experts` child holds: its `num_experts`, its length (a
+    ModuleList or ModuleDict), or the first dimension its 3-D parameters share (experts stored
+    as one tensor each); None when none of these says."""
+    experts = children.get("experts")
+    if not isinstance(experts, nn.Module):
+        return None
+    n = getattr(experts, "num_experts", None)
+    if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+        return n
+    if isinstance(experts, (nn.ModuleList, nn.ModuleDict)):
+        return len(experts) or None
+    firsts = {p.shape[0] for p in experts._parameters.values() if p is not None and p.ndim == 3}
+    return firsts.pop() if len(firsts) == 1 else None
+
+
+def assumed_lookup(args: tuple, out: Any, offset: int, n: int | None
+                   ) -> tuple[Tensor, Tensor, int, int, int] | None:
+    """The routing of a lookup table (DeepSeek-V4's hash routing: `tid2eid[input_ids]`, a fixed
+    token-id -> k expert ids table) read by `table[index]`: an integer (V, k) table indexed by
+    integer token ids, inside an MoE block of n experts. The table is the checkpoint's, so its
+    choices are as unknown as a router's; the same round robin is assumed (see the module
+    docstring). None when the call is not such a lookup."""
+    if n is None or len(args) < 2:
+        return None
+    table, index = args[0], args[1]
+    if not (isinstance(table, Tensor) and isinstance(index, Tensor) and isinstance(out, Tensor)):
+        return None
+    ints = (torch.int64, torch.int32)
+    if table.ndim != 2 or table.dtype not in ints or index.dtype not in ints:
+        return None
+    k, tokens = table.shape[1], index.numel()
+    if not 1 <= k <= n or tuple(out.shape) != (*index.shape, k) or out.numel() > ROUTING_CAP:
+        return None
+    value = ((torch.arange(tokens * k) + offset) % n).reshape(out.shape).to(out.dtype)
+    return out, value, tokens, n, k
 
 
 def _dim(func: Any, args: tuple, kwargs: dict) -> int | None:
