@@ -385,3 +385,17 @@ def test_heap_tensors_bound_the_faults_of_a_trimmed_heap_outside_the_total():
     mapped = latency.estimate(g, dataclasses.replace(prof, mmap_bytes=200_000))
     assert mapped.heap_pages == 0 and mapped.terms()["allocation"] == pytest.approx(64e-6)
     assert latency.estimate(g, prof, "fused").heap_faults_s == 0
+
+
+def test_the_report_names_the_heap_fault_bound_only_when_it_matters():
+    from costmodel.render.guidelines import HEAP_NOTE, render_section
+    model = nn.Sequential(nn.Conv2d(4, 16, 1, bias=False), nn.ReLU(inplace=True),
+                          nn.MaxPool2d(2))
+    g = costmodel.analyze(model, "1x4x64x64")
+    # 64 heap pages at 1 ms each dwarf the rest: the line shows, with the bound in it
+    slow = dataclasses.replace(TOY, page_fault_s=1e-3)
+    assert latency.estimate(g, slow).heap_faults_s >= HEAP_NOTE * latency.estimate(g, slow).total_s
+    text = render_section(g, slow)
+    assert "allocator:" in text and "64 ms" in text and "not in the total" in text
+    # no page cost measured: no bound, no line
+    assert "allocator:" not in render_section(g, dataclasses.replace(TOY, page_fault_s=0.0))
