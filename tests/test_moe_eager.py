@@ -56,21 +56,31 @@ def _decoder(cls: str, impl: str, **config):
 def test_mixtral_eager_experts_loop():
     """Mixtral, 4 experts, top-2, expert intermediate 48: every layer's experts do T*2 rows of a
     gated up projection (32 -> 2*48) and a down projection (48 -> 32)."""
+    report, eager = eager_loop_is_exact(
+        lambda impl: _decoder("MixtralForCausalLM", impl, intermediate_size=48,
+                              num_local_experts=4))
+    # 16 tokens * top-2 / 4 experts
+    assert "each expert gets 8 of the 32 rows" in routing_notes(report)[0]
+    assert report.totals.params == sum(p.numel() for p in eager.parameters())
+
+
+def eager_loop_is_exact(build):
+    """Checks the eager experts loop of `build(impl)` (2 layers, 4 experts, top-2, a 32 -> 2*48
+    gated up and 48 -> 32 down projection per expert) against arithmetic, the grouped_mm path
+    and the oracle; returns (report, eager model)."""
     ids = _ids()
-    eager = _decoder("MixtralForCausalLM", "eager", intermediate_size=48, num_local_experts=4)
+    eager = build("eager")
     report = costmodel.analyze(eager, ids)
     assert str(report.totals.status) == "complete"
     rows, layers = T * 2, 2
     assert expert_madds(report) == layers * (rows * 32 * 2 * 48 + rows * 48 * 32)
     notes = routing_notes(report)
     assert len(notes) == 1 and "evenly over its 4 experts" in notes[0]
-    assert "each expert gets 8 of the 32 rows" in notes[0]    # 16 tokens * top-2 / 4 experts
-    grouped = _decoder("MixtralForCausalLM", "grouped_mm", intermediate_size=48,
-                       num_local_experts=4)
+    grouped = build("grouped_mm")
     grouped.load_state_dict(eager.state_dict())
     assert costmodel.analyze(grouped, ids).totals.madds == report.totals.madds
     assert report.totals.madds == oracle(eager, input_ids=ids)
-    assert report.totals.params == sum(p.numel() for p in eager.parameters())
+    return report, eager
 
 
 @pytest.mark.parametrize("cls, shared", [("Qwen2MoeForCausalLM", 40), ("Qwen3MoeForCausalLM", 0)])
@@ -207,18 +217,7 @@ def test_deepseek_v4_hash_routing_reads_an_assumed_lookup():
     so the totals are exact (the oracle runs the real, all-zero table)."""
     if not hasattr(transformers, "DeepseekV4ForCausalLM"):
         pytest.skip("this transformers has no DeepSeek-V4")
-    ids = _ids()
-    eager = _deepseek_v4("eager")
-    report = costmodel.analyze(eager, ids)
-    assert str(report.totals.status) == "complete"
-    rows, layers = T * 2, 2
-    assert expert_madds(report) == layers * (rows * 32 * 2 * 48 + rows * 48 * 32)
-    notes = routing_notes(report)
-    assert len(notes) == 1 and "evenly over its 4 experts" in notes[0]
-    grouped = _deepseek_v4("grouped_mm")
-    grouped.load_state_dict(eager.state_dict())
-    assert costmodel.analyze(grouped, ids).totals.madds == report.totals.madds
-    assert report.totals.madds == oracle(eager, input_ids=ids)
+    eager_loop_is_exact(_deepseek_v4)
 
 
 def test_expert_count_of_an_moe_block():

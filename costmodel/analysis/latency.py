@@ -129,8 +129,7 @@ class Estimate:
         which assume a settled heap that reuses its pages: glibc trims when more than twice its
         mmap threshold lies free at the heap's top, and the threshold rises with the largest
         block freed so far, so how much faults depends on what the process ran before, not on
-        the model (benchmarks/allocator_faults.py: a fresh process ran eager torchvision nets
-        x1.15 (median) of a never-trimmed heap at batch 1, x1.20 at batch 8, up to x2.35)."""
+        the model (benchmarks/allocator_faults.py measures it)."""
         return self.heap_pages * self.profile.page_fault_s
 
     def interval(self) -> tuple[float, float]:

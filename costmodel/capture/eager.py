@@ -59,10 +59,8 @@ from .known import (
     stay_on_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors
-from .routing import ROUTERS, assumed_choices, assumed_lookup
+from .routing import ROUTING_CALLS, assumed_routing
 
-#: Indexing: inside an MoE block, a lookup in a fixed token -> experts table routes (routing.py)
-_GETITEM = Tensor.__getitem__
 #: Factories that read Python data; without a device they make real CPU tensors here.
 _PY_DATA = {torch.tensor, torch.as_tensor, torch.scalar_tensor}
 #: Calls that only read a tensor's metadata (x.dim(), x.shape, torch._assert(cond)): about one
@@ -111,14 +109,14 @@ class _EagerRecorder(KnownValues, _Recorder):
         self.exact = False
         if cap.leaf is not None:
             out = self._call(func, types, args, kwargs)
-            if cap.moe and (func in ROUTERS or func is _GETITEM):
+            if cap.moe and func in ROUTING_CALLS:
                 self._route(func, args, kwargs, out)
             if why and not self.exact:
                 cap.leaf_why.append(why)
             return out
         self.calls = []
         out = self._call(func, types, args, kwargs)
-        if cap.moe and (func in ROUTERS or func is _GETITEM):
+        if cap.moe and func in ROUTING_CALLS:
             self._route(func, args, kwargs, out)
         if self.exact:
             why = None   # its data was known: the size is exact
@@ -131,12 +129,8 @@ class _EagerRecorder(KnownValues, _Recorder):
         (routing.py) as its known value."""
         cap = self.capture
         block = cap.moe_block()
-        if block is None:
-            found = None
-        elif func is _GETITEM:     # a lookup in a fixed token -> experts table (hash routing)
-            found = assumed_lookup(args, out, cap.route_calls, cap.moe_experts.get(block))
-        else:
-            found = assumed_choices(func, args, kwargs, out, cap.route_calls)
+        found = None if block is None else assumed_routing(
+            func, args, kwargs, out, cap.route_calls, cap.moe_experts.get(block))
         if found is not None and id(found[0]) not in self.values:
             idx, value, tokens, n, k = found
             self.values[id(idx)] = (idx, value)

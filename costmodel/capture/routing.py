@@ -37,6 +37,8 @@ from ..core.vocab import Code, Severity
 
 #: Calls whose index output is an expert choice inside an MoE block.
 ROUTERS = {torch.topk, Tensor.topk, torch.argmax, Tensor.argmax, torch.max, Tensor.max}
+#: ... and those whose output may be one: the routers, and indexing (a lookup in a fixed table)
+ROUTING_CALLS = frozenset(ROUTERS | {Tensor.__getitem__})
 #: The most elements an assumed routing (and what is computed from it) keeps as known values.
 ROUTING_CAP = 1 << 22
 
@@ -93,6 +95,14 @@ def assumed_lookup(args: tuple, out: Any, offset: int, n: int | None
         return None
     value = ((torch.arange(tokens * k) + offset) % n).reshape(out.shape).to(out.dtype)
     return out, value, tokens, n, k
+
+
+def assumed_routing(func: Any, args: tuple, kwargs: dict, out: Any, offset: int,
+                    n: int | None) -> tuple[Tensor, Tensor, int, int, int] | None:
+    """assumed_lookup for indexing (with the block's expert count `n`), else assumed_choices."""
+    if func is Tensor.__getitem__:
+        return assumed_lookup(args, out, offset, n)
+    return assumed_choices(func, args, kwargs, out, offset)
 
 
 def _dim(func: Any, args: tuple, kwargs: dict) -> int | None:
