@@ -14,7 +14,7 @@ from .analysis.context import AnalysisContext
 from .capture import eager
 from .capture import fx as _fx  # analyze()'s `capture` argument shadows a module named capture
 from .capture import inputs as _inputs
-from .capture.meta import packed_weights
+from .capture.meta import MetaModel
 from .capture.recorder import Recording
 from .core.cost import total
 from .core.graph import CostGraph
@@ -102,11 +102,11 @@ def _unwrap(model: nn.Module) -> nn.Module:
 def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str | None,
              training: bool = False, how: CaptureChoice = CaptureChoice.AUTO) -> Report:
     given = _inputs.prepare(model, positional, named, training)
-    g, used, found, modules = _capture(model, given, float_dtype, training, how)
+    g, used, found, meta = _capture(model, given, float_dtype, training, how)
     layers, costed = annotate(g)
     g.context = AnalysisContext(g)   # each analysis of the graph, computed once on first use
     diagnostics = [*given.diagnostics, *found, *costed]
-    params, params_unused, found = _model_findings(model, modules, g, training)
+    params, params_unused, found = _model_findings(model, meta, g, training)
     diagnostics += found
     sums = total(layer.cost for layer in layers)
     unsupported = tuple(sorted({d.op for d in diagnostics
@@ -122,9 +122,9 @@ def _analyze(model: nn.Module, positional: list, named: dict, float_dtype: str |
 
 def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, training: bool,
              how: CaptureChoice
-             ) -> tuple[CostGraph, CaptureKind, list[Diagnostic], list[tuple[str, nn.Module]]]:
+             ) -> tuple[CostGraph, CaptureKind, list[Diagnostic], MetaModel]:
     """The cost graph from the eager capture, or torch.fx's when asked or when eager stops, and
-    `model.named_modules()` (the eager capture's clone walked them already)."""
+    the capture's meta twins of the model (whose clone noted its hooks and parameters)."""
     diagnostics: list[Diagnostic] = []
     eager_error: Exception | None = None
     if how is not CaptureChoice.FX:   # the default: the model's own forward, once, on meta
@@ -135,9 +135,8 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
                 recording = Recording(model, training=training, float_dtype=float_dtype)
                 g, run = eager.capture(model, recording, given.values, given.by_position,
                                        as_trace)
-                modules = recording.meta.modules()
-                return (g, CaptureKind.EAGER,
-                        eager.diagnostics(g, run) + _hooks(modules, recording), modules)
+                return (g, CaptureKind.EAGER, eager.diagnostics(g, run) + _hooks(recording),
+                        recording.meta)
             except EagerError as exc:
                 eager_error = eager_error or exc
         if how is CaptureChoice.EAGER:
@@ -156,22 +155,16 @@ def _capture(model: nn.Module, given: _inputs.Inputs, float_dtype: str | None, t
             Code.CAPTURE_FALLBACK, Severity.INFO,
             f"{first_line(eager_error)}; analysed with torch.fx instead, which traces the "
             f"forward symbolically"))
-    modules = recording.meta.modules()
-    return g, CaptureKind.FX, diagnostics + _hooks(modules, recording), modules
+    return g, CaptureKind.FX, diagnostics + _hooks(recording), recording.meta
 
 
-def _hooks(modules: list[tuple[str, nn.Module]], recording: Recording) -> list[Diagnostic]:
+def _hooks(recording: Recording) -> list[Diagnostic]:
     """CM011: the model's forward hooks that ran (on meta tensors, as part of its forward) and
     those skipped because they failed there; CM005: hooks that did not run (backward hooks, and
     forward hooks of modules torch.fx inlined or the forward never called)."""
     meta = recording.meta
     found = []
-    hooked, backward = [], []   # one walk over the modules for both kinds
-    for n, m in modules:
-        if m._forward_hooks or m._forward_pre_hooks:
-            hooked.append(n or "(root)")
-        if m._backward_hooks or m._backward_pre_hooks:
-            backward.append(n or "(root)")
+    hooked, backward, _ = meta.inventory()   # noted while cloning the modules
     ran = [n for n in hooked if n in meta.hooks_ran]
     if ran:
         found.append(Diagnostic(
@@ -210,21 +203,14 @@ def _fx_graph(model: nn.Module, given: _inputs.Inputs, recording: Recording,
     return _fx.capture(model, graph, recording, {**defaults, **given.values})
 
 
-def _model_findings(model: nn.Module, modules: list[tuple[str, nn.Module]], g: CostGraph,
+def _model_findings(model: nn.Module, meta: MetaModel, g: CostGraph,
                     training: bool) -> tuple[int, int, list[Diagnostic]]:
-    """The model's parameters (tied ones once), those the forward never reads, CM004 and CM007
-    (`modules`: model.named_modules())."""
+    """The model's parameters (tied ones once; `meta.inventory()`), those the forward never
+    reads, CM004 and CM007."""
     diagnostics: list[Diagnostic] = []
-    # as model.named_parameters(), tied ones once: id -> (module path, name, numel)
-    all_params: dict[int, tuple[str, str, int]] = {}
-    for prefix, module in modules:
-        for key, p in module._parameters.items():
-            if p is not None and id(p) not in all_params:
-                all_params[id(p)] = (prefix, key, p.numel())
-        packed = packed_weights(module)   # a quantized Linear's packed weights are its params
-        for t, key, ident in packed or ():
-            if t is not None:
-                all_params[ident] = (prefix, key, t.numel())
+    # as model.named_parameters(), tied ones once, a quantized Linear's packed weights too:
+    # id -> (module path, name, numel)
+    all_params = meta.inventory()[2]
     read = {key for node in g for call in node.calls for key, _ in call.params}
     unused = {key: v for key, v in all_params.items() if key not in read}
     params_unused = sum(n for _, _, n in unused.values())

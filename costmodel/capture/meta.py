@@ -81,6 +81,10 @@ class Weight(NamedTuple):
     requires_grad: bool
 
 
+_new_weight = tuple.__new__
+_empty_strided = torch.empty_strided
+
+
 def _known_constant(t: Tensor) -> bool:
     """A buffer or constant whose value the capture keeps: real, small, and an integer, a flag
     or a single number (float arrays are data: positional tables, running statistics)."""
@@ -124,6 +128,15 @@ def _quantized_linear(weights: tuple[Tensor, Tensor | None], x: Tensor) -> Tenso
     return out if bias is None else out + bias
 
 
+def _note(attrs: dict[str, Any], prefix: str, hooked: list[str], backward: list[str]) -> None:
+    """Add a module's name (from its `__dict__`) to `hooked` if it has forward hooks or
+    pre-hooks, and to `backward` if it has backward hooks."""
+    if attrs.get("_forward_hooks") or attrs.get("_forward_pre_hooks"):
+        hooked.append(prefix or "(root)")
+    if attrs.get("_backward_hooks") or attrs.get("_backward_pre_hooks"):
+        backward.append(prefix or "(root)")
+
+
 class MetaModel:
     """The meta twins and clones of one model, made on first use and kept for the capture."""
 
@@ -148,15 +161,23 @@ class MetaModel:
         self.moe: set[str] = set()
         self.moe_experts: dict[str, int] = {}     # MoE block -> its expert count, where known
         self.quantized = False   # a statically quantized module was cloned (quantized.py)
+        #: what analyze() reports of the walked modules, noted while cloning them (one walk):
+        #: names with forward hooks, names with backward hooks, and id(parameter) -> (module,
+        #: name, numel) of each parameter (tied ones once, packed ones too: `packed_weights`)
+        self._hooked: list[str] = []
+        self._backward_hooked: list[str] = []
+        self._params: dict[int, tuple[str, str, int]] = {}
 
     def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
         if key is None:
             key = id(t)
         meta = self._twins.get(key)
         if meta is None:
-            meta = torch.empty_strided(t.shape, t.stride(), dtype=t.dtype, device=META)
+            meta = _empty_strided(t.shape, t.stride(), dtype=t.dtype, device=META)
             self._twins[key] = meta
-            self.weights[id(meta)] = Weight(name, role, key, t.numel(), bool(t.requires_grad))
+            # Weight(...) without the NamedTuple's own __new__ (one per parameter and buffer)
+            self.weights[id(meta)] = _new_weight(Weight, (name, role, key, t.numel(),
+                                                          bool(t.requires_grad)))
             if role != "param" and _known_constant(t):   # a real copy (on the CPU)
                 self.values[id(meta)] = (meta, t.detach().clone() if t.device.type == "cpu"
                                          else t.detach().to("cpu", copy=True))
@@ -176,23 +197,43 @@ class MetaModel:
         state = dict(source)
         dot = f"{prefix}." if prefix else ""
         twin = self.twin
-        if id(mod) not in self._walked:   # the model's modules as named_modules() gives them
+        first = id(mod) not in self._walked
+        if first:   # the model's modules as named_modules() gives them
             self._walked.add(id(mod))
             self.walk.append((prefix, mod))
+            _note(source, prefix, self._hooked, self._backward_hooked)
         params = mod._parameters
-        state["_parameters"] = {k: None if v is None else twin(v, dot + k, "param")
-                                for k, v in params.items()} if params else {}
+        if params:
+            state["_parameters"] = twins = {}
+            seen = self._params
+            for k, v in params.items():
+                if v is None:
+                    twins[k] = None
+                    continue
+                twins[k] = twin(v, dot + k, "param")
+                if first and id(v) not in seen:
+                    seen[id(v)] = (prefix, k, v.numel())
+        else:
+            state["_parameters"] = {}
         buffers = mod._buffers
-        state["_buffers"] = {k: None if v is None else twin(v, dot + k, "buffer")
-                             for k, v in buffers.items()} if buffers else {}
+        if buffers:
+            state["_buffers"] = twins = {}
+            for k, v in buffers.items():
+                twins[k] = None if v is None else twin(v, dot + k, "buffer")
+        else:
+            state["_buffers"] = {}
         children = mod._modules
         if children and is_moe_block(children):
             self.moe.add(prefix)
             n = expert_count(children)
             if n:
                 self.moe_experts[prefix] = n
-        state["_modules"] = {k: None if v is None else self._meta_clone(v, dot + k)
-                             for k, v in children.items()} if children else {}
+        if children:
+            state["_modules"] = clones = {}
+            for k, v in children.items():
+                clones[k] = None if v is None else self._meta_clone(v, dot + k)
+        else:
+            state["_modules"] = {}
         self._clone_of[id(mod)] = clone
         for name in _RUN_HOOKS:    # the clone's own hook dicts, never the user's
             hooks = source.get(name)
@@ -213,6 +254,10 @@ class MetaModel:
         packed = packed_weights(mod)
         weights: tuple = (None, None)
         if packed is not None:   # a dynamically quantized Linear: F.linear on its int8 weight
+            if first:
+                for t, name, key in packed:
+                    if t is not None:
+                        self._params[key] = (prefix, name, t.numel())
             weights = tuple(None if t is None else twin(t, dot + name, "param", key)
                             for t, name, key in packed)
             state["forward"] = types.MethodType(_quantized_linear, weights)
@@ -228,6 +273,26 @@ class MetaModel:
     def modules(self) -> list[tuple[str, nn.Module]]:
         """`list(model.named_modules())`, from the walk of the root's clone when it was made."""
         return self.walk if "" in self._clones else list(self.model.named_modules())
+
+    def inventory(self) -> tuple[list[str], list[str], dict[int, tuple[str, str, int]]]:
+        """Over `modules()`: the names of those with forward hooks (or pre-hooks) and of those
+        with backward hooks ("(root)" for the model), and id(parameter) -> (module, name, numel)
+        of each parameter of the model, tied ones once, with the packed weights of a dynamically
+        quantized Linear (`packed_weights`). Noted while cloning the root, else walked now."""
+        if "" in self._clones:
+            return self._hooked, self._backward_hooked, self._params
+        hooked: list[str] = []
+        backward: list[str] = []
+        params: dict[int, tuple[str, str, int]] = {}
+        for prefix, module in self.modules():
+            _note(module.__dict__, prefix, hooked, backward)
+            for key, p in module._parameters.items():
+                if p is not None and id(p) not in params:
+                    params[id(p)] = (prefix, key, p.numel())
+            for t, key, ident in packed_weights(module) or ():
+                if t is not None:
+                    params[ident] = (prefix, key, t.numel())
+        return hooked, backward, params
 
     def _hook(self, hook: Any, qualname: str) -> Any:
         """`hook` as the clone runs it: a method of one of the model's modules is called on that
