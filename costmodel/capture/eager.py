@@ -27,7 +27,6 @@ Known values (constants and what is computed from them) and the trace flags: kno
 """
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Any
 
@@ -41,7 +40,7 @@ from ..core.vocab import Code, NodeKind, OpFlag, Severity
 from ..errors import AnalysisError, EagerError, first_line
 from ..ops import META, lookup
 from ..ops.shape_rules import InputDtypeError
-from . import routing
+from . import leaves, routing
 from .builder import GraphBuilder, call_node
 from .equivalents import swapped
 from .fx import _user_frame, is_leaf
@@ -56,7 +55,9 @@ from .known import (
     as_a_trace,
     as_numbers,
     in_assert,
+    nonzero_assumed,
     stay_on_meta,
+    to_meta,
 )
 from .recorder import Recorded, Recording, _new_tensors, _Recorder, _tensors
 from .routing import ROUTING_CALLS, assumed_routing
@@ -73,16 +74,6 @@ _METADATA = {f for f in (
     Tensor.__len__, Tensor.get_device, torch._assert, Tensor.shape.__get__, Tensor.ndim.__get__,
     Tensor.dtype.__get__, Tensor.device.__get__, Tensor.is_meta.__get__,
     Tensor.requires_grad.__get__) if not (lookup(f).rule or lookup(f).flags)}
-
-
-def _to_meta(value: Any) -> Any:
-    if isinstance(value, Tensor):
-        return value if value.device == META else value.to(META)
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to_meta(v) for v in value)
-    if isinstance(value, dict):
-        return {k: _to_meta(v) for k, v in value.items()}
-    return value
 
 
 class _EagerRecorder(KnownValues, _Recorder):
@@ -176,8 +167,8 @@ class _EagerRecorder(KnownValues, _Recorder):
             return _Recorder.__torch_function__(self, func, types, args, kwargs)
         except RuntimeError as exc:   # a CPU constant met a meta activation: move it to meta
             if "device" in str(exc) and any(t.device != META for t in _tensors((args, kwargs))):
-                return _Recorder.__torch_function__(self, func, types, _to_meta(args),
-                                                    _to_meta(kwargs))
+                return _Recorder.__torch_function__(self, func, types, to_meta(args),
+                                                    to_meta(kwargs))
             if not self._numbers(args, kwargs):
                 raise
         except Exception:  # noqa: BLE001 - a size given as a one-number tensor, read by torch
@@ -229,6 +220,7 @@ class EagerCapture:
         self.routed: set[str] = set()          # blocks whose loop read an assumed routing
         self.asserted: dict[str, str] = {}     # 'file:line' of an assertion assumed -> module
         self._is_leaf = is_leaf
+        self._direct = leaves.active()   # the torch.nn layers run without their forward
         self.recorder = _EagerRecorder(self)
 
     # ---- nodes ------------------------------------------------------------------------------
@@ -250,7 +242,20 @@ class EagerCapture:
     # ---- modules ----------------------------------------------------------------------------
     def _wrap(self, module: nn.Module, qualname: str) -> None:
         forward = module.forward
-        if self._is_leaf(module, qualname):
+        direct = self._direct.get(type(module))   # leaves.py: no forward of its own, no kwargs
+        if direct is not None and "forward" not in module.__dict__ and \
+                self._is_leaf(module, qualname):
+            func, call = direct
+
+            def run(*args: Any, **kwargs: Any) -> Any:
+                if self.leaf is not None:
+                    return forward(*args, **kwargs)
+                if not kwargs and len(args) == 1 and type(args[0]) is Tensor:
+                    out = leaves.run(self, module, qualname, func, call, args[0])
+                    if out is not leaves.FULL:
+                        return out
+                return self._run_leaf(module, qualname, forward, args, kwargs)
+        elif self._is_leaf(module, qualname):
             def run(*args: Any, **kwargs: Any) -> Any:
                 if self.leaf is not None:
                     return forward(*args, **kwargs)
@@ -285,6 +290,12 @@ class EagerCapture:
         finally:
             self.leaf = None
         calls, recorder.calls = tuple(recorder.calls), []
+        return self._leaf_node(module, qualname, args, kwargs, out, calls, self.leaf_why)
+
+    def _leaf_node(self, module: nn.Module, qualname: str, args: tuple, kwargs: dict, out: Any,
+                   calls: tuple[Recorded, ...], why: list[str]) -> Any:
+        """The node of layer `module`, which read `args`, `kwargs`, returned `out` and made
+        `calls`; returns `out`."""
         builder = self.builder
         name = builder.name(qualname or type(module).__name__)
         outs = _tensors(out)
@@ -293,8 +304,8 @@ class EagerCapture:
                     (args, kwargs) if kwargs else args,   # the same tensors, one level less
                     tuple([self.recording.spec(t) for t in outs]), calls, unrecorded)
         builder.made(name, outs)
-        if self.leaf_why:
-            self.sources[name] = self.leaf_why[0]
+        if why:
+            self.sources[name] = why[0]
         return out
 
     def moe_block(self) -> str | None:
@@ -325,7 +336,7 @@ class EagerCapture:
     def _forward(self, root: nn.Module, inputs: dict[str, Any], by_position: tuple[str, ...],
                  as_trace: bool) -> CostGraph:
         builder = self.builder
-        patch = _nonzero_assumed()
+        patch = nonzero_assumed()
         try:
             with patch, as_a_trace(self.recording.values, as_trace), self.recorder:
                 out = root(*(inputs[n] for n in by_position),
@@ -340,20 +351,6 @@ class EagerCapture:
         builder.add(builder.name("output"), NodeKind.OUTPUT, "output", "", out, ())
         builder.mark_data_dependent(self.sources)
         return builder.graph()
-
-
-@contextlib.contextmanager
-def _nonzero_assumed():
-    """torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True), without the
-    class that `patch` builds on every call: meta nonzero() keeps every element (the upper
-    bound)."""
-    config = torch.fx.experimental._config
-    saved = config.meta_nonzero_assume_all_nonzero
-    config.meta_nonzero_assume_all_nonzero = True
-    try:
-        yield
-    finally:
-        config.meta_nonzero_assume_all_nonzero = saved
 
 
 def _explain(exc: BaseException, where: str) -> str:

@@ -329,3 +329,26 @@ def as_a_trace(values: dict[int, Any], compiling: bool = True):
          torch._check_tensor_all_with, transformer._detect_is_causal_mask) = saved
 
 
+def to_meta(value: Any) -> Any:
+    """`value` with each CPU tensor in it moved to meta (a constant met a meta activation)."""
+    if isinstance(value, Tensor):
+        return value if value.device == META else value.to(META)
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_meta(v) for v in value)
+    if isinstance(value, dict):
+        return {k: to_meta(v) for k, v in value.items()}
+    return value
+
+
+@contextlib.contextmanager
+def nonzero_assumed():
+    """torch.fx.experimental._config.patch(meta_nonzero_assume_all_nonzero=True), without the
+    class that `patch` builds on every call: meta nonzero() keeps every element (the upper
+    bound)."""
+    config = torch.fx.experimental._config
+    saved = config.meta_nonzero_assume_all_nonzero
+    config.meta_nonzero_assume_all_nonzero = True
+    try:
+        yield
+    finally:
+        config.meta_nonzero_assume_all_nonzero = saved
