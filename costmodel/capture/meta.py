@@ -179,8 +179,11 @@ class MetaModel:
             self.weights[id(meta)] = _new_weight(Weight, (name, role, key, t.numel(),
                                                           bool(t.requires_grad)))
             if role != "param" and _known_constant(t):   # a real copy (on the CPU)
-                self.values[id(meta)] = (meta, t.detach().clone() if t.device.type == "cpu"
-                                         else t.detach().to("cpu", copy=True))
+                if t.is_cpu:   # a buffer needs no detach (num_batches_tracked: one per BN)
+                    copy = t.detach().clone() if t.requires_grad else t.clone()
+                else:
+                    copy = t.detach().to("cpu", copy=True)
+                self.values[id(meta)] = (meta, copy)
         return meta
 
     def clone(self, qualname: str) -> nn.Module:

@@ -140,6 +140,8 @@ def format_input(name: str, shape: tuple[int, ...], dtype: str | None = None) ->
 
 def broadcast(*shapes: tuple[int, ...]) -> tuple[int, ...]:
     """NumPy broadcasting of shapes."""
+    if len(shapes) == 2 and shapes[0] == shapes[1]:   # most binary ops: the same shapes
+        return tuple(shapes[0])
     ndim = max((len(s) for s in shapes), default=0)
     result = []
     for i in range(-ndim, 0):
