@@ -241,6 +241,8 @@ class EagerCapture:
 
     # ---- modules ----------------------------------------------------------------------------
     def _wrap(self, module: nn.Module, qualname: str) -> None:
+        """Give the clone `module` a forward that says which module runs (meta.py calls this
+        for each clone it makes)."""
         forward = module.forward
         direct = self._direct.get(type(module))   # leaves.py: no forward of its own, no kwargs
         if direct is not None and "forward" not in module.__dict__ and \
@@ -270,9 +272,6 @@ class EagerCapture:
                 finally:
                     self.stack.pop()
         module.__dict__["forward"] = run
-        for name, child in module._modules.items():
-            if child is not None:
-                self._wrap(child, f"{qualname}.{name}" if qualname else name)
 
     def _run_leaf(self, module: nn.Module, qualname: str, forward: Any, args: tuple,
                   kwargs: dict) -> Any:
@@ -319,10 +318,14 @@ class EagerCapture:
     def run(self, inputs: dict[str, Any], by_position: tuple[str, ...] = (),
             as_trace: bool = True) -> CostGraph:
         with swapped(self.replaced, self.stack):   # before the wrap: it may swap a forward
-            root = self.recording.meta.clone("")
-            self.moe = frozenset(self.recording.meta.moe)   # routing.moe_blocks(root)
-            self.moe_experts = dict(self.recording.meta.moe_experts)
-            self._wrap(root, "")
+            meta = self.recording.meta
+            meta.visit = self._wrap   # each clone's forward is wrapped as it is made
+            try:
+                root = meta.clone("")
+            finally:
+                meta.visit = None
+            self.moe = frozenset(meta.moe)   # routing.moe_blocks(root)
+            self.moe_experts = dict(meta.moe_experts)
             builder = self.builder
             for name, value in inputs.items():
                 tensors = _tensors(value)

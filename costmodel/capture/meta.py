@@ -16,7 +16,7 @@ from __future__ import annotations
 import copy
 import types
 from collections import OrderedDict
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -167,6 +167,9 @@ class MetaModel:
         self._hooked: list[str] = []
         self._backward_hooked: list[str] = []
         self._params: dict[int, tuple[str, str, int]] = {}
+        #: called with each clone and its qualified name once the clone is made (the eager
+        #: capture wraps its forward there, in the same walk)
+        self.visit: Callable[[nn.Module, str], None] | None = None
 
     def twin(self, t: Tensor, name: str, role: str, key: int | None = None) -> Tensor:
         if key is None:
@@ -271,6 +274,8 @@ class MetaModel:
                 state["forward"] = forward
         state["training"] = self.training
         object.__setattr__(clone, "__dict__", state)   # a new object: nothing else holds it
+        if self.visit is not None:
+            self.visit(clone, prefix)
         return clone
 
     def modules(self) -> list[tuple[str, nn.Module]]:

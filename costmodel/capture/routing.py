@@ -50,7 +50,10 @@ def is_moe_block(children: dict[str, Any]) -> bool:
     """Whether a module with these children (`module._modules`) is an MoE block: it has a child
     named `experts` or `router` (JetMoE's MoE MLP keeps its experts as `input_linear` /
     `output_linear` beside a `router`)."""
-    return any(isinstance(children.get(child), nn.Module) for child in _MOE_CHILDREN)
+    for child in _MOE_CHILDREN:   # a loop, not any(<generator>): asked of every module cloned
+        if child in children and isinstance(children[child], nn.Module):
+            return True
+    return False
 
 
 def moe_blocks(root: nn.Module) -> frozenset[str]:
