@@ -66,7 +66,6 @@ from costmodel import latency
 from costmodel.analysis import fusion as _fusion
 from costmodel.analysis.calibrate import calibrate, describe
 from costmodel.analysis.calibrate_fused import calibrate_fused, describe_fused
-from costmodel.analysis.profiles import MMAP_BYTES as MMAP
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
